@@ -1,0 +1,93 @@
+//! `strata-bench`: the storage benchmark harness (run it with `cargo xtask bench`).
+//!
+//! It measures, side by side in one run and on the same inputs:
+//! - **layer apply**: a realistic rootfs layer (host files, pax tar as image builders write it),
+//!   uncompressed and gzip, applied by `strata storage load` (overlay and vfs), by
+//!   `containers-storage import-layer` (overlay and vfs), and extracted by GNU tar;
+//!   reported as MB/s of uncompressed tar and files/s;
+//! - **container create + mount latency**: `strata storage create` + `storage mount` against
+//!   `containers-storage create-container` + `mount`, median of many runs.
+//!
+//! Everything runs as whole commands (process start included, as users run them) on a
+//! loop-mounted ext4 image, because the root filesystem's timings swing widely on this machine
+//! (see shared/notes/MACHINE.md). It needs root. It is a benchmark, not a test: it asserts
+//! nothing and only reports.
+
+mod layer;
+mod report;
+mod run;
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+
+#[derive(Debug, Parser)]
+#[command(about = "Benchmark Strata's store against containers-storage and GNU tar")]
+struct Args {
+    /// The strata binary to measure (build it with --release)
+    #[arg(long, default_value = "target/release/strata")]
+    strata: PathBuf,
+    /// Scratch directory; a loop-mounted ext4 image is created inside it
+    #[arg(long, default_value = "/tmp/strata-bench")]
+    workdir: PathBuf,
+    /// Approximate size of the rootfs layer to build from host files, in MiB
+    #[arg(long, default_value_t = 400)]
+    layer_mib: u64,
+    /// Repetitions of each apply measurement (the median is reported)
+    #[arg(long, default_value_t = 3)]
+    apply_runs: usize,
+    /// Repetitions of each create+mount measurement (the median is reported)
+    #[arg(long, default_value_t = 30)]
+    create_runs: usize,
+    /// Write the results as JSON here too
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    if !rustix_is_root() {
+        bail!("strata-bench needs root (real overlay mounts, a loop-mounted ext4 image)");
+    }
+    let strata = std::fs::canonicalize(&args.strata).with_context(|| {
+        format!(
+            "strata binary {} not found; build it with cargo build --release -p strata-tools",
+            args.strata.display()
+        )
+    })?;
+    let scratch = run::Scratch::create(&args.workdir, 8 << 30)?;
+    let layer = layer::Layer::build(&scratch.path, args.layer_mib)?;
+    eprintln!(
+        "layer: {} entries, {:.1} MB uncompressed, {:.1} MB gzip",
+        layer.entries,
+        layer.tar_size as f64 / 1e6,
+        layer.gz_size as f64 / 1e6
+    );
+    let mut results = Vec::new();
+    results.extend(run::apply_benchmarks(
+        &scratch.path,
+        &strata,
+        &layer,
+        args.apply_runs,
+    )?);
+    results.extend(run::create_mount_benchmarks(
+        &scratch.path,
+        &strata,
+        &layer,
+        args.create_runs,
+    )?);
+    report::print(&layer, &results);
+    if let Some(p) = &args.json {
+        std::fs::write(p, serde_json::to_vec_pretty(&results)?)?;
+    }
+    Ok(())
+}
+
+fn rustix_is_root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}

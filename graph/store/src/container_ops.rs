@@ -1,0 +1,197 @@
+//! Container operations: create, mount, unmount, diff, commit and remove.
+//!
+//! Ordering keeps the "row implies payload" invariant: `create` makes the read-write layer
+//! before inserting the row; `remove` unmounts, deletes the row, then removes the payload.
+
+use std::io::{Seek, SeekFrom, Write};
+use std::path::PathBuf;
+
+use strata_graph_archive::write_changes;
+use strata_graph_types::{ContainerId, Digest, ImageId};
+
+use crate::blobs::{random_hex, TempFile};
+use crate::containers::{validate_name, Container};
+use crate::error::{Result, StoreError};
+use crate::import::LayerInput;
+use crate::meta::now;
+use crate::paths::container_key;
+use crate::store::Store;
+
+/// Options for [`Store::create_container`].
+#[derive(Debug, Clone, Default)]
+pub struct CreateOptions {
+    /// The container's name; defaults to its short ID.
+    pub name: Option<String>,
+    /// Front-end metadata, stored verbatim.
+    pub metadata: Option<serde_json::Value>,
+}
+
+impl Store {
+    /// Creates a container from `image`: a new read-write layer on top of the image's layers.
+    pub fn create_container(&self, image: &str, opts: CreateOptions) -> Result<Container> {
+        let img = self.image(image)?;
+        let id = ContainerId::parse(&random_hex(32)).expect("64 random hex digits");
+        let name = opts.name.unwrap_or_else(|| id.short().to_owned());
+        validate_name(&name)?;
+        let _gc = self.gc_shared()?;
+        let parents = self.meta.read(|tx| {
+            if tx.container_name_taken(&name)? {
+                return Err(StoreError::AlreadyExists {
+                    what: "container",
+                    name: name.clone(),
+                });
+            }
+            Store::chain_keys(tx, img.top_layer.as_ref())
+        })?;
+        let key = container_key(&id);
+        self.driver.create_writable(&key, &parents)?;
+        let c = Container {
+            id,
+            name,
+            image: img.id.clone(),
+            parent_layer: img.top_layer.clone(),
+            created: now(),
+            metadata: opts.metadata.unwrap_or_else(|| serde_json::json!({})),
+        };
+        if let Err(e) = self.meta.write(|tx| {
+            if tx.image(&img.id)?.is_none() {
+                return Err(StoreError::not_found("image", image));
+            }
+            tx.insert_container(&c)
+        }) {
+            let _ = self.driver.remove(&key);
+            return Err(e);
+        }
+        tracing::info!(container = %c.id.short(), name = %c.name, "container created");
+        Ok(c)
+    }
+
+    /// Mounts a container's root filesystem (idempotent) and returns the mount point.
+    pub fn mount(&self, name: &str) -> Result<PathBuf> {
+        let c = self.container(name)?;
+        let target = self.paths.mountpoint(&c.id);
+        if strata_mount::is_mounted(&target)? {
+            return Ok(target);
+        }
+        let parents = self
+            .meta
+            .read(|tx| Store::chain_keys(tx, c.parent_layer.as_ref()))?;
+        let mounts = self.driver.mounts(&container_key(&c.id), &parents, true);
+        std::fs::create_dir_all(&target).map_err(StoreError::io("create mount point", &target))?;
+        for m in &mounts {
+            strata_mount::mount(m, &target)?;
+        }
+        tracing::info!(container = %c.id.short(), target = %target.display(), "mounted");
+        Ok(target)
+    }
+
+    /// Unmounts a container's root filesystem if it is mounted.
+    pub fn unmount(&self, name: &str) -> Result<()> {
+        let c = self.container(name)?;
+        self.unmount_container(&c)
+    }
+
+    pub(crate) fn unmount_container(&self, c: &Container) -> Result<()> {
+        let target = self.paths.mountpoint(&c.id);
+        while strata_mount::is_mounted(&target)? {
+            strata_mount::unmount(&target)?;
+        }
+        match std::fs::remove_dir(&target) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(StoreError::io("remove mount point", &target)(e))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Removes a container (unmounting it first).
+    pub fn remove_container(&self, name: &str) -> Result<Container> {
+        let c = self.container(name)?;
+        let _gc = self.gc_shared()?;
+        self.unmount_container(&c)?;
+        self.meta.write(|tx| tx.delete_container(&c.id))?;
+        self.driver.remove(&container_key(&c.id))?;
+        tracing::info!(container = %c.id.short(), "container removed");
+        Ok(c)
+    }
+
+    /// Writes the container's changes as an uncompressed OCI layer tar. Returns its digest
+    /// (the diff ID it would have as a layer) and size.
+    pub fn diff(&self, name: &str, out: impl Write) -> Result<(Digest, u64)> {
+        let c = self.container(name)?;
+        let key = container_key(&c.id);
+        let parents = self
+            .meta
+            .read(|tx| Store::chain_keys(tx, c.parent_layer.as_ref()))?;
+        let changes = self.driver.changes(&key, &parents)?;
+        write_changes(&changes, &self.driver.changes_source(&key), out).map_err(|source| {
+            StoreError::Archive {
+                layer: format!("container {}", c.id.short()),
+                source,
+            }
+        })
+    }
+
+    /// Commits a container's changes as a new image named `image_name`: the diff becomes a new
+    /// layer on top of the container's image, and the image config gains its diff ID.
+    pub fn commit(&self, name: &str, image_name: &str) -> Result<ImageId> {
+        let c = self.container(name)?;
+        let base = self.meta.read(|tx| {
+            tx.image(&c.image)?
+                .ok_or_else(|| StoreError::Corrupt(format!("container {} has no image", c.name)))
+        })?;
+        let _gc = self.gc_shared()?;
+        let mut tmp = TempFile::new(&self.paths, ".tar")?;
+        let (diff_id, _size) = self.diff(name, std::io::BufWriter::new(&tmp.file))?;
+        tmp.file
+            .seek(SeekFrom::Start(0))
+            .map_err(StoreError::io("seek", &tmp.path))?;
+        let file = tmp
+            .file
+            .try_clone()
+            .map_err(StoreError::io("reopen", &tmp.path))?;
+        let lease = self.put_layers(
+            c.parent_layer.as_ref(),
+            vec![LayerInput {
+                diff_id: diff_id.clone(),
+                blob_digest: Some(diff_id.clone()),
+                open: Box::new(move || Ok(Box::new(file))),
+            }],
+        )?;
+        // The new config: the base config with one more diff ID and history entry.
+        let mut config: serde_json::Value =
+            serde_json::from_slice(&self.blobs.read(base.id.digest())?)
+                .map_err(|e| StoreError::Corrupt(format!("config of image {}: {e}", base.id)))?;
+        let created = crate::oci::rfc3339_now();
+        config["created"] = serde_json::json!(created);
+        let rootfs = config
+            .get_mut("rootfs")
+            .and_then(|r| r.get_mut("diff_ids"))
+            .and_then(|d| d.as_array_mut())
+            .ok_or_else(|| {
+                StoreError::Corrupt(format!(
+                    "config of image {} has no rootfs.diff_ids",
+                    base.id
+                ))
+            })?;
+        rootfs.push(serde_json::json!(diff_id.as_str()));
+        let hist = config
+            .as_object_mut()
+            .expect("config is an object")
+            .entry("history")
+            .or_insert(serde_json::json!([]));
+        if let Some(h) = hist.as_array_mut() {
+            h.push(serde_json::json!({"created": created, "created_by": format!("strata storage commit {}", c.name)}));
+        }
+        let config_bytes =
+            serde_json::to_vec(&config).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let img = self.record_image(
+            &config_bytes,
+            None,
+            lease.top().cloned(),
+            &[image_name.to_owned()],
+        )?;
+        drop(lease);
+        Ok(img)
+    }
+}

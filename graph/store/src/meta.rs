@@ -1,0 +1,247 @@
+//! The metastore: every name, parent link, size and reference lives here, in one SQLite database
+//! in WAL mode shared by every process that opens the store.
+//!
+//! Why SQLite: it gives multi-process ACID transactions with crash safety (a `kill -9` at any
+//! moment rolls back to the last committed transaction on the next open), concurrent readers
+//! during a write, and row-level updates, which is exactly what containers/storage's
+//! rewrite-whole-JSON-files-under-flock model lacks.
+//!
+//! Locking rules are types: functions that read take a [`ReadTxn`], functions that change
+//! metadata take a [`WriteTxn`] (begun `IMMEDIATE`, so it holds SQLite's write lock from its
+//! first statement and can never deadlock upgrading). A `WriteTxn` derefs to a `ReadTxn`.
+//!
+//! Schema (format version 1, kept in `PRAGMA user_version`):
+//! ```text
+//! meta(key PK, value)                              driver name, created time
+//! layers(id PK = chain ID, parent -> layers, diff_id, blob_digest?, blob_size?,
+//!        compression?, size = uncompressed tar bytes, created)
+//! images(id PK = config digest, top_layer -> layers?, manifest_digest, created)
+//! image_names(name PK, image -> images ON DELETE CASCADE)
+//! containers(id PK, name UNIQUE, image -> images, parent_layer -> layers?, created, metadata JSON)
+//! ```
+//! Invariant: a row exists only while its payload (driver key, tar-split file, blobs) exists.
+//! Payload is written before the row is inserted and removed after the row is deleted, so a crash
+//! can leave payload without a row (garbage, removed by `gc`) but never a row without payload.
+
+use std::ops::Deref;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+
+use crate::error::{Result, StoreError};
+
+/// The schema version this code reads and writes.
+pub const FORMAT_VERSION: i64 = 1;
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS layers (
+    id          TEXT PRIMARY KEY,
+    parent      TEXT REFERENCES layers(id) DEFERRABLE INITIALLY DEFERRED,
+    diff_id     TEXT NOT NULL,
+    blob_digest TEXT,
+    blob_size   INTEGER,
+    compression TEXT,
+    size        INTEGER NOT NULL,
+    created     INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS layers_parent ON layers(parent);
+CREATE TABLE IF NOT EXISTS images (
+    id              TEXT PRIMARY KEY,
+    top_layer       TEXT REFERENCES layers(id) DEFERRABLE INITIALLY DEFERRED,
+    manifest_digest TEXT NOT NULL,
+    created         INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS image_names (
+    name  TEXT PRIMARY KEY,
+    image TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED
+);
+CREATE INDEX IF NOT EXISTS image_names_image ON image_names(image);
+CREATE TABLE IF NOT EXISTS containers (
+    id           TEXT PRIMARY KEY,
+    name         TEXT NOT NULL UNIQUE,
+    image        TEXT NOT NULL REFERENCES images(id) DEFERRABLE INITIALLY DEFERRED,
+    parent_layer TEXT REFERENCES layers(id) DEFERRABLE INITIALLY DEFERRED,
+    created      INTEGER NOT NULL,
+    metadata     TEXT NOT NULL DEFAULT '{}'
+);
+"#;
+
+/// The metastore connection. One per process (per `Store`); SQLite coordinates processes.
+#[derive(Debug)]
+pub struct Meta {
+    path: PathBuf,
+    conn: Mutex<Connection>,
+}
+
+/// A read transaction: a consistent snapshot of the metadata.
+#[derive(Debug)]
+pub struct ReadTxn<'a> {
+    tx: rusqlite::Transaction<'a>,
+    path: &'a Path,
+}
+
+/// A write transaction: holds the store-wide metadata write lock until it ends. Keep it short:
+/// never extract or copy payload while holding one.
+#[derive(Debug)]
+pub struct WriteTxn<'a> {
+    read: ReadTxn<'a>,
+}
+
+impl<'a> Deref for WriteTxn<'a> {
+    type Target = ReadTxn<'a>;
+    fn deref(&self) -> &ReadTxn<'a> {
+        &self.read
+    }
+}
+
+impl<'a> ReadTxn<'a> {
+    /// The underlying SQL transaction, for the store's query modules.
+    pub(crate) fn sql(&self) -> &rusqlite::Transaction<'a> {
+        &self.tx
+    }
+
+    /// Maps a database error to a store error naming the database file.
+    pub(crate) fn err(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+        move |source| StoreError::Db {
+            path: self.path.to_owned(),
+            source,
+        }
+    }
+}
+
+impl Meta {
+    /// Opens (creating if needed) the database at `path` and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<Meta> {
+        let err = |source| StoreError::Db {
+            path: path.to_owned(),
+            source,
+        };
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(err)?;
+        // Many processes share the store: wait for the write lock rather than fail.
+        conn.busy_timeout(Duration::from_secs(60)).map_err(err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(err)?;
+        // FULL: a committed transaction survives power loss, not just a process crash.
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(err)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(err)?;
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(err)?;
+        if version > FORMAT_VERSION {
+            return Err(StoreError::Precondition(format!(
+                "store metadata {} has format version {version}, newer than this strata \
+                 understands ({FORMAT_VERSION}); upgrade strata",
+                path.display()
+            )));
+        }
+        if version < FORMAT_VERSION {
+            let tx = conn.unchecked_transaction().map_err(err)?;
+            tx.execute_batch(SCHEMA).map_err(err)?;
+            tx.pragma_update(None, "user_version", FORMAT_VERSION)
+                .map_err(err)?;
+            tx.commit().map_err(err)?;
+        }
+        Ok(Meta {
+            path: path.to_owned(),
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the guard cannot leave SQLite inconsistent (the transaction is
+        // rolled back on drop), so a poisoned mutex is safe to reuse.
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs `f` in a read transaction.
+    pub fn read<T>(&self, f: impl FnOnce(&ReadTxn<'_>) -> Result<T>) -> Result<T> {
+        let mut conn = self.lock();
+        let err = |source| StoreError::Db {
+            path: self.path.clone(),
+            source,
+        };
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Deferred)
+            .map_err(err)?;
+        let r = ReadTxn {
+            tx,
+            path: &self.path,
+        };
+        let out = f(&r)?;
+        r.tx.commit().map_err(err)?;
+        Ok(out)
+    }
+
+    /// Runs `f` in a write transaction, committing when it returns `Ok`.
+    pub fn write<T>(&self, f: impl FnOnce(&WriteTxn<'_>) -> Result<T>) -> Result<T> {
+        let mut conn = self.lock();
+        let err = |source| StoreError::Db {
+            path: self.path.clone(),
+            source,
+        };
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(err)?;
+        let w = WriteTxn {
+            read: ReadTxn {
+                tx,
+                path: &self.path,
+            },
+        };
+        let out = f(&w)?;
+        w.read.tx.commit().map_err(err)?;
+        Ok(out)
+    }
+
+    /// Runs SQLite's own integrity check; returns the problems it found.
+    pub fn integrity_check(&self) -> Result<Vec<String>> {
+        self.read(|tx| {
+            let mut stmt = tx
+                .sql()
+                .prepare("PRAGMA integrity_check")
+                .map_err(tx.err())?;
+            let rows = stmt
+                .query_map([], |r| r.get::<_, String>(0))
+                .map_err(tx.err())?
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(tx.err())?;
+            let mut fk = tx
+                .sql()
+                .prepare("PRAGMA foreign_key_check")
+                .map_err(tx.err())?;
+            let fks = fk
+                .query_map([], |r| {
+                    Ok(format!(
+                        "dangling reference in table {}",
+                        r.get::<_, String>(0)?
+                    ))
+                })
+                .map_err(tx.err())?
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(tx.err())?;
+            Ok(rows.into_iter().filter(|r| r != "ok").chain(fks).collect())
+        })
+    }
+}
+
+/// Seconds since the epoch, for `created` columns.
+pub(crate) fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}

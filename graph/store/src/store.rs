@@ -1,0 +1,212 @@
+//! The [`Store`] handle: opens the metastore, the blob store and the driver, and offers listing
+//! and information. Operations live in their own modules (`import`, `container_ops`,
+//! `image_ops`, `oci`, `gc`, `fsck`).
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use strata_driver_api::{Driver, DriverConfig, DriverStatus, Key};
+use strata_graph_types::LayerId;
+
+use crate::blobs::Blobs;
+use crate::containers::Container;
+use crate::error::{Result, StoreError};
+use crate::images::Image;
+use crate::layers::Layer;
+use crate::locks::{self, Lock};
+use crate::meta::{Meta, ReadTxn};
+use crate::paths::{layer_key, Paths};
+
+/// Where a store lives.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Persistent data (`/var/lib/strata` for root).
+    pub root: PathBuf,
+    /// Transient state such as mount points (`/run/strata` for root).
+    pub runroot: PathBuf,
+    /// The driver to use, by name.
+    pub driver: String,
+    /// Driver options (`--storage-opt key=value`).
+    pub driver_options: Vec<(String, String)>,
+}
+
+/// Builds a driver from its config. The binary supplies this: drivers are compiled into it.
+pub type DriverFactory<'a> =
+    &'a dyn Fn(&str, DriverConfig) -> strata_driver_api::Result<Box<dyn Driver>>;
+
+/// An open store. Cheap operations take `&self`; it is `Sync`, so threads may share it.
+#[derive(Debug)]
+pub struct Store {
+    pub(crate) paths: Paths,
+    pub(crate) meta: Meta,
+    pub(crate) blobs: Blobs,
+    pub(crate) driver: Box<dyn Driver>,
+}
+
+/// What `storage info` shows.
+#[derive(Debug, Clone, Serialize)]
+pub struct StoreInfo {
+    pub root: PathBuf,
+    pub runroot: PathBuf,
+    pub driver: DriverStatus,
+    pub format_version: i64,
+    pub images: usize,
+    pub layers: usize,
+    pub containers: usize,
+}
+
+impl Store {
+    /// Opens the store at `opts.root`, creating it if needed. A store remembers the driver it was
+    /// created with; opening it with another one is refused (their payloads are not compatible).
+    pub fn open(opts: StoreOptions, make_driver: DriverFactory<'_>) -> Result<Store> {
+        let paths = Paths {
+            root: opts.root.clone(),
+            runroot: opts.runroot.clone(),
+        };
+        paths
+            .create()
+            .map_err(StoreError::io("create store directories", &opts.root))?;
+        let meta = Meta::open(&paths.db())?;
+        let recorded = meta.write(|tx| {
+            let existing: Option<String> = rusqlite::OptionalExtension::optional(
+                tx.sql()
+                    .query_row("SELECT value FROM meta WHERE key = 'driver'", [], |r| {
+                        r.get(0)
+                    }),
+            )
+            .map_err(tx.err())?;
+            if existing.is_none() {
+                tx.sql()
+                    .execute(
+                        "INSERT INTO meta (key, value) VALUES ('driver', ?1)",
+                        [&opts.driver],
+                    )
+                    .map_err(tx.err())?;
+            }
+            Ok(existing)
+        })?;
+        if let Some(rec) = recorded {
+            if rec != opts.driver {
+                return Err(StoreError::Precondition(format!(
+                    "the store at {} was created with the {rec} driver, not {}; use --driver {rec} \
+                     or another --root",
+                    opts.root.display(),
+                    opts.driver
+                )));
+            }
+        }
+        let cfg = DriverConfig {
+            home: paths.driver_home(&opts.driver),
+            rootless: !rustix::process::geteuid().is_root(),
+            options: opts.driver_options.clone(),
+        };
+        std::fs::create_dir_all(&cfg.home).map_err(StoreError::io("create", &cfg.home))?;
+        let driver = make_driver(&opts.driver, cfg)?;
+        let blobs = Blobs::new(paths.clone());
+        tracing::debug!(root = %opts.root.display(), driver = %opts.driver, "store opened");
+        Ok(Store {
+            paths,
+            meta,
+            blobs,
+            driver,
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.paths.root
+    }
+
+    pub fn runroot(&self) -> &Path {
+        &self.paths.runroot
+    }
+
+    pub fn driver(&self) -> &dyn Driver {
+        self.driver.as_ref()
+    }
+
+    pub fn blobs(&self) -> &Blobs {
+        &self.blobs
+    }
+
+    /// Runs `f` in a metadata read transaction.
+    pub fn read<T>(&self, f: impl FnOnce(&ReadTxn<'_>) -> Result<T>) -> Result<T> {
+        self.meta.read(f)
+    }
+
+    /// The shared side of the gc lock, held by every operation that adds or removes payload.
+    pub(crate) fn gc_shared(&self) -> Result<Lock> {
+        locks::acquire(&self.paths.locks().join("gc.lock"), false)
+    }
+
+    pub(crate) fn gc_exclusive(&self) -> Result<Lock> {
+        locks::acquire(&self.paths.locks().join("gc.lock"), true)
+    }
+
+    pub(crate) fn layer_lock_path(&self, id: &LayerId) -> PathBuf {
+        self.paths.locks().join(format!("{}.lock", id.0.hex()))
+    }
+
+    /// The driver keys of `top` and its ancestors, nearest first.
+    pub(crate) fn chain_keys(tx: &ReadTxn<'_>, top: Option<&LayerId>) -> Result<Vec<Key>> {
+        match top {
+            None => Ok(Vec::new()),
+            Some(t) => Ok(tx.chain(t)?.iter().map(|l| layer_key(&l.id)).collect()),
+        }
+    }
+
+    pub fn info(&self) -> Result<StoreInfo> {
+        let (images, layers, containers) = self.meta.read(|tx| {
+            Ok((
+                tx.images()?.len(),
+                tx.layers()?.len(),
+                tx.containers()?.len(),
+            ))
+        })?;
+        Ok(StoreInfo {
+            root: self.paths.root.clone(),
+            runroot: self.paths.runroot.clone(),
+            driver: self.driver.status(),
+            format_version: crate::meta::FORMAT_VERSION,
+            images,
+            layers,
+            containers,
+        })
+    }
+
+    pub fn images(&self) -> Result<Vec<Image>> {
+        self.meta.read(|tx| tx.images())
+    }
+
+    pub fn layers(&self) -> Result<Vec<Layer>> {
+        self.meta.read(|tx| tx.layers())
+    }
+
+    pub fn containers(&self) -> Result<Vec<Container>> {
+        self.meta.read(|tx| tx.containers())
+    }
+
+    pub fn image(&self, name: &str) -> Result<Image> {
+        self.meta.read(|tx| tx.resolve_image(name))
+    }
+
+    pub fn container(&self, name: &str) -> Result<Container> {
+        self.meta.read(|tx| tx.resolve_container(name))
+    }
+
+    /// An image's layers, bottom first.
+    pub fn image_layers(&self, img: &Image) -> Result<Vec<Layer>> {
+        self.meta.read(|tx| match &img.top_layer {
+            None => Ok(Vec::new()),
+            Some(t) => {
+                let mut c = tx.chain(t)?;
+                c.reverse();
+                Ok(c)
+            }
+        })
+    }
+
+    /// Whether a container's root filesystem is mounted.
+    pub fn is_mounted(&self, c: &Container) -> Result<bool> {
+        Ok(strata_mount::is_mounted(&self.paths.mountpoint(&c.id))?)
+    }
+}

@@ -1,0 +1,67 @@
+//! The only code in Strata that mounts and unmounts.
+//!
+//! Drivers describe mounts as plain data ([`strata_driver_api::Mount`]); this crate performs
+//! them with the new mount API: overlays through `fsopen`/`fsconfig`/`fsmount` with one
+//! `lowerdir+` parameter per layer (chains of hundreds of layers mount; the legacy option page
+//! fits about 140), binds through `open_tree`/`move_mount` (read-only ones are made read-only
+//! before they are attached). It also unmounts ([`unmount`]), tells whether a path is a mount
+//! point ([`is_mounted`]) and which mounts use a directory ([`mounts_using`]), and offers
+//! [`MountGuard`], which unmounts on drop.
+//!
+//! What it deliberately does not do: choose mount points, record what is mounted (the kernel is
+//! the record), set propagation, or create the target directory (callers own their targets).
+
+mod bind;
+mod error;
+mod guard;
+mod mountinfo;
+mod overlay;
+mod setattr;
+mod unmount;
+
+use std::path::Path;
+
+use strata_driver_api::Mount;
+
+pub use error::MountError;
+pub use guard::MountGuard;
+pub use mountinfo::mounts_using;
+pub use unmount::{is_mounted, unmount, unmount_detach};
+
+/// Performs `m` at `target` (an existing directory). The new mount is stacked on whatever is
+/// already mounted there.
+pub fn mount(m: &Mount, target: &Path) -> Result<(), MountError> {
+    match m {
+        Mount::Bind { source, read_only } => bind::mount_bind(source, *read_only, target),
+        Mount::Overlay {
+            lower,
+            upper,
+            work,
+            options,
+        } => overlay::mount_overlay(
+            overlay::OverlaySpec {
+                lower,
+                upper: upper.as_deref(),
+                work: work.as_deref(),
+                options,
+            },
+            target,
+        ),
+    }
+}
+
+/// Performs `mounts` in order, all at `target` (each stacks on the previous one; drivers
+/// return one mount today). If one fails, the ones already made are unmounted again.
+pub fn mount_all(mounts: &[Mount], target: &Path) -> Result<(), MountError> {
+    for (i, m) in mounts.iter().enumerate() {
+        if let Err(e) = mount(m, target) {
+            for _ in 0..i {
+                if let Err(u) = unmount(target) {
+                    tracing::warn!(target = %target.display(), error = %u, "cannot undo a partial mount");
+                }
+            }
+            return Err(e);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,20 @@
+//! The compiled-in storage drivers, by name.
+
+use strata_driver_api::{Driver, DriverConfig, DriverError, Result};
+
+/// Names of the drivers this binary carries.
+pub const NAMES: &[&str] = &["overlay", "vfs"];
+
+pub fn make(name: &str, cfg: DriverConfig) -> Result<Box<dyn Driver>> {
+    match name {
+        "overlay" => Ok(Box::new(strata_driver_overlay::OverlayDriver::open(&cfg)?)),
+        "vfs" => Ok(Box::new(strata_driver_vfs::VfsDriver::open(&cfg)?)),
+        other => Err(DriverError::Unsupported {
+            driver: "unknown",
+            reason: format!(
+                "no storage driver named {other:?}; this strata has: {}",
+                NAMES.join(", ")
+            ),
+        }),
+    }
+}

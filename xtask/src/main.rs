@@ -1,0 +1,110 @@
+//! `cargo xtask`: the project's automation, written in Rust so it runs wherever cargo does.
+//!
+//! - `setup`: installs the Debian packages the tests need (as root; a no-op when present).
+//! - `fixtures`: builds the test images with `tests/fixtures/make-images.sh`.
+//! - `test`: the README's test command: fmt, clippy, setup, fixtures, build, the whole test
+//!   suite as root, then proof that the privileged tier really ran.
+//! - `demo`: the README's demo: load the busybox image, create and mount a container, run
+//!   busybox inside it with chroot, clean up.
+//!
+//! It deliberately does no work of its own beyond orchestration: images are made by the
+//! fixture script with the reference tools, tests are run by `cargo test`, and the product is
+//! driven only through the `strata` binary.
+
+mod demo;
+mod fixtures;
+mod process;
+mod setup;
+mod suite;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+/// Project automation for Strata.
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Debug, Subcommand)]
+enum Task {
+    /// Install the Debian packages the tests need (as root; skips apt when all are installed).
+    Setup,
+    /// Build the fixture images into <target>/fixtures (skipped when up to date).
+    Fixtures {
+        /// Build them here instead.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// The full test run, as root: fmt, clippy, setup, fixtures, build, every test, and a
+    /// check that the privileged tier ran.
+    Test,
+    /// Load the busybox image into a temporary store, mount a container, run busybox in it.
+    Demo {
+        /// Storage driver for the demo store.
+        #[arg(long, default_value = "overlay", value_parser = ["overlay", "vfs"])]
+        driver: String,
+        /// Use this `strata` binary instead of building the release one.
+        #[arg(long)]
+        strata: Option<PathBuf>,
+    },
+}
+
+/// Paths of the workspace xtask works on.
+#[derive(Debug)]
+pub struct Workspace {
+    /// The workspace root (parent of `xtask/`).
+    pub root: PathBuf,
+    /// Cargo's target directory: `$CARGO_TARGET_DIR` or `<root>/target`.
+    pub target: PathBuf,
+}
+
+impl Workspace {
+    fn locate() -> Workspace {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .expect("xtask/ lives inside the workspace root")
+            .to_path_buf();
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .filter(|t| !t.is_empty())
+            // Relative to the current directory, as cargo reads it.
+            .map(|t| std::path::absolute(&t).unwrap_or_else(|_| root.join(t)))
+            .unwrap_or_else(|| root.join("target"));
+        Workspace { root, target }
+    }
+
+    /// Where `cargo xtask fixtures` puts the full fixture set.
+    pub fn fixtures_dir(&self) -> PathBuf {
+        self.target.join("fixtures")
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli.task) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // The cause chain, not anyhow's Debug form: no backtrace noise under RUST_BACKTRACE.
+            eprintln!("xtask: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(task: Task) -> Result<()> {
+    let ws = Workspace::locate();
+    match task {
+        Task::Setup => setup::ensure_packages(setup::TEST_PACKAGES),
+        Task::Fixtures { out } => {
+            let out = out.unwrap_or_else(|| ws.fixtures_dir());
+            fixtures::build(&ws, &out, fixtures::Selection::All)
+        }
+        Task::Test => suite::run(&ws),
+        Task::Demo { driver, strata } => demo::run(&ws, &driver, strata),
+    }
+}

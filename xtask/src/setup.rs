@@ -1,0 +1,137 @@
+//! Machine setup: the Debian 12 packages the tests and the demo need, installed with apt as
+//! root. Idempotent: when `dpkg-query` says every package is installed, apt is not run at all.
+//!
+//! It does not touch anything but packages (no services, cgroups or kernel settings) and does
+//! not upgrade packages that are already installed.
+
+use std::collections::HashSet;
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+use crate::process::{self, run};
+
+/// Everything `cargo xtask test` needs: the fixture tools (umoci, skopeo, busybox-static, attr's
+/// setfattr, libcap2-bin's setcap, zstd, tar, python3), reference and helper tools the tests
+/// use (containers-storage, pigz, jq), FUSE, mount/loop tools (util-linux), and mkfs for the
+/// ext4 and btrfs backing filesystems.
+pub const TEST_PACKAGES: &[&str] = &[
+    "umoci",
+    "skopeo",
+    "busybox-static",
+    "attr",
+    "libcap2-bin",
+    "containers-storage",
+    "zstd",
+    "pigz",
+    "tar",
+    "python3",
+    "jq",
+    "fuse3",
+    "util-linux",
+    "e2fsprogs",
+    "btrfs-progs",
+];
+
+/// What `cargo xtask demo` needs: umoci and busybox-static to build the busybox image.
+pub const DEMO_PACKAGES: &[&str] = &["umoci", "busybox-static"];
+
+/// Installs whichever of `packages` are missing (`apt-get update` once, then one
+/// `apt-get install`). Fails when something is missing and we are not root.
+pub fn ensure_packages(packages: &[&str]) -> Result<()> {
+    let missing = missing_packages(packages)?;
+    if missing.is_empty() {
+        eprintln!(
+            "xtask: all {} needed packages are installed",
+            packages.len()
+        );
+        return Ok(());
+    }
+    if !process::is_root()? {
+        bail!(
+            "packages {} are missing and installing them needs root: run this as root, or \
+             `apt-get install {}` yourself",
+            missing.join(", "),
+            missing.join(" ")
+        );
+    }
+    run(apt().arg("update")).context("apt-get update failed: check the machine's apt sources")?;
+    run(apt()
+        .args(["install", "-y", "--no-install-recommends"])
+        .args(&missing))
+    .with_context(|| format!("cannot install {}", missing.join(" ")))?;
+    let still = missing_packages(packages)?;
+    if !still.is_empty() {
+        bail!(
+            "apt-get reported success but {} are still not installed",
+            still.join(", ")
+        );
+    }
+    Ok(())
+}
+
+fn apt() -> Command {
+    let mut cmd = Command::new("apt-get");
+    cmd.env("DEBIAN_FRONTEND", "noninteractive");
+    cmd
+}
+
+/// The packages of `packages` that dpkg does not list as installed.
+fn missing_packages(packages: &[&str]) -> Result<Vec<String>> {
+    // dpkg-query exits 1 when some name is unknown to dpkg; its stdout still lists the rest.
+    let out = Command::new("dpkg-query")
+        .args(["--show", "--showformat=${Package} ${db:Status-Abbrev}\\n"])
+        .args(packages)
+        .stderr(std::process::Stdio::null())
+        .output()
+        .context("cannot run dpkg-query: this needs a Debian machine")?;
+    let listing = String::from_utf8_lossy(&out.stdout);
+    let installed = installed_from_listing(&listing);
+    Ok(packages
+        .iter()
+        .filter(|p| !installed.contains(**p))
+        .map(|p| p.to_string())
+        .collect())
+}
+
+/// Names whose dpkg status abbreviation is `ii` (wanted: install, state: installed).
+fn installed_from_listing(listing: &str) -> HashSet<&str> {
+    listing
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .filter(|(_, status)| status.starts_with("ii"))
+        .map(|(name, _)| name)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_fully_installed_packages_count() {
+        let listing = "umoci ii \nskopeo rc \nattr un \nzstd ii \n";
+        let installed = installed_from_listing(listing);
+        assert!(installed.contains("umoci") && installed.contains("zstd"));
+        assert!(
+            !installed.contains("skopeo"),
+            "removed but not purged is not installed"
+        );
+        assert!(!installed.contains("attr"));
+    }
+
+    #[test]
+    fn unknown_package_is_missing() {
+        let missing = missing_packages(&["no-such-package-strata-xtask"]).expect("dpkg-query runs");
+        assert_eq!(missing, ["no-such-package-strata-xtask"]);
+    }
+
+    #[test]
+    fn package_lists_have_no_duplicates() {
+        for list in [TEST_PACKAGES, DEMO_PACKAGES] {
+            let set: HashSet<_> = list.iter().collect();
+            assert_eq!(set.len(), list.len());
+        }
+        assert!(DEMO_PACKAGES.iter().all(|p| TEST_PACKAGES.contains(p)));
+    }
+}
