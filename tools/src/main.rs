@@ -42,7 +42,16 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            let msg: Vec<String> = e.chain().map(|c| c.to_string()).collect();
+            // One line: multi-line messages (e.g. TOML parse reports) are folded.
+            let msg: Vec<String> = e
+                .chain()
+                .map(|c| {
+                    c.to_string()
+                        .split_whitespace()
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+                .collect();
             eprintln!("strata: error: {}", dedup_chain(&msg));
             let code = e
                 .chain()

@@ -376,7 +376,11 @@ pub fn run(s: &Settings, cmd: StorageCommand) -> Result<()> {
                 }
             }
             if !r.consistent() && !repair {
-                bail!("the store has {} problem(s); run `strata storage fsck --repair` to remove what is broken", r.problems.len());
+                return Err(strata_graph_store::StoreError::Precondition(format!(
+                    "the store has {} problem(s); run `strata storage fsck --repair` to remove what is broken",
+                    r.problems.len()
+                ))
+                .into());
             }
         }
     }

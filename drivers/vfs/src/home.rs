@@ -29,8 +29,12 @@ pub fn prepare(home: &Path, subdirs: &[&str], driver: &'static str) -> Result<()
             ),
         }),
         Err(e) if e.kind() == ErrorKind::NotFound => {
-            std::fs::write(&format, format!("{FORMAT_VERSION}\n"))
-                .map_err(DriverError::io("write", &format))
+            // Written aside and renamed into place: several processes may open a fresh home at
+            // once, and none may read a half-written file.
+            let tmp = home.join(format!(".format.{}", std::process::id()));
+            std::fs::write(&tmp, format!("{FORMAT_VERSION}\n"))
+                .map_err(DriverError::io("write", &tmp))?;
+            std::fs::rename(&tmp, &format).map_err(DriverError::io("rename", &format))
         }
         Err(e) => Err(DriverError::io("read", &format)(e)),
     }

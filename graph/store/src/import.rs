@@ -239,8 +239,14 @@ impl Store {
 }
 
 /// Removes a staging area that will not be committed. Failure only leaves debris for gc.
+/// Staging areas follow the driver API's protocol: `<area>.lock` beside `<area>`; the area is
+/// removed first, then the lock file, while the lock is still held.
 fn discard(s: Staging) {
     if let Err(e) = std::fs::remove_dir_all(&s.area) {
         tracing::warn!(area = %s.area.display(), error = %e, "could not remove staging area; gc will");
+        return;
     }
+    let mut lock = s.area.clone().into_os_string();
+    lock.push(".lock");
+    let _ = std::fs::remove_file(lock);
 }

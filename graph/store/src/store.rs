@@ -75,18 +75,10 @@ impl Store {
                     }),
             )
             .map_err(tx.err())?;
-            if existing.is_none() {
-                tx.sql()
-                    .execute(
-                        "INSERT INTO meta (key, value) VALUES ('driver', ?1)",
-                        [&opts.driver],
-                    )
-                    .map_err(tx.err())?;
-            }
             Ok(existing)
         })?;
-        if let Some(rec) = recorded {
-            if rec != opts.driver {
+        if let Some(rec) = &recorded {
+            if *rec != opts.driver {
                 return Err(StoreError::Precondition(format!(
                     "the store at {} was created with the {rec} driver, not {}; use --driver {rec} \
                      or another --root",
@@ -102,6 +94,29 @@ impl Store {
         };
         std::fs::create_dir_all(&cfg.home).map_err(StoreError::io("create", &cfg.home))?;
         let driver = make_driver(&opts.driver, cfg)?;
+        // Only a driver that opened is recorded, so a mistyped --driver cannot claim a store.
+        if recorded.is_none() {
+            let winner: String = meta.write(|tx| {
+                tx.sql()
+                    .execute(
+                        "INSERT OR IGNORE INTO meta (key, value) VALUES ('driver', ?1)",
+                        [&opts.driver],
+                    )
+                    .map_err(tx.err())?;
+                tx.sql()
+                    .query_row("SELECT value FROM meta WHERE key = 'driver'", [], |r| {
+                        r.get(0)
+                    })
+                    .map_err(tx.err())
+            })?;
+            if winner != opts.driver {
+                return Err(StoreError::Precondition(format!(
+                    "the store at {} was created with the {winner} driver, not {}",
+                    opts.root.display(),
+                    opts.driver
+                )));
+            }
+        }
         let blobs = Blobs::new(paths.clone());
         tracing::debug!(root = %opts.root.display(), driver = %opts.driver, "store opened");
         Ok(Store {
