@@ -119,7 +119,7 @@ impl Store {
             r.temp_files += 1;
         }
         for entry in read_dir(&self.paths.locks())? {
-            if entry.file_name() != "gc.lock" {
+            if entry.file_name() != "gc.lock" && entry.file_name() != "init.lock" {
                 remove_file(&entry.path())?;
             }
         }

@@ -117,7 +117,12 @@ impl<'a> ReadTxn<'a> {
 
 impl Meta {
     /// Opens (creating if needed) the database at `path` and brings its schema up to date.
-    pub fn open(path: &Path) -> Result<Meta> {
+    ///
+    /// Several processes may open a fresh store at once. Switching to WAL and creating the
+    /// schema need SQLite's exclusive lock, and SQLite fails such lock upgrades at once rather
+    /// than waiting, so this setup runs under the exclusive `flock` at `init_lock`.
+    pub fn open(path: &Path, init_lock: &Path) -> Result<Meta> {
+        let _init = crate::locks::acquire(init_lock, true)?;
         let err = |source| StoreError::Db {
             path: path.to_owned(),
             source,
@@ -149,7 +154,8 @@ impl Meta {
             )));
         }
         if version < FORMAT_VERSION {
-            let tx = conn.unchecked_transaction().map_err(err)?;
+            let tx = rusqlite::Transaction::new_unchecked(&conn, TransactionBehavior::Immediate)
+                .map_err(err)?;
             tx.execute_batch(SCHEMA).map_err(err)?;
             tx.pragma_update(None, "user_version", FORMAT_VERSION)
                 .map_err(err)?;

@@ -66,7 +66,7 @@ impl Store {
         paths
             .create()
             .map_err(StoreError::io("create store directories", &opts.root))?;
-        let meta = Meta::open(&paths.db())?;
+        let meta = Meta::open(&paths.db(), &paths.locks().join("init.lock"))?;
         let recorded = meta.write(|tx| {
             let existing: Option<String> = rusqlite::OptionalExtension::optional(
                 tx.sql()
