@@ -53,6 +53,12 @@ enum Task {
         #[arg(long)]
         strata: Option<PathBuf>,
     },
+    /// The storage benchmarks (as root): Strata vs containers-storage vs GNU tar, side by side.
+    /// Extra arguments go to `strata-bench` (see `cargo xtask bench -- --help`).
+    Bench {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 /// Paths of the workspace xtask works on.
@@ -106,5 +112,25 @@ fn run(task: Task) -> Result<()> {
         }
         Task::Test => suite::run(&ws),
         Task::Demo { driver, strata } => demo::run(&ws, &driver, strata),
+        Task::Bench { args } => {
+            setup::ensure_packages(setup::TEST_PACKAGES)?;
+            process::run(process::cargo(&ws.root).args([
+                "build",
+                "--release",
+                "-p",
+                "strata-tools",
+                "-p",
+                "strata-benches",
+            ]))?;
+            let json = ws.target.join("bench-results.json");
+            process::run(
+                std::process::Command::new(ws.target.join("release/strata-bench"))
+                    .arg("--strata")
+                    .arg(ws.target.join("release/strata"))
+                    .arg("--json")
+                    .arg(&json)
+                    .args(args),
+            )
+        }
     }
 }
