@@ -70,7 +70,8 @@ impl Layer {
                 .args([src, "-xdev", "-printf", "%s %p\\n"])
                 .current_dir("/"))?;
             let mut lines: Vec<&str> = out.lines().collect();
-            lines.sort_unstable();
+            // Stable order by path, so the layer is a realistic mix of small and large files.
+            lines.sort_unstable_by_key(|l| l.split_once(' ').map(|(_, p)| p).unwrap_or(l));
             for l in lines {
                 let Some((size, path)) = l.split_once(' ') else {
                     continue;

@@ -78,12 +78,25 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
+/// Unmounts everything mounted at or below `dir`, deepest first (containers-storage leaves its
+/// overlay home and container mounts behind).
+fn unmount_below(dir: &Path) {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let prefix = dir.to_string_lossy().into_owned();
+    let mut points: Vec<String> = info
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|p| *p == prefix || p.starts_with(&format!("{prefix}/")))
+        .map(str::to_owned)
+        .collect();
+    points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    for p in points {
+        let _ = Command::new("umount").arg("-l").arg(&p).status();
+    }
+}
+
 fn fresh(dir: &Path) -> Result<()> {
-    let _ = Command::new("umount")
-        .arg("-R")
-        .arg(dir)
-        .stderr(std::process::Stdio::null())
-        .status();
+    unmount_below(dir);
     if dir.exists() {
         run(Command::new("rm").arg("-rf").arg(dir))?;
     }
@@ -190,9 +203,12 @@ pub fn apply_benchmarks(
     let mut out = Vec::new();
     for (name, make) in &cases {
         let mut times = Vec::new();
-        for _ in 0..runs {
-            fresh(&dest)?;
-            times.push(timed(&mut make(&dest)).with_context(|| format!("benchmark {name}"))?);
+        for r in 0..runs {
+            // A new directory per run: nothing of an earlier run (containers-storage keeps its
+            // home mounted) needs removing first. The scratch filesystem is dropped at the end.
+            let d = dest.join(format!("{}-{r}", out.len()));
+            fresh(&d)?;
+            times.push(timed(&mut make(&d)).with_context(|| format!("benchmark {name}"))?);
         }
         let m = median(times);
         eprintln!("apply: {name}: {:.0} ms", m.as_secs_f64() * 1e3);
@@ -204,7 +220,7 @@ pub fn apply_benchmarks(
             files_per_s: Some(layer.entries as f64 / m.as_secs_f64()),
         });
     }
-    fresh(&dest)?;
+    unmount_below(&dest);
     Ok(out)
 }
 
