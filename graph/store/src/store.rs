@@ -67,7 +67,7 @@ impl Store {
             .create()
             .map_err(StoreError::io("create store directories", &opts.root))?;
         let meta = Meta::open(&paths.db(), &paths.locks().join("init.lock"))?;
-        let recorded = meta.write(|tx| {
+        let recorded = meta.read(|tx| {
             let existing: Option<String> = rusqlite::OptionalExtension::optional(
                 tx.sql()
                     .query_row("SELECT value FROM meta WHERE key = 'driver'", [], |r| {
