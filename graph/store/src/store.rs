@@ -67,25 +67,9 @@ impl Store {
             .create()
             .map_err(StoreError::io("create store directories", &opts.root))?;
         let meta = Meta::open(&paths.db(), &paths.locks().join("init.lock"))?;
-        let recorded = meta.read(|tx| {
-            let existing: Option<String> = rusqlite::OptionalExtension::optional(
-                tx.sql()
-                    .query_row("SELECT value FROM meta WHERE key = 'driver'", [], |r| {
-                        r.get(0)
-                    }),
-            )
-            .map_err(tx.err())?;
-            Ok(existing)
-        })?;
+        let recorded = meta.read(recorded_driver)?;
         if let Some(rec) = &recorded {
-            if *rec != opts.driver {
-                return Err(StoreError::Precondition(format!(
-                    "the store at {} was created with the {rec} driver, not {}; use --driver {rec} \
-                     or another --root",
-                    opts.root.display(),
-                    opts.driver
-                )));
-            }
+            check_driver(&opts, rec)?;
         }
         let cfg = DriverConfig {
             home: paths.driver_home(&opts.driver),
@@ -96,25 +80,18 @@ impl Store {
         let driver = make_driver(&opts.driver, cfg)?;
         // Only a driver that opened is recorded, so a mistyped --driver cannot claim a store.
         if recorded.is_none() {
-            let winner: String = meta.write(|tx| {
+            let winner = meta.write(|tx| {
                 tx.sql()
                     .execute(
                         "INSERT OR IGNORE INTO meta (key, value) VALUES ('driver', ?1)",
                         [&opts.driver],
                     )
                     .map_err(tx.err())?;
-                tx.sql()
-                    .query_row("SELECT value FROM meta WHERE key = 'driver'", [], |r| {
-                        r.get(0)
-                    })
-                    .map_err(tx.err())
+                recorded_driver(tx)
             })?;
-            if winner != opts.driver {
-                return Err(StoreError::Precondition(format!(
-                    "the store at {} was created with the {winner} driver, not {}",
-                    opts.root.display(),
-                    opts.driver
-                )));
+            // Another process may have created the store with another driver meanwhile.
+            if let Some(w) = &winner {
+                check_driver(&opts, w)?;
             }
         }
         let blobs = Blobs::new(paths.clone());
@@ -224,4 +201,27 @@ impl Store {
     pub fn is_mounted(&self, c: &Container) -> Result<bool> {
         Ok(strata_mount::is_mounted(&self.paths.mountpoint(&c.id))?)
     }
+}
+
+/// The driver a store was created with, if it has been recorded yet.
+fn recorded_driver(tx: &ReadTxn<'_>) -> Result<Option<String>> {
+    rusqlite::OptionalExtension::optional(tx.sql().query_row(
+        "SELECT value FROM meta WHERE key = 'driver'",
+        [],
+        |r| r.get(0),
+    ))
+    .map_err(tx.err())
+}
+
+/// Refuses to open a store with another driver than the one it was created with.
+fn check_driver(opts: &StoreOptions, recorded: &str) -> Result<()> {
+    if recorded == opts.driver {
+        return Ok(());
+    }
+    Err(StoreError::Precondition(format!(
+        "the store at {} was created with the {recorded} driver, not {}; use --driver {recorded} \
+         or another --root",
+        opts.root.display(),
+        opts.driver
+    )))
 }
