@@ -6,7 +6,9 @@
 //!   `containers-storage import-layer` (overlay and vfs), and extracted by GNU tar;
 //!   reported as MB/s of uncompressed tar and files/s;
 //! - **container create + mount latency**: `strata storage create` + `storage mount` against
-//!   `containers-storage create-container` + `mount`, median of many runs.
+//!   `containers-storage create-container` + `mount`, median of many runs; and the same two
+//!   calls through the store library in one process that opened the store once (what a
+//!   front-end plugin or the CRI daemon pays per container, without process start-up).
 //!
 //! Everything runs as whole commands (process start included, as users run them) on a
 //! loop-mounted ext4 image, because the root filesystem's timings swing widely on this machine

@@ -48,7 +48,10 @@ pub fn print(layer: &Layer, results: &[Measurement]) {
     ) {
         println!("apply speed-up over GNU tar -xz: {:.2}x", t / s);
     }
-    println!("\n## Container create + mount latency (median, whole commands)\n");
+    println!(
+        "\n## Container create + mount latency (median; whole commands, and `strata library` \
+         in one process that opened the store once)\n"
+    );
     println!("| tool | create ms | mount ms | create+mount ms |");
     println!("|---|---:|---:|---:|");
     let tools: Vec<&str> = {

@@ -254,6 +254,7 @@ pub fn create_mount_benchmarks(
             run(strata(bin, &store, driver).args(["storage", "rm", &format!("c{i}")]))?;
         }
         push_latency(&mut out, &format!("strata, {driver}"), create, mount, both);
+        in_process(&mut out, &store, driver, n)?;
         fresh(&store)?;
         // containers-storage.
         let store = scratch.join(format!("cm-cs-{driver}"));
@@ -300,6 +301,60 @@ pub fn create_mount_benchmarks(
         fresh(&store)?;
     }
     Ok(out)
+}
+
+/// The same create + mount through the store library, in one process that opened the store once:
+/// what a front-end plugin (loaded into `strata`) or the CRI daemon pays per container. Runs on
+/// the store the CLI measurement just used (its image is loaded, its containers removed).
+fn in_process(out: &mut Vec<Measurement>, store: &Path, driver: &str, n: usize) -> Result<()> {
+    use strata_graph_store::{CreateOptions, Store, StoreOptions};
+    let opts = StoreOptions {
+        root: store.join("root"),
+        runroot: store.join("run"),
+        driver: driver.to_owned(),
+        driver_options: Vec::new(),
+        max_layer_size: strata_graph_store::DEFAULT_MAX_LAYER_SIZE,
+    };
+    let s = Store::open(opts, &make_driver)?;
+    let (mut create, mut mount, mut both) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..n {
+        let t = Instant::now();
+        let c = s.create_container(
+            "bench",
+            CreateOptions {
+                name: Some(format!("lib{i}")),
+                metadata: None,
+            },
+        )?;
+        let c_t = t.elapsed();
+        let t = Instant::now();
+        s.mount(c.id.as_str())?;
+        let m_t = t.elapsed();
+        create.push(c_t);
+        mount.push(m_t);
+        both.push(c_t + m_t);
+    }
+    for i in 0..n {
+        s.remove_container(&format!("lib{i}"))?;
+    }
+    push_latency(
+        out,
+        &format!("strata library, {driver}"),
+        create,
+        mount,
+        both,
+    );
+    Ok(())
+}
+
+fn make_driver(
+    name: &str,
+    cfg: strata_driver_api::DriverConfig,
+) -> strata_driver_api::Result<Box<dyn strata_driver_api::Driver>> {
+    Ok(match name {
+        "overlay" => Box::new(strata_driver_overlay::OverlayDriver::open(&cfg)?),
+        _ => Box::new(strata_driver_vfs::VfsDriver::open(&cfg)?),
+    })
 }
 
 fn push_latency(

@@ -68,6 +68,7 @@ const STRATA_ENV: &[&str] = &[
     "STRATA_DRIVER",
     "STRATA_CONFIG",
     "STRATA_LOG",
+    "STRATA_MAX_LAYER_SIZE",
 ];
 
 /// A temporary store and the means to run `strata` against it.

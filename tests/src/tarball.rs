@@ -213,14 +213,18 @@ pub fn header(spec: &EntrySpec, flag: u8, size: u64) -> [u8; 512] {
     h
 }
 
-/// A gzip stream of a tar holding one file `zeros` of `size` zero bytes, produced lazily
-/// while it is read (nothing is held in memory or written to disk): a decompression bomb.
-pub fn gzip_bomb(size: u64) -> impl std::io::Read {
+/// A tar holding one file `zeros` of `size` zero bytes, produced lazily while it is read
+/// (nothing is held in memory or written to disk).
+pub fn zeros_tar(size: u64) -> impl std::io::Read {
     use std::io::Read as _;
     let hdr = header(&EntrySpec::new(EntryType::File, "zeros"), b'0', size);
     let pad = (512 - size % 512) % 512;
-    let tar = std::io::Cursor::new(hdr).chain(std::io::repeat(0).take(size + pad + 1024));
-    flate2::read::GzEncoder::new(tar, flate2::Compression::best())
+    std::io::Cursor::new(hdr).chain(std::io::repeat(0).take(size + pad + 1024))
+}
+
+/// [`zeros_tar`] gzip-compressed, lazily: a decompression bomb.
+pub fn gzip_bomb(size: u64) -> impl std::io::Read {
+    flate2::read::GzEncoder::new(zeros_tar(size), flate2::Compression::best())
 }
 
 /// Writes `v` as a NUL-terminated zero-padded octal number filling `field`.

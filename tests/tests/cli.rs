@@ -373,6 +373,48 @@ fn root_flag_beats_environment_beats_config_file() {
     assert_eq!(v["driver"]["name"], "vfs", "--driver beats STRATA_DRIVER");
 }
 
+/// `--max-layer-size` beats `STRATA_MAX_LAYER_SIZE` beats the config file's `max_layer_size`
+/// beats the 256 GiB default; sizes take binary suffixes; a bad size is a usage error.
+#[test]
+fn max_layer_size_comes_from_flag_environment_config_or_default() {
+    let s = Strata::new("vfs");
+    let v = info(&mut s.command());
+    assert_eq!(v["max_layer_size"], 256u64 << 30, "the default is 256 GiB");
+    let cfg = s.scratch().join("size.toml");
+    std::fs::write(&cfg, "max_layer_size = \"3G\"\n").expect("write config");
+    let v = info(s.command().arg("--config").arg(&cfg));
+    assert_eq!(v["max_layer_size"], 3u64 << 30, "config file");
+    let v = info(
+        s.command()
+            .arg("--config")
+            .arg(&cfg)
+            .env("STRATA_MAX_LAYER_SIZE", "2048K"),
+    );
+    assert_eq!(
+        v["max_layer_size"],
+        2048u64 << 10,
+        "environment beats config"
+    );
+    let v = info(
+        s.command()
+            .args(["--max-layer-size", "512MiB"])
+            .env("STRATA_MAX_LAYER_SIZE", "2048K"),
+    );
+    assert_eq!(v["max_layer_size"], 512u64 << 20, "flag beats environment");
+    let out = s
+        .command()
+        .args(["--max-layer-size", "lots", "storage", "info"])
+        .output()
+        .expect("run strata");
+    assert_eq!(out.status.code(), Some(2), "a bad size is a usage error");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("invalid size"), "{err}");
+    std::fs::write(&cfg, "max_layer_size = 0\n").expect("write config");
+    let (code, err) = s.fail(["--config", cfg.to_str().expect("utf-8"), "storage", "info"]);
+    assert_ne!(code, 0);
+    assert_one_line_error(&err, "max_layer_size");
+}
+
 #[test]
 fn bad_config_files_are_reported_with_their_path() {
     let s = Strata::new("vfs");

@@ -5,9 +5,9 @@
 //! with no garbage, no new files anywhere under the test directory) and create nothing on the
 //! host. Symlink tricks may instead be accepted if what they write stays inside the layer.
 //!
-//! The decompression-bomb guard (`ApplyOptions::max_uncompressed`, default 256 GiB) is not
-//! reachable from the CLI: neither `strata storage load` nor the store's `LoadOptions` expose a
-//! limit. It is therefore tested at the library level with `strata_graph_archive::apply`.
+//! The decompression-bomb guard (`--max-layer-size`, default 256 GiB) is tested through the CLI
+//! with a valid image whose 1 GiB layer compresses to about a megabyte, and at the library
+//! level (`strata_graph_archive::apply`) for how little it writes before stopping.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -104,12 +104,28 @@ fn refused(
     names: impl Fn(&Layout) -> Vec<String>,
     words: &[&str],
 ) {
+    refused_with(&[], build, names, words);
+}
+
+/// [`refused`], with extra global options given to the failing `storage load`.
+fn refused_with(
+    options: &[&str],
+    build: impl Fn(&Path) -> Layout,
+    names: impl Fn(&Layout) -> Vec<String>,
+    words: &[&str],
+) {
     for driver in DRIVERS {
         let s = store(driver);
         let layout = build(&s.scratch().join("hostile"));
         let before = state(&s);
         let files_before = paths_under(s.base());
-        let (code, err) = s.fail(["storage", "load", &layout.oci_ref()]);
+        let oci_ref = layout.oci_ref();
+        let args: Vec<&str> = options
+            .iter()
+            .copied()
+            .chain(["storage", "load", oci_ref.as_str()])
+            .collect();
+        let (code, err) = s.fail(args);
         let names = names(&layout);
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
         eprintln!("[{driver}] exit {code}: {}", err.trim());
@@ -562,8 +578,46 @@ fn garbage_layer_is_refused() {
     );
 }
 
-/// The CLI exposes no uncompressed-size limit (see the module docs), so the bomb guard is
-/// checked on the archive library: a lazily generated gzip stream of a 2 GiB file of zeros
+/// A valid image (every digest right) whose gzip layer of about a megabyte expands to 1 GiB:
+/// loading it with `--max-layer-size 64M` fails naming the layer and the limit, and leaves
+/// the store and the disk as they were.
+#[test]
+fn decompression_bomb_is_refused_by_max_layer_size() {
+    if !require_privileged(
+        "hostile::decompression_bomb_is_refused_by_max_layer_size",
+        "overlay mounts and root-owned extraction",
+    ) {
+        return;
+    }
+    use std::io::Read as _;
+    use strata_tests::tarball::zeros_tar;
+    const SIZE: u64 = 1 << 30;
+    let mut gz = Vec::new();
+    gzip_bomb(SIZE).read_to_end(&mut gz).expect("compress");
+    let mut hasher = <sha2::Sha256 as sha2::Digest>::new();
+    std::io::copy(&mut zeros_tar(SIZE), &mut hasher).expect("hash");
+    let diff_id = format!("sha256:{:x}", sha2::Digest::finalize(hasher));
+    eprintln!("bomb: {} bytes of gzip expand to {SIZE} bytes", gz.len());
+    assert!(gz.len() < 4 << 20, "the bomb is not a bomb");
+    refused_with(
+        &["--max-layer-size", "64M"],
+        |d| {
+            LayoutBuilder::new()
+                .layer(
+                    LayerSpec::tar(Vec::new())
+                        .compressed(Compression::Gzip)
+                        .blob(gz.clone())
+                        .diff_id(diff_id.clone()),
+                )
+                .write(d)
+                .expect("write")
+        },
+        layer_digests,
+        &["limit"],
+    );
+}
+
+/// The bomb guard on the archive library: a lazily generated gzip stream of a 2 GiB file of zeros
 /// against a 64 MiB limit must stop early with an error saying so.
 #[test]
 fn gzip_bomb_is_stopped_by_the_size_limit() {

@@ -35,6 +35,10 @@ pub struct GlobalArgs {
     /// Driver option as KEY=VALUE (repeatable)
     #[arg(long = "storage-opt", global = true, value_name = "KEY=VALUE")]
     pub storage_opts: Vec<String>,
+    /// Refuse layers that expand to more than SIZE uncompressed (bytes, or with a K, M, G or T
+    /// suffix, powers of 1024); a guard against decompression bombs [default: 256G]
+    #[arg(long, global = true, env = "STRATA_MAX_LAYER_SIZE", value_name = "SIZE", value_parser = parse_size)]
+    pub max_layer_size: Option<u64>,
     /// Configuration file (TOML)
     #[arg(long, global = true, env = "STRATA_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -51,6 +55,8 @@ struct FileConfig {
     driver: Option<String>,
     #[serde(default)]
     storage_opts: Vec<String>,
+    #[serde(default, deserialize_with = "de_size")]
+    max_layer_size: Option<u64>,
 }
 
 /// The resolved settings.
@@ -60,6 +66,7 @@ pub struct Settings {
     pub runroot: PathBuf,
     pub driver: String,
     pub driver_options: Vec<(String, String)>,
+    pub max_layer_size: u64,
 }
 
 fn is_root() -> bool {
@@ -140,10 +147,76 @@ impl Settings {
             runroot: absolute(runroot)?,
             driver,
             driver_options,
+            max_layer_size: args
+                .max_layer_size
+                .or(file.max_layer_size)
+                .unwrap_or(strata_graph_store::DEFAULT_MAX_LAYER_SIZE),
         })
     }
 }
 
 fn absolute(p: PathBuf) -> Result<PathBuf> {
     std::path::absolute(&p).with_context(|| format!("cannot resolve path {}", p.display()))
+}
+
+/// Parses a size: bytes, or a number with a K, M, G or T suffix (powers of 1024; an optional
+/// trailing `B` or `iB` is accepted, so `512M`, `512MiB` and `512MB` all mean 512 MiB).
+pub fn parse_size(s: &str) -> std::result::Result<u64, String> {
+    let t = s.trim();
+    let upper = t.to_ascii_uppercase();
+    let body = upper
+        .strip_suffix("IB")
+        .or_else(|| upper.strip_suffix('B'))
+        .unwrap_or(&upper);
+    let (num, shift) = match body.chars().last() {
+        Some('K') => (&body[..body.len() - 1], 10),
+        Some('M') => (&body[..body.len() - 1], 20),
+        Some('G') => (&body[..body.len() - 1], 30),
+        Some('T') => (&body[..body.len() - 1], 40),
+        _ => (body, 0),
+    };
+    let n: u64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("invalid size {s:?}: use bytes or a number with K, M, G or T"))?;
+    if n == 0 {
+        return Err(format!("invalid size {s:?}: must be more than zero"));
+    }
+    n.checked_mul(1 << shift)
+        .ok_or_else(|| format!("invalid size {s:?}: too large"))
+}
+
+fn de_size<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option<u64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Size {
+        Bytes(u64),
+        Text(String),
+    }
+    match Option::<Size>::deserialize(d)? {
+        None => Ok(None),
+        Some(Size::Bytes(0)) => Err(serde::de::Error::custom(
+            "max_layer_size must be more than zero",
+        )),
+        Some(Size::Bytes(n)) => Ok(Some(n)),
+        Some(Size::Text(t)) => parse_size(&t).map(Some).map_err(serde::de::Error::custom),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes_parse_with_binary_suffixes() {
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("64M"), Ok(64 << 20));
+        assert_eq!(parse_size("64MiB"), Ok(64 << 20));
+        assert_eq!(parse_size("2g"), Ok(2 << 30));
+        assert_eq!(parse_size("1T"), Ok(1 << 40));
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("12X").is_err());
+        assert!(parse_size("").is_err());
+        assert!(parse_size("99999999999T").is_err());
+    }
 }

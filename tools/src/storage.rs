@@ -140,6 +140,7 @@ pub fn open(s: &Settings) -> Result<Store> {
             runroot: s.runroot.clone(),
             driver: s.driver.clone(),
             driver_options: s.driver_options.clone(),
+            max_layer_size: s.max_layer_size,
         },
         &crate::drivers::make,
     )
@@ -162,6 +163,7 @@ pub fn run(s: &Settings, cmd: StorageCommand) -> Result<()> {
                         writeln!(out, "  {k}: {v}")?;
                     }
                     writeln!(out, "format version: {}", info.format_version)?;
+                    writeln!(out, "max layer size: {} bytes", info.max_layer_size)?;
                     writeln!(out, "images: {}", info.images)?;
                     writeln!(out, "layers: {}", info.layers)?;
                     writeln!(out, "containers: {}", info.containers)?;

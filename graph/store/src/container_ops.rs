@@ -53,7 +53,7 @@ impl Store {
             created: now(),
             metadata: opts.metadata.unwrap_or_else(|| serde_json::json!({})),
         };
-        if let Err(e) = self.meta.write(|tx| {
+        if let Err(e) = self.meta.write_additive(|tx| {
             if tx.image(&img.id)?.is_none() {
                 return Err(StoreError::not_found("image", image));
             }

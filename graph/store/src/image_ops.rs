@@ -51,7 +51,8 @@ impl Store {
             manifest_digest,
             created: now(),
         };
-        self.meta.write(|tx| tx.insert_image(&img, names))?;
+        self.meta
+            .write_additive(|tx| tx.insert_image(&img, names))?;
         tracing::info!(image = %img.id.0.short(), "image recorded");
         Ok(img.id)
     }
@@ -59,7 +60,7 @@ impl Store {
     /// Adds names to an image.
     pub fn tag(&self, image: &str, names: &[String]) -> Result<()> {
         let img = self.image(image)?;
-        self.meta.write(|tx| tx.insert_image(&img, names))
+        self.meta.write_additive(|tx| tx.insert_image(&img, names))
     }
 
     /// Removes an image and those of its layers nothing else uses. Refused while a container

@@ -190,6 +190,7 @@ impl Store {
             let mut opts = ApplyOptions::new(staging.whiteouts);
             opts.expected_diff_id = Some(input.diff_id.clone());
             opts.expected_blob_digest = input.blob_digest.clone();
+            opts.max_uncompressed = self.max_layer_size;
             let reader = (input.open)()?;
             let mut w = BufWriter::with_capacity(256 * 1024, &tarsplit.file);
             let applied = apply(reader, &staging.root, &mut w, &opts).map_err(|source| {
@@ -234,7 +235,7 @@ impl Store {
             size: s.applied.uncompressed_size,
             created: now(),
         };
-        self.meta.write(|tx| tx.insert_layer(&layer))
+        self.meta.write_additive(|tx| tx.insert_layer(&layer))
     }
 }
 

@@ -39,5 +39,5 @@ pub use import::{LayerInput, LayerLease, Opener};
 pub use layers::Layer;
 pub use meta::{ReadTxn, WriteTxn, FORMAT_VERSION};
 pub use oci::{LoadOptions, Loaded, Platform, SaveOptions};
-pub use store::{DriverFactory, Store, StoreInfo, StoreOptions};
+pub use store::{DriverFactory, Store, StoreInfo, StoreOptions, DEFAULT_MAX_LAYER_SIZE};
 pub use strata_graph_archive::Compression;

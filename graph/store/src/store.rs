@@ -28,7 +28,15 @@ pub struct StoreOptions {
     pub driver: String,
     /// Driver options (`--storage-opt key=value`).
     pub driver_options: Vec<(String, String)>,
+    /// The most uncompressed bytes one layer may expand to; an import over it fails (and
+    /// leaves the store as it was). Guards against decompression bombs. See
+    /// [`DEFAULT_MAX_LAYER_SIZE`].
+    pub max_layer_size: u64,
 }
+
+/// The default [`StoreOptions::max_layer_size`]: 256 GiB, far above any real layer, so only a
+/// hostile stream hits it. Lower it where disk is scarce.
+pub const DEFAULT_MAX_LAYER_SIZE: u64 = 256 << 30;
 
 /// Builds a driver from its config. The binary supplies this: drivers are compiled into it.
 pub type DriverFactory<'a> =
@@ -41,6 +49,7 @@ pub struct Store {
     pub(crate) meta: Meta,
     pub(crate) blobs: Blobs,
     pub(crate) driver: Box<dyn Driver>,
+    pub(crate) max_layer_size: u64,
 }
 
 /// What `storage info` shows.
@@ -50,6 +59,8 @@ pub struct StoreInfo {
     pub runroot: PathBuf,
     pub driver: DriverStatus,
     pub format_version: i64,
+    /// Bytes one layer may expand to (see [`StoreOptions::max_layer_size`]).
+    pub max_layer_size: u64,
     pub images: usize,
     pub layers: usize,
     pub containers: usize,
@@ -80,7 +91,7 @@ impl Store {
         let driver = make_driver(&opts.driver, cfg)?;
         // Only a driver that opened is recorded, so a mistyped --driver cannot claim a store.
         if recorded.is_none() {
-            let winner = meta.write(|tx| {
+            let winner = meta.write_additive(|tx| {
                 tx.sql()
                     .execute(
                         "INSERT OR IGNORE INTO meta (key, value) VALUES ('driver', ?1)",
@@ -101,6 +112,7 @@ impl Store {
             meta,
             blobs,
             driver,
+            max_layer_size: opts.max_layer_size,
         })
     }
 
@@ -159,6 +171,7 @@ impl Store {
             runroot: self.paths.runroot.clone(),
             driver: self.driver.status(),
             format_version: crate::meta::FORMAT_VERSION,
+            max_layer_size: self.max_layer_size,
             images,
             layers,
             containers,

@@ -1,0 +1,1 @@
+//! The plugin ABI (being written).

@@ -1,0 +1,1 @@
+//! The copy plugin (being written).
