@@ -6,9 +6,10 @@
 //! environment (no inherited `STRATA_*`). Dropping it removes the containers, lazily unmounts
 //! anything still mounted below the temporary directory, and deletes it.
 //!
-//! The binary is `$STRATA_BIN` if set; otherwise `cargo build -p strata-tools` runs once per
-//! test process (a no-op when up to date, so a stale binary is never tested) and
-//! `<target>/debug/strata` is used.
+//! The binary is `$STRATA_BIN` if set; otherwise `cargo build -p strata-tools` (and the
+//! workspace's plugins) runs once per test process (a no-op when up to date, so a stale binary
+//! is never tested), the plugins are installed next to it (`<target>/debug/lib/strata/plugins`,
+//! where the host looks) and `<target>/debug/strata` is used.
 //!
 //! It does not interpret outputs beyond JSON parsing: assertions belong to the tests.
 
@@ -42,6 +43,7 @@ pub fn strata_bin() -> &'static Path {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let out = Command::new(cargo)
             .args(["build", "-p", "strata-tools", "--bin", "strata"])
+            .args(PLUGINS.iter().flat_map(|p| ["-p", p]))
             .current_dir(workspace_dir())
             .stdin(Stdio::null())
             .output()
@@ -57,8 +59,28 @@ pub fn strata_bin() -> &'static Path {
             "cargo built strata-tools but {} is missing",
             bin.display()
         );
+        install_plugins(&target.join("debug"));
         bin
     })
+}
+
+/// The workspace's plugin packages, built with the binary.
+const PLUGINS: &[&str] = &["strata-plugin-copy"];
+
+/// Copies the built plugins into `<profile dir>/lib/strata/plugins`, the directory next to
+/// the binary that the host searches, as an installation would (atomically: copy to a
+/// temporary name, then rename, so concurrent test processes never see half a file).
+fn install_plugins(profile_dir: &Path) {
+    let dest = profile_dir.join("lib/strata/plugins");
+    std::fs::create_dir_all(&dest).expect("create the plugin directory");
+    for p in PLUGINS {
+        let file = format!("lib{}.so", p.replace('-', "_"));
+        let src = profile_dir.join(&file);
+        let tmp = dest.join(format!(".{file}.{}", std::process::id()));
+        std::fs::copy(&src, &tmp)
+            .unwrap_or_else(|e| panic!("cannot copy {} to {}: {e}", src.display(), tmp.display()));
+        std::fs::rename(&tmp, dest.join(&file)).expect("install the plugin");
+    }
 }
 
 /// Environment variables the binary reads; scrubbed from every command the harness runs.
@@ -69,6 +91,7 @@ const STRATA_ENV: &[&str] = &[
     "STRATA_CONFIG",
     "STRATA_LOG",
     "STRATA_MAX_LAYER_SIZE",
+    "STRATA_PLUGIN_PATH",
 ];
 
 /// A temporary store and the means to run `strata` against it.

@@ -7,14 +7,18 @@
 mod config;
 mod drivers;
 mod output;
+mod plugins;
 mod storage;
 
+use std::ffi::OsString;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Arg, CommandFactory, FromArgMatches, Parser, Subcommand};
 use strata_graph_types::HasKind;
 
 /// Daemonless container tools over one shared, crash-safe image and container store.
+///
+/// Front ends (copy, build, run) are plugins: see `strata plugins`.
 #[derive(Debug, Parser)]
 #[command(name = "strata", version, about, long_about = None)]
 pub struct Cli {
@@ -29,40 +33,191 @@ pub enum Command {
     /// Low-level commands over the store (images, layers, containers, gc, fsck).
     #[command(subcommand)]
     Storage(storage::StorageCommand),
+    /// List the plugins found, loaded or refused (and why), and the commands they add.
+    Plugins {
+        #[arg(long, value_enum, default_value_t)]
+        format: output::Format,
+    },
 }
 
+/// The id under which a plugin command's arguments are collected.
+const PLUGIN_ARGS: &str = "args";
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    init_logging(cli.global.log_level.as_deref());
-    let result = match cli.command {
-        Command::Storage(cmd) => {
-            config::Settings::resolve(&cli.global).and_then(|s| storage::run(&s, cmd))
+    let args: Vec<OsString> = std::env::args_os().collect();
+    // Plain `storage` commands never pay for loading plugins.
+    let found = match first_command(&args) {
+        Some(c) if plugins::BUILTIN_COMMANDS.contains(&c.as_str()) => None,
+        _ => Some(plugins::Plugins::discover()),
+    };
+    let mut cmd = Cli::command();
+    if let Some(found) = &found {
+        for p in &found.loaded {
+            for c in &p.commands {
+                cmd = cmd.subcommand(
+                    clap::Command::new(c.name.clone())
+                        .about(format!("{} [plugin {}]", c.about, p.name))
+                        .disable_help_flag(true)
+                        .disable_version_flag(true)
+                        .arg(
+                            Arg::new(PLUGIN_ARGS)
+                                .num_args(0..)
+                                .trailing_var_arg(true)
+                                .allow_hyphen_values(true)
+                                .value_parser(clap::value_parser!(String)),
+                        ),
+                );
+            }
         }
+        cmd = cmd.allow_external_subcommands(true);
+    }
+    let mut matches = cmd.get_matches_from(args);
+    let plugin_call = match (matches.subcommand_name(), &found) {
+        (Some(name), Some(_)) if !plugins::BUILTIN_COMMANDS.contains(&name) => {
+            matches.remove_subcommand()
+        }
+        _ => None,
+    };
+    let global = match config::GlobalArgs::from_arg_matches(&matches) {
+        Ok(g) => g,
+        Err(e) => e.exit(),
+    };
+    init_logging(global.log_level.as_deref());
+    let result = match (plugin_call, found) {
+        (Some((name, mut sub)), Some(found)) => {
+            let rest: Vec<String> = match sub.try_remove_many::<String>(PLUGIN_ARGS) {
+                Ok(v) => v.map(|v| v.collect()).unwrap_or_default(),
+                // An unknown command (allow_external_subcommands) collects its arguments
+                // under the empty id, as OS strings.
+                Err(_) => sub
+                    .try_remove_many::<OsString>("")
+                    .ok()
+                    .flatten()
+                    .map(|v| v.map(|s| s.to_string_lossy().into_owned()).collect())
+                    .unwrap_or_default(),
+            };
+            return run_plugin(&global, &found, &name, &rest);
+        }
+        (_, found) => match Cli::from_arg_matches(&matches) {
+            Ok(cli) => match cli.command {
+                Command::Storage(cmd) => {
+                    config::Settings::resolve(&global).and_then(|s| storage::run(&s, cmd))
+                }
+                Command::Plugins { format } => {
+                    list_plugins(&found.unwrap_or_else(plugins::Plugins::discover), format)
+                }
+            },
+            Err(e) => e.exit(),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            // One line: multi-line messages (e.g. TOML parse reports) are folded.
-            let msg: Vec<String> = e
-                .chain()
-                .map(|c| {
-                    c.to_string()
-                        .split_whitespace()
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                })
+        Err(e) => report(&e),
+    }
+}
+
+fn report(e: &anyhow::Error) -> ExitCode {
+    // One line: multi-line messages (e.g. TOML parse reports) are folded.
+    let msg: Vec<String> = e
+        .chain()
+        .map(|c| {
+            c.to_string()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect();
+    eprintln!("strata: error: {}", dedup_chain(&msg));
+    let code = e
+        .chain()
+        .find_map(|c| {
+            c.downcast_ref::<strata_graph_store::StoreError>()
+                .map(|s| s.kind().exit_code())
+        })
+        .unwrap_or(125);
+    ExitCode::from(u8::try_from(code).unwrap_or(125))
+}
+
+fn run_plugin(
+    global: &config::GlobalArgs,
+    found: &plugins::Plugins,
+    command: &str,
+    args: &[String],
+) -> ExitCode {
+    let Some(plugin) = found.owner(command) else {
+        eprintln!("strata: error: {}", found.missing(command));
+        return ExitCode::from(2);
+    };
+    let settings = match config::Settings::resolve(global) {
+        Ok(s) => s,
+        Err(e) => return report(&e),
+    };
+    let code = plugins::run_command(&settings, plugin, command, args);
+    ExitCode::from(u8::try_from(code).unwrap_or(125))
+}
+
+fn list_plugins(found: &plugins::Plugins, format: output::Format) -> anyhow::Result<()> {
+    match format {
+        output::Format::Json => println!("{}", serde_json::to_string_pretty(found)?),
+        output::Format::Table => {
+            let mut rows = Vec::new();
+            for p in &found.loaded {
+                let cmds: Vec<&str> = p.commands.iter().map(|c| c.name.as_str()).collect();
+                rows.push(vec![
+                    p.name.clone(),
+                    p.version.clone(),
+                    "loaded".into(),
+                    cmds.join(","),
+                    p.path.display().to_string(),
+                ]);
+            }
+            for r in &found.refused {
+                rows.push(vec![
+                    "-".into(),
+                    "-".into(),
+                    format!("refused: {}", r.reason),
+                    "-".into(),
+                    r.path.display().to_string(),
+                ]);
+            }
+            output::print(
+                output::Format::Table,
+                &["NAME", "VERSION", "STATUS", "COMMANDS", "PATH"],
+                rows,
+                &[] as &[()],
+            )?;
+            let dirs: Vec<String> = found
+                .search_path
+                .iter()
+                .map(|d| d.display().to_string())
                 .collect();
-            eprintln!("strata: error: {}", dedup_chain(&msg));
-            let code = e
-                .chain()
-                .find_map(|c| {
-                    c.downcast_ref::<strata_graph_store::StoreError>()
-                        .map(|s| s.kind().exit_code())
-                })
-                .unwrap_or(125);
-            ExitCode::from(u8::try_from(code).unwrap_or(125))
+            println!("search path: {}", dirs.join(":"));
         }
     }
+    Ok(())
+}
+
+/// The first argument that is not a global option (or its value): the command's name.
+fn first_command(args: &[OsString]) -> Option<String> {
+    const WITH_VALUE: &[&str] = &[
+        "--root",
+        "--runroot",
+        "--driver",
+        "--storage-opt",
+        "--config",
+        "--log-level",
+        "--max-layer-size",
+    ];
+    let mut it = args.iter().skip(1);
+    while let Some(a) = it.next() {
+        let a = a.to_string_lossy();
+        if WITH_VALUE.contains(&a.as_ref()) {
+            it.next();
+        } else if !a.starts_with('-') {
+            return Some(a.into_owned());
+        }
+    }
+    None
 }
 
 /// Joins an error chain on one line, dropping links already contained in the previous one.

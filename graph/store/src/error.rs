@@ -47,6 +47,9 @@ pub enum StoreError {
         #[source]
         source: ArchiveError,
     },
+    /// A failure reported by whoever supplies the data (an image source, a plugin).
+    #[error("{message}")]
+    Source { kind: ErrorKind, message: String },
     #[error(transparent)]
     Driver(#[from] DriverError),
     #[error(transparent)]
@@ -90,6 +93,7 @@ impl HasKind for StoreError {
             },
             StoreError::Io { source, .. } => ErrorKind::from_io(source),
             StoreError::Archive { source, .. } => source.kind(),
+            StoreError::Source { kind, .. } => *kind,
             StoreError::Driver(e) => e.kind(),
             StoreError::Mount(e) => e.kind(),
         }

@@ -16,7 +16,7 @@ use std::path::Path;
 
 use serde_json::{json, Value};
 use strata_graph_archive::{compressor, export_tarsplit, Compression};
-use strata_graph_types::{Digest, Hasher, ImageId};
+use strata_graph_types::{Digest, Hasher, ImageId, LayerId};
 
 use crate::blobs::random_hex;
 use crate::error::{Result, StoreError};
@@ -280,8 +280,44 @@ impl Store {
             .get("config")
             .ok_or_else(|| StoreError::Invalid("manifest has no config".into()))?;
         let config_digest = descriptor_digest(config_desc, "config")?;
-        let (config_bytes, config) = layout.json_blob(&config_digest)?;
-        let diff_ids: Vec<Digest> = config
+        let (config_bytes, _) = layout.json_blob(&config_digest)?;
+        let layer_descs = manifest
+            .get("layers")
+            .and_then(|l| l.as_array())
+            .cloned()
+            .unwrap_or_default();
+        let mut layers = Vec::with_capacity(layer_descs.len());
+        for desc in &layer_descs {
+            let blob = descriptor_digest(desc, "layer")?;
+            let path = layout.blob_path(&blob);
+            layers.push((
+                Some(blob),
+                Box::new(move || {
+                    let f = std::fs::File::open(&path)
+                        .map_err(StoreError::io("open layer blob", &path))?;
+                    Ok(Box::new(f) as Box<dyn std::io::Read + Send>)
+                }) as crate::import::Opener<'_>,
+            ));
+        }
+        self.import_image(&manifest_bytes, &config_bytes, layers, &opts.names)
+    }
+
+    /// Imports one image from its manifest, config and layer streams (bottom first, each with
+    /// its blob digest if known): the layers stream through the pipeline (extracted in
+    /// parallel where the driver allows, verified against the blob digests and the config's
+    /// diff IDs), then the image is recorded with `names`. Every transport's pull ends here.
+    pub fn import_image<'a>(
+        &self,
+        manifest: &[u8],
+        config: &[u8],
+        layers: Vec<(Option<Digest>, crate::import::Opener<'a>)>,
+        names: &[String],
+    ) -> Result<Loaded> {
+        let config_digest = Digest::of(config);
+        let config_v: Value = serde_json::from_slice(config).map_err(|e| {
+            StoreError::Invalid(format!("config {config_digest}: invalid JSON: {e}"))
+        })?;
+        let diff_ids: Vec<Digest> = config_v
             .get("rootfs")
             .and_then(|r| r.get("diff_ids"))
             .and_then(|d| d.as_array())
@@ -295,40 +331,25 @@ impl Store {
                     .and_then(|s| Digest::parse(s).map_err(|e| StoreError::Invalid(e.to_string())))
             })
             .collect::<Result<_>>()?;
-        let layer_descs = manifest
-            .get("layers")
-            .and_then(|l| l.as_array())
-            .cloned()
-            .unwrap_or_default();
-        if layer_descs.len() != diff_ids.len() {
+        if layers.len() != diff_ids.len() {
             return Err(StoreError::Invalid(format!(
                 "manifest lists {} layers but config {config_digest} lists {} diff IDs",
-                layer_descs.len(),
+                layers.len(),
                 diff_ids.len()
             )));
         }
-        let mut inputs = Vec::with_capacity(diff_ids.len());
-        for (desc, diff_id) in layer_descs.iter().zip(diff_ids) {
-            let blob = descriptor_digest(desc, "layer")?;
-            let path = layout.blob_path(&blob);
-            inputs.push(LayerInput {
+        let total = layers.len();
+        let inputs = layers
+            .into_iter()
+            .zip(diff_ids)
+            .map(|((blob_digest, open), diff_id)| LayerInput {
                 diff_id,
-                blob_digest: Some(blob),
-                open: Box::new(move || {
-                    let f = std::fs::File::open(&path)
-                        .map_err(StoreError::io("open layer blob", &path))?;
-                    Ok(Box::new(f) as Box<dyn std::io::Read + Send>)
-                }),
-            });
-        }
-        let total = inputs.len();
+                blob_digest,
+                open,
+            })
+            .collect();
         let lease = self.put_layers(None, inputs)?;
-        let image = self.record_image(
-            &config_bytes,
-            Some(&manifest_bytes),
-            lease.top().cloned(),
-            &opts.names,
-        )?;
+        let image = self.record_image(config, Some(manifest), lease.top().cloned(), names)?;
         Ok(Loaded {
             image,
             layers: total,
@@ -387,6 +408,31 @@ impl Store {
             opts.reference.as_deref(),
         )?;
         Ok(mdigest)
+    }
+
+    /// Writes a layer's uncompressed tar to `out`, bit for bit the one its diff ID names (an
+    /// error if the payload no longer reproduces it). Returns the diff ID and size.
+    pub fn export_layer(&self, layer: &LayerId, out: impl Write) -> Result<(Digest, u64)> {
+        let l = self
+            .meta
+            .read(|tx| tx.layer(layer))?
+            .ok_or_else(|| StoreError::not_found("layer", layer.to_string()))?;
+        let ts_path = self.paths.tarsplit(&l.id);
+        let ts =
+            std::fs::File::open(&ts_path).map_err(StoreError::io("open tar-split", &ts_path))?;
+        let source = self.driver.diff_dir(&crate::paths::layer_key(&l.id));
+        let (diff, size) =
+            export_tarsplit(ts, &source, out).map_err(|source| StoreError::Archive {
+                layer: l.id.to_string(),
+                source,
+            })?;
+        if diff != l.diff_id {
+            return Err(StoreError::Corrupt(format!(
+                "layer {} no longer reproduces its diff ID (got {diff}); run `strata storage fsck --content`",
+                l.id
+            )));
+        }
+        Ok((diff, size))
     }
 
     fn export_layer_blob(&self, l: &Layer, blobs_dir: &Path, c: Compression) -> Result<Value> {

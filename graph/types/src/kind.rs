@@ -35,6 +35,22 @@ impl ErrorKind {
         }
     }
 
+    /// The kind an exit code stands for (the inverse of [`ErrorKind::exit_code`]; unknown
+    /// codes are `Internal`). Used where kinds cross the plugin ABI as numbers.
+    pub fn from_exit_code(code: i32) -> ErrorKind {
+        match code {
+            3 => ErrorKind::NotFound,
+            4 => ErrorKind::AlreadyExists,
+            5 => ErrorKind::InvalidArgument,
+            6 => ErrorKind::FailedPrecondition,
+            7 => ErrorKind::Busy,
+            8 => ErrorKind::Unsupported,
+            9 => ErrorKind::Unavailable,
+            10 => ErrorKind::Corrupt,
+            _ => ErrorKind::Internal,
+        }
+    }
+
     /// Classifies an OS error.
     pub fn from_io(e: &std::io::Error) -> ErrorKind {
         use std::io::ErrorKind as K;

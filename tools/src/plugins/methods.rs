@@ -1,0 +1,230 @@
+//! The host methods plugins call (`strata_plugin_api::store`), served from the one store
+//! handle of the process, opened on first use with the global settings (`--root`, ...).
+
+use std::io::Read;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use strata_graph_store::{Opener, Store, StoreError};
+use strata_graph_types::{Digest, HasKind, LayerId};
+use strata_plugin_api::abi::RawReader;
+use strata_plugin_api::store as api;
+use strata_plugin_api::stream::export_reader;
+use strata_plugin_api::ErrorKind;
+
+use super::host_table::RemoteOpener;
+use crate::config::Settings;
+
+type CallResult = Result<String, (ErrorKind, String)>;
+
+/// The state behind a host table: the settings and the lazily opened store.
+pub(crate) struct HostCtx {
+    settings: Settings,
+    store: OnceLock<Result<Arc<Store>, (ErrorKind, String)>>,
+}
+
+impl HostCtx {
+    pub(crate) fn new(settings: Settings) -> HostCtx {
+        HostCtx {
+            settings,
+            store: OnceLock::new(),
+        }
+    }
+
+    fn store(&self) -> Result<Arc<Store>, (ErrorKind, String)> {
+        self.store
+            .get_or_init(|| {
+                crate::storage::open(&self.settings)
+                    .map(Arc::new)
+                    .map_err(|e| (anyhow_kind(&e), format!("{e:#}")))
+            })
+            .clone()
+    }
+}
+
+fn anyhow_kind(e: &anyhow::Error) -> ErrorKind {
+    e.chain()
+        .find_map(|c| c.downcast_ref::<StoreError>().map(|s| kind(s.kind())))
+        .unwrap_or(ErrorKind::Internal)
+}
+
+fn kind(k: strata_graph_types::ErrorKind) -> ErrorKind {
+    ErrorKind::from_code(k.exit_code() as u32)
+}
+
+fn store_err(e: StoreError) -> (ErrorKind, String) {
+    (kind(e.kind()), e.to_string())
+}
+
+fn parse<T: DeserializeOwned>(method: &str, request: &str) -> Result<T, (ErrorKind, String)> {
+    serde_json::from_str(request).map_err(|e| {
+        (
+            ErrorKind::InvalidArgument,
+            format!("invalid {method} request: {e}"),
+        )
+    })
+}
+
+fn reply<T: Serialize>(v: &T) -> CallResult {
+    serde_json::to_string(v).map_err(|e| (ErrorKind::Internal, e.to_string()))
+}
+
+fn digest(s: &str) -> Result<Digest, (ErrorKind, String)> {
+    Digest::parse(s).map_err(|e| (ErrorKind::InvalidArgument, e.to_string()))
+}
+
+pub(crate) fn dispatch(
+    ctx: &HostCtx,
+    method: &str,
+    request: &str,
+    input: Option<&RemoteOpener<'_>>,
+    output: Option<&mut RawReader>,
+) -> CallResult {
+    tracing::debug!(method, "plugin call");
+    match method {
+        api::IMPORT_IMAGE => {
+            let req: api::ImportImageRequest = parse(method, request)?;
+            let opener = input.ok_or((
+                ErrorKind::InvalidArgument,
+                "store.import_image needs an input opener".to_owned(),
+            ))?;
+            import_image(&*ctx.store()?, req, opener)
+        }
+        api::IMAGE => {
+            let req: api::ImageRequest = parse(method, request)?;
+            image(&*ctx.store()?, &req.name)
+        }
+        api::IMAGES => {
+            let store = ctx.store()?;
+            let images = store.images().map_err(store_err)?;
+            reply(
+                &images
+                    .into_iter()
+                    .map(|i| api::ImageSummary {
+                        id: i.id.0.to_string(),
+                        names: i.names,
+                        created: i.created,
+                    })
+                    .collect::<Vec<_>>(),
+            )
+        }
+        api::EXPORT_LAYER => {
+            let req: api::ExportLayerRequest = parse(method, request)?;
+            let out = output.ok_or((
+                ErrorKind::InvalidArgument,
+                "store.export_layer needs an output reader".to_owned(),
+            ))?;
+            let id = LayerId(digest(&req.layer)?);
+            *out = export_reader(Box::new(export_layer(ctx.store()?, id)?));
+            reply(&api::Empty {})
+        }
+        other => Err((
+            ErrorKind::Unsupported,
+            format!("this strata has no host method {other:?}; upgrade strata"),
+        )),
+    }
+}
+
+fn import_image(
+    store: &Store,
+    req: api::ImportImageRequest,
+    opener: &RemoteOpener<'_>,
+) -> CallResult {
+    let mut layers: Vec<(Option<Digest>, Opener<'_>)> = Vec::with_capacity(req.layers.len());
+    for (i, l) in req.layers.iter().enumerate() {
+        let blob = l.blob_digest.as_deref().map(digest).transpose()?;
+        layers.push((
+            blob,
+            Box::new(move || {
+                opener
+                    .open(i)
+                    .map(|r| Box::new(r) as Box<dyn Read + Send>)
+                    .map_err(|(k, message)| StoreError::Source {
+                        kind: strata_graph_types::ErrorKind::from_exit_code(k.exit_code().into()),
+                        message,
+                    })
+            }),
+        ));
+    }
+    let loaded = store
+        .import_image(
+            req.manifest.as_bytes(),
+            req.config.as_bytes(),
+            layers,
+            &req.names,
+        )
+        .map_err(store_err)?;
+    reply(&api::ImportImageReply {
+        image_id: loaded.image.0.to_string(),
+        layers: loaded.layers,
+        extracted: loaded.extracted,
+    })
+}
+
+fn image(store: &Store, name: &str) -> CallResult {
+    let img = store.image(name).map_err(store_err)?;
+    let layers = store.image_layers(&img).map_err(store_err)?;
+    let config = store.blobs().read(&img.id.0).map_err(store_err)?;
+    let manifest = store.blobs().read(&img.manifest_digest).ok();
+    reply(&api::ImageInfo {
+        id: img.id.0.to_string(),
+        names: img.names.clone(),
+        manifest: manifest.map(|m| String::from_utf8_lossy(&m).into_owned()),
+        config: String::from_utf8_lossy(&config).into_owned(),
+        layers: layers
+            .into_iter()
+            .map(|l| api::LayerInfo {
+                id: l.id.0.to_string(),
+                diff_id: l.diff_id.to_string(),
+                size: l.size,
+            })
+            .collect(),
+        created: img.created,
+    })
+}
+
+/// Streams a layer's tar through a pipe from an exporting thread. A failed export shows up
+/// as a read error at the end of the stream, never as a silently short tar.
+fn export_layer(store: Arc<Store>, id: LayerId) -> Result<PipeReader, (ErrorKind, String)> {
+    let (r, w) = std::io::pipe().map_err(|e| (ErrorKind::Internal, format!("pipe: {e}")))?;
+    let failure = Arc::new(Mutex::new(None));
+    let slot = failure.clone();
+    let thread = std::thread::spawn(move || {
+        let w = std::io::BufWriter::with_capacity(256 * 1024, w);
+        if let Err(e) = store.export_layer(&id, w) {
+            *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
+        }
+    });
+    Ok(PipeReader {
+        pipe: r,
+        thread: Some(thread),
+        failure,
+    })
+}
+
+struct PipeReader {
+    pipe: std::io::PipeReader,
+    thread: Option<std::thread::JoinHandle<()>>,
+    failure: Arc<Mutex<Option<String>>>,
+}
+
+impl Read for PipeReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.pipe.read(buf)?;
+        if n == 0 && !buf.is_empty() {
+            if let Some(t) = self.thread.take() {
+                let _ = t.join();
+            }
+            if let Some(e) = self
+                .failure
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take()
+            {
+                return Err(std::io::Error::other(e));
+            }
+        }
+        Ok(n)
+    }
+}
