@@ -14,8 +14,12 @@ use crate::process::{self, run};
 /// Everything `cargo xtask test` needs: the fixture tools (umoci, skopeo, busybox-static, attr's
 /// setfattr, libcap2-bin's setcap, zstd, tar, python3), reference and helper tools the tests
 /// use (containers-storage, pigz, jq), FUSE, mount/loop tools (util-linux), and mkfs for the
-/// ext4 and btrfs backing filesystems.
+/// ext4 and btrfs backing filesystems; a real registry (docker-registry, distribution v2)
+/// with htpasswd (apache2-utils) and openssl for its TLS certificates.
 pub const TEST_PACKAGES: &[&str] = &[
+    "docker-registry",
+    "apache2-utils",
+    "openssl",
     "umoci",
     "skopeo",
     "busybox-static",
