@@ -28,6 +28,17 @@ impl Store {
         names: &[String],
     ) -> Result<ImageId> {
         let _gc = self.gc_shared()?;
+        // The same image again (same config, perhaps another manifest: other compression, or
+        // copied from elsewhere): only the names are new. Storing its manifest too would leave
+        // an unreferenced blob. (Two processes recording one image at the same moment can
+        // still leave the loser's manifest blob; `gc` removes it.)
+        let id = ImageId(Digest::of(config));
+        if let Some(existing) = self.meta.read(|tx| tx.image(&id))? {
+            self.meta
+                .write_additive(|tx| tx.insert_image(&existing, names))?;
+            tracing::info!(image = %id.0.short(), "image already present; names added");
+            return Ok(id);
+        }
         let config_digest = self.blobs.put_bytes(config)?;
         let manifest_bytes = match manifest {
             Some(m) => m.to_vec(),
