@@ -30,7 +30,7 @@ pub struct Layer {
     pub entries: u64,
 }
 
-fn sha256_file(p: &Path) -> Result<String> {
+pub fn sha256_file(p: &Path) -> Result<String> {
     let mut f = std::fs::File::open(p)?;
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
@@ -44,7 +44,7 @@ fn sha256_file(p: &Path) -> Result<String> {
     Ok(hex::encode(h.finalize()))
 }
 
-fn sh(cmd: &mut Command) -> Result<String> {
+pub fn sh(cmd: &mut Command) -> Result<String> {
     let out = cmd
         .output()
         .with_context(|| format!("cannot run {cmd:?}"))?;

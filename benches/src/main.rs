@@ -10,12 +10,17 @@
 //!   calls through the store library in one process that opened the store once (what a
 //!   front-end plugin or the CRI daemon pays per container, without process start-up).
 //!
+//! - **pulls** from a local `docker-registry`: `strata copy docker:// store:` against
+//!   `podman pull`, and `strata copy docker:// oci:` against `skopeo copy`, on a ~100 MB
+//!   three-layer image and a ~1 GiB four-layer one; wall time and peak memory.
+//!
 //! Everything runs as whole commands (process start included, as users run them) on a
 //! loop-mounted ext4 image, because the root filesystem's timings swing widely on this machine
 //! (see shared/notes/MACHINE.md). It needs root. It is a benchmark, not a test: it asserts
 //! nothing and only reports.
 
 mod layer;
+mod pull;
 mod report;
 mod run;
 
@@ -42,6 +47,15 @@ struct Args {
     /// Repetitions of each create+mount measurement (the median is reported)
     #[arg(long, default_value_t = 30)]
     create_runs: usize,
+    /// Which benchmarks: storage (apply, create+mount), pull (registry pulls and copies), all
+    #[arg(long, default_value = "all", value_parser = ["storage", "pull", "all"])]
+    only: String,
+    /// Repetitions of each pull measurement (the median is reported)
+    #[arg(long, default_value_t = 3)]
+    pull_runs: usize,
+    /// Size of the big pull image, in MiB (four layers)
+    #[arg(long, default_value_t = 1024)]
+    big_image_mib: u64,
     /// Write the results as JSON here too
     #[arg(long)]
     json: Option<PathBuf>,
@@ -59,27 +73,71 @@ fn main() -> Result<()> {
         )
     })?;
     let scratch = run::Scratch::create(&args.workdir, 8 << 30)?;
-    let layer = layer::Layer::build(&scratch.path, args.layer_mib)?;
-    eprintln!(
-        "layer: {} entries, {:.1} MB uncompressed, {:.1} MB gzip",
-        layer.entries,
-        layer.tar_size as f64 / 1e6,
-        layer.gz_size as f64 / 1e6
-    );
     let mut results = Vec::new();
-    results.extend(run::apply_benchmarks(
-        &scratch.path,
-        &strata,
-        &layer,
-        args.apply_runs,
-    )?);
-    results.extend(run::create_mount_benchmarks(
-        &scratch.path,
-        &strata,
-        &layer,
-        args.create_runs,
-    )?);
-    report::print(&layer, &results);
+    if args.only != "pull" {
+        let layer = layer::Layer::build(&scratch.path, args.layer_mib)?;
+        eprintln!(
+            "layer: {} entries, {:.1} MB uncompressed, {:.1} MB gzip",
+            layer.entries,
+            layer.tar_size as f64 / 1e6,
+            layer.gz_size as f64 / 1e6
+        );
+        results.extend(run::apply_benchmarks(
+            &scratch.path,
+            &strata,
+            &layer,
+            args.apply_runs,
+        )?);
+        results.extend(run::create_mount_benchmarks(
+            &scratch.path,
+            &strata,
+            &layer,
+            args.create_runs,
+        )?);
+        report::print(&layer, &results);
+    }
+    if args.only != "storage" {
+        let registry = pull::Registry::start(&scratch.path)?;
+        let quarter = (args.big_image_mib << 20) / 4;
+        let images = [
+            pull::build_and_push(
+                &scratch.path,
+                &registry,
+                "distro",
+                &[
+                    (&["usr/bin", "usr/sbin"], 40 << 20),
+                    (&["usr/lib"], 45 << 20),
+                    (&["etc", "usr/share"], 15 << 20),
+                ],
+            )?,
+            pull::build_and_push(
+                &scratch.path,
+                &registry,
+                "big",
+                &[
+                    (&["usr/lib"], quarter),
+                    (&["usr/lib"], quarter),
+                    (&["usr/share", "usr/lib"], quarter),
+                    (
+                        &["usr/bin", "usr/libexec", "usr/include", "usr/lib"],
+                        quarter,
+                    ),
+                ],
+            )?,
+        ];
+        for i in &images {
+            eprintln!(
+                "image {}: {} layers, {:.1} MB compressed",
+                i.name,
+                i.layers,
+                i.bytes as f64 / 1e6
+            );
+        }
+        let pulls =
+            pull::pull_benchmarks(&scratch.path, &strata, &registry, &images, args.pull_runs)?;
+        report::print_pulls(&images, &pulls);
+        results.extend(pulls);
+    }
     if let Some(p) = &args.json {
         std::fs::write(p, serde_json::to_vec_pretty(&results)?)?;
     }

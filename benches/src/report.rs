@@ -83,3 +83,42 @@ pub fn print(layer: &Layer, results: &[Measurement]) {
         }
     }
 }
+
+/// Prints the pull benchmarks with ratios against podman and skopeo.
+pub fn print_pulls(images: &[crate::pull::BenchImage], results: &[Measurement]) {
+    println!("\n## Pulls from a local registry (median wall time, peak RSS)\n");
+    println!("| tool | median s | MB/s (compressed) | peak RSS MiB |");
+    println!("|---|---:|---:|---:|");
+    for m in results {
+        println!(
+            "| {} | {:.2} | {:.1} | {:.0} |",
+            m.tool,
+            m.median_ms / 1e3,
+            m.mb_per_s.unwrap_or(0.0),
+            m.peak_rss_mib.unwrap_or(0.0)
+        );
+    }
+    let find = |tool: &str| results.iter().find(|m| m.tool == tool).map(|m| m.median_ms);
+    println!();
+    for i in images {
+        let n = &i.name;
+        if let (Some(s), Some(p)) = (
+            find(&format!("strata copy docker:// store: ({n})")),
+            find(&format!("podman pull ({n})")),
+        ) {
+            println!(
+                "{n}: pull into the store, speed-up over podman pull: {:.2}x",
+                p / s
+            );
+        }
+        if let (Some(s), Some(k)) = (
+            find(&format!("strata copy docker:// oci: ({n})")),
+            find(&format!("skopeo copy docker:// oci: ({n})")),
+        ) {
+            println!(
+                "{n}: copy to an OCI layout, speed-up over skopeo: {:.2}x",
+                k / s
+            );
+        }
+    }
+}

@@ -95,7 +95,7 @@ fn unmount_below(dir: &Path) {
     }
 }
 
-fn fresh(dir: &Path) -> Result<()> {
+pub fn fresh(dir: &Path) -> Result<()> {
     unmount_below(dir);
     if dir.exists() {
         run(Command::new("rm").arg("-rf").arg(dir))?;
@@ -114,6 +114,8 @@ pub struct Measurement {
     pub median_ms: f64,
     pub mb_per_s: Option<f64>,
     pub files_per_s: Option<f64>,
+    /// Peak resident memory of the command (pull benchmarks).
+    pub peak_rss_mib: Option<f64>,
 }
 
 fn strata(bin: &Path, store: &Path, driver: &str) -> Command {
@@ -218,6 +220,7 @@ pub fn apply_benchmarks(
             median_ms: m.as_secs_f64() * 1e3,
             mb_per_s: Some(layer.tar_size as f64 / 1e6 / m.as_secs_f64()),
             files_per_s: Some(layer.entries as f64 / m.as_secs_f64()),
+            peak_rss_mib: None,
         });
     }
     unmount_below(&dest);
@@ -373,6 +376,7 @@ fn push_latency(
             median_ms: m.as_secs_f64() * 1e3,
             mb_per_s: None,
             files_per_s: None,
+            peak_rss_mib: None,
         });
     }
 }

@@ -264,6 +264,20 @@ impl Strata {
         PathBuf::from(self.ok(["storage", "mount", container]).trim())
     }
 
+    /// Creates container `ctr` of `image`, mounts it, asserts the tree is exactly umoci's
+    /// unpacked fixture `reference`, and unmounts it.
+    pub fn assert_mounts_as(&self, image: &str, reference: &str, ctr: &str) {
+        self.create(image, ctr);
+        let mp = self.mount(ctr);
+        let diffs = crate::tree::compare(&crate::fixtures::reference_rootfs(reference), &mp);
+        assert!(
+            diffs.is_empty(),
+            "{image}: the mounted container differs from umoci's {reference} tree:\n{}",
+            diffs.join("\n")
+        );
+        self.ok(["storage", "umount", ctr]);
+    }
+
     /// `storage <what> --format json` for a listing (`images`, `layers`, `containers`).
     pub fn list(&self, what: &str) -> Vec<Value> {
         match self.json(["storage", what, "--format", "json"]) {

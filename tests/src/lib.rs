@@ -16,6 +16,7 @@ pub mod cli;
 pub mod fixtures;
 pub mod layout;
 mod privileged;
+pub mod registry;
 pub mod tarball;
 pub mod tree;
 

@@ -4,6 +4,9 @@
 //! - `fixtures`: builds the test images with `tests/fixtures/make-images.sh`.
 //! - `test`: the README's test command: fmt, clippy, setup, fixtures, build, the whole test
 //!   suite as root, then proof that the privileged tier really ran.
+//! - `install`: builds the release binary and plugins and installs them under a prefix
+//!   (`bin/strata`, `lib/strata/plugins/*.so`).
+//! - `bench`: the benchmark harness (storage and pulls, against the reference tools).
 //! - `demo`: the README's demo: load the busybox image, create and mount a container, run
 //!   busybox inside it with chroot, clean up.
 //!
@@ -53,7 +56,14 @@ enum Task {
         #[arg(long)]
         strata: Option<PathBuf>,
     },
-    /// The storage benchmarks (as root): Strata vs containers-storage vs GNU tar, side by side.
+    /// Build the release binary and plugins and install them: PREFIX/bin/strata and
+    /// PREFIX/lib/strata/plugins/*.so (where strata looks for its plugins).
+    Install {
+        #[arg(long, default_value = "/usr/local")]
+        prefix: PathBuf,
+    },
+    /// The benchmarks (as root): storage (Strata vs containers-storage vs GNU tar) and pulls
+    /// (Strata vs podman and skopeo), side by side.
     /// Extra arguments go to `strata-bench` (see `cargo xtask bench -- --help`).
     Bench {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -112,16 +122,44 @@ fn run(task: Task) -> Result<()> {
         }
         Task::Test => suite::run(&ws),
         Task::Demo { driver, strata } => demo::run(&ws, &driver, strata),
-        Task::Bench { args } => {
-            setup::ensure_packages(setup::TEST_PACKAGES)?;
+        Task::Install { prefix } => {
             process::run(process::cargo(&ws.root).args([
                 "build",
                 "--release",
                 "-p",
                 "strata-tools",
                 "-p",
+                "strata-plugin-copy",
+            ]))?;
+            let release = ws.target.join("release");
+            let bin = prefix.join("bin");
+            std::fs::create_dir_all(&bin)?;
+            let tmp = bin.join(".strata.tmp");
+            std::fs::copy(release.join("strata"), &tmp)?;
+            std::fs::rename(&tmp, bin.join("strata"))?;
+            let plugins = install_plugins(&release, &prefix.join("lib/strata/plugins"))?;
+            eprintln!(
+                "xtask: installed {} and its plugins in {}",
+                bin.join("strata").display(),
+                plugins.display()
+            );
+            Ok(())
+        }
+        Task::Bench { args } => {
+            setup::ensure_packages(setup::TEST_PACKAGES)?;
+            setup::ensure_packages(setup::BENCH_PACKAGES)?;
+            process::run(process::cargo(&ws.root).args([
+                "build",
+                "--release",
+                "-p",
+                "strata-tools",
+                "-p",
+                "strata-plugin-copy",
+                "-p",
                 "strata-benches",
             ]))?;
+            let release = ws.target.join("release");
+            install_plugins(&release, &release.join("lib/strata/plugins"))?;
             let json = ws.target.join("bench-results.json");
             process::run(
                 std::process::Command::new(ws.target.join("release/strata-bench"))
@@ -133,4 +171,23 @@ fn run(task: Task) -> Result<()> {
             )
         }
     }
+}
+
+/// The plugins the workspace builds (library names).
+const PLUGINS: &[&str] = &["strata_plugin_copy"];
+
+/// Copies the built plugins of `profile_dir` into `dest` (atomically, file by file) and
+/// returns `dest`. `<profile dir>/lib/strata/plugins` is where that profile's `strata` looks.
+fn install_plugins(
+    profile_dir: &std::path::Path,
+    dest: &std::path::Path,
+) -> anyhow::Result<PathBuf> {
+    std::fs::create_dir_all(dest)?;
+    for p in PLUGINS {
+        let file = format!("lib{p}.so");
+        let tmp = dest.join(format!(".{file}.tmp"));
+        std::fs::copy(profile_dir.join(&file), &tmp)?;
+        std::fs::rename(&tmp, dest.join(&file))?;
+    }
+    Ok(dest.to_path_buf())
 }

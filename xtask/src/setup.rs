@@ -37,6 +37,10 @@ pub const TEST_PACKAGES: &[&str] = &[
     "btrfs-progs",
 ];
 
+/// What `cargo xtask bench` needs beyond the test packages: the reference tools it compares
+/// with (podman) and GNU time for peak memory.
+pub const BENCH_PACKAGES: &[&str] = &["podman", "time"];
+
 /// What `cargo xtask demo` needs: umoci and busybox-static to build the busybox image.
 pub const DEMO_PACKAGES: &[&str] = &["umoci", "busybox-static"];
 

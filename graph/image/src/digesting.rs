@@ -153,6 +153,18 @@ impl<R: Read> Read for VerifyingReader<R> {
             if let Some(h) = self.hasher.as_mut() {
                 h.update(&buf[..n]);
             }
+            // Verify as soon as the declared size is in: a destination that reads exactly
+            // `size` bytes (an HTTP body with a Content-Length) never asks for the EOF, and
+            // must see a mismatch on its last read, before it finishes the blob.
+            if self.read == self.size {
+                if let Some(h) = self.hasher.take() {
+                    let actual = h.finish();
+                    if actual != self.expected {
+                        return Err(self.fail(self.expected.to_string(), actual.to_string()));
+                    }
+                    self.verdict.set(State::Verified);
+                }
+            }
             if let Some(f) = self.on_bytes.as_mut() {
                 f(n as u64);
             }

@@ -166,8 +166,9 @@ pub struct HostTable {
     pub log: unsafe extern "C" fn(ctx: *mut c_void, level: u32, target: RawStr, message: RawStr),
     /// Calls a host method (see [`crate::store`]). Returns 0 and writes the reply JSON to
     /// `reply`, or returns an [`crate::ErrorKind`] code and writes the error message to
-    /// `reply`. `input` (may be null) supplies streams the method reads; `output` (may be
-    /// null) receives a stream the method returns.
+    /// `reply`. `input` (may be null) supplies streams the method reads: the host opens them
+    /// only during the call and drops every one before returning. `output` (may be null)
+    /// receives a stream the method returns, which the plugin drops when done.
     pub call: unsafe extern "C" fn(
         ctx: *mut c_void,
         method: RawStr,

@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::abi::{HostTable, RawOpener, RawReader, RawSink, RawStr, ABI_MAJOR};
 use crate::store::{self, Empty};
-use crate::stream::{export_reader, sink_str, vec_sink, ImportedReader};
+use crate::stream::{sink_str, vec_sink, ImportedReader};
 use crate::{ErrorKind, Outcome};
 
 /// The host, as handed to a plugin's `run`. Cheap to copy; valid for the duration of `run`
@@ -43,9 +43,10 @@ impl std::fmt::Display for CallError {
 
 impl std::error::Error for CallError {}
 
-/// Opens layer `i`'s stream for an import.
+/// Opens layer `i`'s stream for an import. The streams may borrow from the caller: the host
+/// drops every input stream before the call returns (abi docs).
 pub type LayerOpener<'a> =
-    dyn Fn(usize) -> Result<Box<dyn Read + Send>, CallError> + Send + Sync + 'a;
+    dyn Fn(usize) -> Result<Box<dyn Read + Send + 'a>, CallError> + Send + Sync + 'a;
 
 impl Host {
     /// Logs into the host's log. `level`: 1 error, 2 warn, 3 info, 4 debug, 5 trace.
@@ -146,8 +147,11 @@ unsafe extern "C" fn open_trampoline(
     };
     match catch_unwind(AssertUnwindSafe(|| opener(index))) {
         Ok(Ok(r)) => {
+            // SAFETY: out is null or the host's reader slot, valid for this call.
             if let Some(slot) = unsafe { out.as_mut() } {
-                *slot = export_reader(r);
+                // SAFETY: input streams are dropped by the host before the call that asked
+                // for them returns (abi docs), so the borrow `r` may hold outlives its use.
+                *slot = unsafe { crate::stream::export_scoped_reader(r) };
             }
             0
         }

@@ -6,7 +6,7 @@
 //! host before anything else is read), the plugin's name and version, the commands it adds,
 //! and its `run` function. Use the [`export_plugin!`] macro rather than writing it by hand:
 //!
-//! ```ignore
+//! ```no_run
 //! use strata_plugin_api::{export_plugin, Command, Host, Outcome};
 //!
 //! fn run(host: &Host, command: &str, args: &[String]) -> Outcome {

@@ -23,6 +23,20 @@ pub fn export_reader(r: BoxedRead) -> RawReader {
     }
 }
 
+/// [`export_reader`] for a reader that borrows: the lifetime is erased.
+///
+/// # Safety
+/// The consumer must drop the stream (call its `drop`) while `'a` is still alive. The ABI
+/// guarantees this for input streams: the host drops them before the call returns.
+pub unsafe fn export_scoped_reader<'a>(r: Box<dyn Read + Send + 'a>) -> RawReader {
+    // SAFETY: only the lifetime changes (same layout); the caller guarantees the stream is
+    // dropped before 'a ends.
+    let r: BoxedRead = unsafe {
+        std::mem::transmute::<Box<dyn Read + Send + 'a>, Box<dyn Read + Send + 'static>>(r)
+    };
+    export_reader(r)
+}
+
 unsafe extern "C" fn read_boxed(
     ctx: *mut c_void,
     buf: *mut u8,

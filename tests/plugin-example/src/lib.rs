@@ -39,7 +39,10 @@ fn run(host: &Host, command: &str, args: &[String]) -> Outcome {
             other => name = other.to_owned(),
         }
     }
-    println!("hello, {name}, from the {command} command of plugin {}", plugin_name());
+    println!(
+        "hello, {name}, from the {command} command of plugin {}",
+        plugin_name()
+    );
     Outcome::Ok
 }
 
@@ -62,10 +65,14 @@ strata_plugin_api::export_plugin! {
 /// Hand-made entry tables for the host's refusal tests.
 #[cfg(any(feature = "wrong-abi", feature = "truncated"))]
 mod broken {
-    use strata_plugin_api::abi::{PluginEntry, RawStr, ABI_MINOR, ABI_MAJOR};
+    use strata_plugin_api::abi::{PluginEntry, RawStr, ABI_MAJOR, ABI_MINOR};
 
     static ENTRY: PluginEntry = PluginEntry {
-        abi_major: if cfg!(feature = "wrong-abi") { 99 } else { ABI_MAJOR },
+        abi_major: if cfg!(feature = "wrong-abi") {
+            99
+        } else {
+            ABI_MAJOR
+        },
         abi_minor: ABI_MINOR,
         size: if cfg!(feature = "truncated") {
             16

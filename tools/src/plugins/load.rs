@@ -34,9 +34,11 @@ pub(crate) fn load(path: &Path) -> Result<Plugin, String> {
     // and size checks below.
     let entry_fn: EntryFn = match unsafe { lib.get::<EntryFn>(ENTRY_SYMBOL.as_bytes()) } {
         Ok(sym) => *sym,
-        Err(_) => return Err(format!(
+        Err(_) => {
+            return Err(format!(
             "missing symbol {ENTRY_SYMBOL} (not a strata plugin, or built without export_plugin!)"
-        )),
+        ))
+        }
     };
     // SAFETY: calling the plugin's entry function, which takes no arguments and returns a
     // pointer to static data.
