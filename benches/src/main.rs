@@ -72,7 +72,7 @@ fn main() -> Result<()> {
             args.strata.display()
         )
     })?;
-    let scratch = run::Scratch::create(&args.workdir, 8 << 30)?;
+    let scratch = run::Scratch::create(&args.workdir, 24 << 30)?;
     let mut results = Vec::new();
     if args.only != "pull" {
         let layer = layer::Layer::build(&scratch.path, args.layer_mib)?;

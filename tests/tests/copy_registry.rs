@@ -87,6 +87,26 @@ fn registry_round_trips_with_skopeo_on_the_other_end() {
     );
     s.assert_mounts_as("layers", "layers", "c1");
 
+    // Within one registry, blobs are mounted from the source repository, not uploaded again.
+    s.ok([
+        "copy",
+        "--quiet",
+        "--src-tls-verify=false",
+        "--dest-tls-verify=false",
+        &pushed_by_skopeo,
+        &format!("docker://{host}/mounted/layers:1"),
+    ]);
+    let log = reg.log();
+    assert!(
+        log.contains("/v2/mounted/layers/blobs/uploads/?") && log.contains("mount=sha256"),
+        "no cross-repository mount request in the registry log:\n{log}"
+    );
+    assert!(
+        !log.contains("PATCH /v2/mounted/layers/blobs/uploads/")
+            && !log.contains("PUT /v2/mounted/layers/blobs/uploads/"),
+        "layer bytes were uploaded again instead of mounted"
+    );
+
     // store -> registry (strata pushes), read back by skopeo.
     let pushed_by_strata = format!("docker://{host}/strata/layers:2");
     s.ok([

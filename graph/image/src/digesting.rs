@@ -117,6 +117,11 @@ impl<R: Read> VerifyingReader<R> {
         self
     }
 
+    /// How many bytes were read so far.
+    pub fn bytes_read(&self) -> u64 {
+        self.read
+    }
+
     /// The handle the outcome is recorded in.
     pub fn verdict(&self) -> Verdict {
         self.verdict.clone()

@@ -20,6 +20,9 @@ pub struct RemoteOptions {
     pub side: SideArgs,
     pub authfile: Option<PathBuf>,
     pub registries_conf: Option<PathBuf>,
+    /// Repositories of the destination registry to mount blobs from (copies within one
+    /// registry mount instead of uploading).
+    pub mount_from: Vec<String>,
 }
 
 pub fn open_source(host: &Host, name: &str, o: &RemoteOptions) -> Result<Box<dyn ImageSource>> {
@@ -59,6 +62,7 @@ pub fn inspect(host: &Host, a: InspectArgs) -> Result<()> {
         side: a.side.clone(),
         authfile: a.authfile.clone(),
         registries_conf: a.registries_conf.clone(),
+        mount_from: Vec::new(),
     };
     let src = open_source(host, &name, &o)?;
     let raw = src.manifest()?;
@@ -102,6 +106,7 @@ pub fn list_tags(a: ListTagsArgs) -> Result<()> {
         side: a.side.clone(),
         authfile: a.authfile.clone(),
         registries_conf: a.registries_conf.clone(),
+        mount_from: Vec::new(),
     };
     let reference = docker_reference(&a.repository)?;
     let (repo, tags) = remote::name_and_tags(&reference, &o, true)?;
@@ -115,6 +120,7 @@ pub fn delete(a: DeleteArgs) -> Result<()> {
         side: a.side.clone(),
         authfile: a.authfile.clone(),
         registries_conf: a.registries_conf.clone(),
+        mount_from: Vec::new(),
     };
     remote::delete(&docker_reference(&a.image)?, &o)
 }

@@ -50,8 +50,24 @@ fn docker_options(o: &RemoteOptions) -> Result<DockerOptions> {
     Ok(DockerOptions {
         client,
         registries,
+        mount_from: o.mount_from.clone(),
         ..DockerOptions::default()
     })
+}
+
+/// For a copy between two repositories of one registry: the source repository, whose blobs
+/// the destination can mount instead of receiving them again.
+pub fn mount_sources(source: &str, destination: &str) -> Vec<String> {
+    let docker = |n: &str| match strata_graph_image::parse_transport(n) {
+        Ok(ImageName::Docker { reference }) => Reference::parse(&reference).ok(),
+        _ => None,
+    };
+    match (docker(source), docker(destination)) {
+        (Some(s), Some(d)) if s.registry() == d.registry() && s.repository() != d.repository() => {
+            vec![s.repository().to_owned()]
+        }
+        _ => Vec::new(),
+    }
 }
 
 fn parse(reference: &str) -> Result<Reference> {
@@ -135,6 +151,7 @@ pub fn sync(host: &Host, a: &SyncArgs) -> Result<()> {
         },
         authfile: a.authfile.clone(),
         registries_conf: a.registries_conf.clone(),
+        mount_from: Vec::new(),
     };
     let dst_o = RemoteOptions {
         side: crate::commands::SideArgs {

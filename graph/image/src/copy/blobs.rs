@@ -218,7 +218,12 @@ fn copy_layer(
             if let Err(e) = dst.put_blob(desc, &mut r) {
                 return Err(verdict.mismatch().unwrap_or(e));
             }
-            verdict.check()?;
+            // A destination that read nothing got the blob another way (a registry mounting
+            // it from another repository, verified by digest on its side); one that read part
+            // of the stream and stopped is a bug `check` reports.
+            if r.bytes_read() > 0 {
+                verdict.check()?;
+            }
             opts.emit(ProgressEvent::BlobDone {
                 digest: desc.digest.clone(),
             });
