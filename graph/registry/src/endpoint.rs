@@ -23,7 +23,14 @@ impl Client {
             return Ok(ep);
         }
         let https = format!("https://{}", self.inner.host);
-        let ep = match self.ping(&https) {
+        // Where plain HTTP is allowed, HTTPS is only a probe: a plain-HTTP registry fails
+        // the TLS handshake every time, so retrying it with backoff would only add seconds.
+        let https_retries = if self.inner.allow_http {
+            0
+        } else {
+            self.inner.retries
+        };
+        let ep = match self.ping(&https, https_retries) {
             Ok(challenge) => Endpoint {
                 base: https,
                 challenge,
@@ -34,7 +41,7 @@ impl Client {
                 let http = format!("http://{}", self.inner.host);
                 tracing::debug!(registry = %self.inner.registry, error = %e,
                     "HTTPS failed on an insecure registry; trying plain HTTP");
-                match self.ping(&http) {
+                match self.ping(&http, self.inner.retries) {
                     Ok(challenge) => Endpoint {
                         base: http,
                         challenge,
@@ -56,7 +63,7 @@ impl Client {
     }
 
     /// `GET /v2/` without credentials: `Ok(None)` when open, `Ok(Some)` with the challenge.
-    fn ping(&self, base: &str) -> Result<Option<Challenge>> {
+    fn ping(&self, base: &str, retries: u32) -> Result<Option<Challenge>> {
         let url = format!("{base}/v2/");
         let mut attempt = 0;
         loop {
@@ -86,7 +93,7 @@ impl Client {
                     };
                 }
                 Ok(resp) if resp.status().is_success() => return Ok(None),
-                Ok(resp) if resp.status().is_server_error() && attempt < self.inner.retries => {}
+                Ok(resp) if resp.status().is_server_error() && attempt < retries => {}
                 Ok(resp) => {
                     return Err(RegistryError::Http {
                         registry: self.inner.registry.clone(),
@@ -97,7 +104,7 @@ impl Client {
                         detail: "not a registry v2 endpoint".into(),
                     })
                 }
-                Err(e) if retryable(&e) && attempt < self.inner.retries => {}
+                Err(e) if retryable(&e) && attempt < retries => {}
                 Err(e) => return Err(self.transport_error(e, &url)),
             }
             self.backoff(attempt);

@@ -153,7 +153,8 @@ impl ImageSource for DockerSource {
     fn blob(&self, desc: &Descriptor) -> strata_graph_image::Result<Box<dyn Read + Send>> {
         let reader = self
             .client
-            .blob(self.endpoint.repository(), &desc.digest, Some(desc.size))
+            // The copy engine verifies every blob it reads (ImageSource's contract).
+            .blob_unverified(self.endpoint.repository(), &desc.digest, Some(desc.size))
             .map_err(|e| image_error(&e))?;
         Ok(Box::new(reader))
     }

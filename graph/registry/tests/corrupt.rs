@@ -6,7 +6,6 @@ mod common;
 use std::io::Read;
 
 use common::{image, options, push, reference};
-use strata_graph_image::ImageSource;
 use strata_graph_registry::{DockerDestination, DockerSource, RegistryError};
 use strata_graph_types::{ErrorKind, HasKind};
 use strata_tests::registry::{Registry, RegistryOptions};
@@ -30,8 +29,15 @@ fn corrupt_blob_and_manifest_are_detected() {
 
     let src = DockerSource::open(&r, &opts).expect("src");
     let mut out = Vec::new();
+    // The client's blob stream verifies (the transport's ImageSource::blob leaves that to
+    // the copy engine, which hashes every blob it moves).
     let e = src
-        .blob(layer)
+        .client()
+        .blob(
+            src.pulled_from().repository(),
+            &layer.digest,
+            Some(layer.size),
+        )
         .expect("open blob")
         .read_to_end(&mut out)
         .expect_err("corrupt blob must fail");
