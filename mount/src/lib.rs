@@ -15,6 +15,7 @@ mod bind;
 mod error;
 mod guard;
 mod mountinfo;
+pub mod netns;
 mod overlay;
 mod setattr;
 mod unmount;
@@ -26,6 +27,7 @@ use strata_driver_api::Mount;
 pub use error::MountError;
 pub use guard::MountGuard;
 pub use mountinfo::mounts_using;
+pub use netns::{create_netns, remove_netns};
 pub use unmount::{is_mounted, unmount, unmount_detach};
 
 /// Performs `m` at `target` (an existing directory). The new mount is stacked on whatever is

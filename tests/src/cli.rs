@@ -43,6 +43,13 @@ pub fn strata_bin() -> &'static Path {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let out = Command::new(cargo)
             .args(["build", "-p", "strata-tools", "--bin", "strata"])
+            .args([
+                "-p",
+                "strata-tools-monitor",
+                "--bin",
+                "strata-monitor",
+                "--lib",
+            ])
             .args(PLUGINS.iter().flat_map(|p| ["-p", p]))
             .current_dir(workspace_dir())
             .stdin(Stdio::null())
@@ -65,7 +72,7 @@ pub fn strata_bin() -> &'static Path {
 }
 
 /// The workspace's plugin packages, built with the binary.
-const PLUGINS: &[&str] = &["strata-plugin-copy"];
+const PLUGINS: &[&str] = &["strata-plugin-copy", "strata-plugin-run"];
 
 /// Copies the built plugins into `<profile dir>/lib/strata/plugins`, the directory next to
 /// the binary that the host searches, as an installation would (atomically: copy to a
@@ -344,6 +351,9 @@ impl Strata {
 
     fn cleanup(&mut self) {
         if self.root.join("strata.db").exists() {
+            // Containers of the run front end: kill them and release their networks,
+            // runtime records and monitors (a no-op without the run plugin).
+            let _ = self.command().args(["rm", "-f", "--all"]).output();
             let out = self
                 .command()
                 .args(["storage", "containers", "--format", "json"])

@@ -130,8 +130,17 @@ fn run(task: Task) -> Result<()> {
                 "strata-tools",
                 "-p",
                 "strata-plugin-copy",
+                "-p",
+                "strata-plugin-run",
+                "-p",
+                "strata-tools-monitor",
             ]))?;
             let release = ws.target.join("release");
+            let libexec = prefix.join("lib/strata");
+            std::fs::create_dir_all(&libexec)?;
+            let tmp = libexec.join(".strata-monitor.tmp");
+            std::fs::copy(release.join("strata-monitor"), &tmp)?;
+            std::fs::rename(&tmp, libexec.join("strata-monitor"))?;
             let bin = prefix.join("bin");
             std::fs::create_dir_all(&bin)?;
             let tmp = bin.join(".strata.tmp");
@@ -148,6 +157,7 @@ fn run(task: Task) -> Result<()> {
         Task::Bench { args } => {
             setup::ensure_packages(setup::TEST_PACKAGES)?;
             setup::ensure_packages(setup::BENCH_PACKAGES)?;
+            setup::prepare_host()?;
             process::run(process::cargo(&ws.root).args([
                 "build",
                 "--release",
@@ -155,6 +165,10 @@ fn run(task: Task) -> Result<()> {
                 "strata-tools",
                 "-p",
                 "strata-plugin-copy",
+                "-p",
+                "strata-plugin-run",
+                "-p",
+                "strata-tools-monitor",
                 "-p",
                 "strata-benches",
             ]))?;
@@ -174,7 +188,7 @@ fn run(task: Task) -> Result<()> {
 }
 
 /// The plugins the workspace builds (library names).
-const PLUGINS: &[&str] = &["strata_plugin_copy"];
+const PLUGINS: &[&str] = &["strata_plugin_copy", "strata_plugin_run"];
 
 /// Copies the built plugins of `profile_dir` into `dest` (atomically, file by file) and
 /// returns `dest`. `<profile dir>/lib/strata/plugins` is where that profile's `strata` looks.

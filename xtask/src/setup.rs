@@ -35,14 +35,51 @@ pub const TEST_PACKAGES: &[&str] = &[
     "util-linux",
     "e2fsprogs",
     "btrfs-progs",
+    // The run front end: OCI runtimes, the user-namespace helpers, CNI networking, and
+    // podman for the interoperability tests.
+    "crun",
+    "runc",
+    "uidmap",
+    "containernetworking-plugins",
+    "iptables",
+    "podman",
 ];
 
 /// What `cargo xtask bench` needs beyond the test packages: the reference tools it compares
 /// with (podman) and GNU time for peak memory.
-pub const BENCH_PACKAGES: &[&str] = &["podman", "time"];
+pub const BENCH_PACKAGES: &[&str] = &["time"];
 
 /// What `cargo xtask demo` needs: umoci and busybox-static to build the busybox image.
 pub const DEMO_PACKAGES: &[&str] = &["umoci", "busybox-static"];
+
+/// Makes this host able to run crun 1.8: on a cgroup v1 (hybrid) host every v1 controller must
+/// be mounted, and this machine leaves hugetlb out (see shared/notes/MACHINE.md). Idempotent;
+/// does nothing on pure cgroup v2 hosts or when not root.
+pub fn prepare_host() -> Result<()> {
+    let cgroup_root = std::path::Path::new("/sys/fs/cgroup");
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let v1 = mounts.lines().any(|l| l.contains(" - cgroup cgroup "));
+    let hugetlb_enabled = std::fs::read_to_string("/proc/cgroups")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.starts_with("hugetlb\t") && l.ends_with("\t1"));
+    let hugetlb_mounted = mounts
+        .lines()
+        .any(|l| l.contains(" - cgroup ") && l.contains("hugetlb"));
+    if !v1 || !hugetlb_enabled || hugetlb_mounted || !process::is_root()? {
+        return Ok(());
+    }
+    let dir = cgroup_root.join("hugetlb");
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    run(std::process::Command::new("mount")
+        .args(["-t", "cgroup", "-o", "hugetlb", "cgroup"])
+        .arg(&dir))
+    .context("cannot mount the hugetlb cgroup hierarchy crun needs")?;
+    eprintln!(
+        "xtask: mounted the hugetlb cgroup v1 hierarchy (crun needs every v1 controller mounted)"
+    );
+    Ok(())
+}
 
 /// Installs whichever of `packages` are missing (`apt-get update` once, then one
 /// `apt-get install`). Fails when something is missing and we are not root.

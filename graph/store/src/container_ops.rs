@@ -45,6 +45,15 @@ impl Store {
         })?;
         let key = container_key(&id);
         self.driver.create_writable(&key, &parents)?;
+        for dir in [
+            self.paths.container_dir(&id),
+            self.paths.container_rundir(&id),
+        ] {
+            if let Err(e) = std::fs::create_dir_all(&dir) {
+                let _ = self.driver.remove(&key);
+                return Err(StoreError::io("create container directory", &dir)(e));
+            }
+        }
         let c = Container {
             id,
             name,
@@ -60,6 +69,7 @@ impl Store {
             tx.insert_container(&c)
         }) {
             let _ = self.driver.remove(&key);
+            let _ = self.remove_container_dirs(&c.id);
             return Err(e);
         }
         tracing::info!(container = %c.id.short(), name = %c.name, "container created");
@@ -111,8 +121,31 @@ impl Store {
         self.unmount_container(&c)?;
         self.meta.write(|tx| tx.delete_container(&c.id))?;
         self.driver.remove(&container_key(&c.id))?;
+        self.remove_container_dirs(&c.id)?;
         tracing::info!(container = %c.id.short(), "container removed");
         Ok(c)
+    }
+
+    /// A container's persistent directory (see `paths.rs`), for its front end's files.
+    pub fn container_dir(&self, c: &ContainerId) -> PathBuf {
+        self.paths.container_dir(c)
+    }
+
+    /// A container's volatile directory on the runroot.
+    pub fn container_rundir(&self, c: &ContainerId) -> PathBuf {
+        self.paths.container_rundir(c)
+    }
+
+    pub(crate) fn remove_container_dirs(&self, c: &ContainerId) -> Result<()> {
+        for dir in [self.paths.container_dir(c), self.paths.container_rundir(c)] {
+            match std::fs::remove_dir_all(&dir) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(StoreError::io("remove container directory", &dir)(e))
+                }
+                _ => {}
+            }
+        }
+        Ok(())
     }
 
     /// Writes the container's changes as an uncompressed OCI layer tar. Returns its digest

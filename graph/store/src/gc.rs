@@ -29,6 +29,8 @@ pub struct GcReport {
     pub temp_files: usize,
     /// Mount points of containers that no longer exist.
     pub mountpoints: usize,
+    /// Front-end directories of containers that no longer exist.
+    pub container_dirs: usize,
 }
 
 impl GcReport {
@@ -40,6 +42,7 @@ impl GcReport {
             + self.staging
             + self.temp_files
             + self.mountpoints
+            + self.container_dirs
     }
 }
 
@@ -135,6 +138,18 @@ impl Store {
             }
             std::fs::remove_dir(&p).map_err(StoreError::io("remove mount point", &p))?;
             r.mountpoints += 1;
+        }
+        // 7. Front-end directories of containers that are gone.
+        for dir in [self.paths.containers_dir(), self.paths.container_rundirs()] {
+            for entry in read_dir(&dir)? {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if ContainerId::parse(&name).is_some_and(|c| containers.contains(&c)) {
+                    continue;
+                }
+                let p = entry.path();
+                std::fs::remove_dir_all(&p).map_err(StoreError::io("remove", &p))?;
+                r.container_dirs += 1;
+            }
         }
         tracing::info!(removed = r.total(), "garbage collected");
         Ok(r)

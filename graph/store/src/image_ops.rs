@@ -74,6 +74,17 @@ impl Store {
         self.meta.write_additive(|tx| tx.insert_image(&img, names))
     }
 
+    /// Removes one name from an image; the image itself stays (even with no names left).
+    pub fn untag(&self, name: &str) -> Result<ImageId> {
+        let full = crate::images::normalize_name(name)?;
+        let img = self.image(&full)?;
+        if !img.names.contains(&full) {
+            return Err(StoreError::not_found("image name", name));
+        }
+        self.meta.write(|tx| tx.delete_name(&full))?;
+        Ok(img.id)
+    }
+
     /// Removes an image and those of its layers nothing else uses. Refused while a container
     /// uses the image. Layers being imported by another process right now are kept.
     pub fn remove_image(&self, name: &str) -> Result<Removed> {

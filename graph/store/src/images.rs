@@ -191,6 +191,13 @@ impl WriteTxn<'_> {
         Ok(())
     }
 
+    pub fn delete_name(&self, name: &str) -> Result<()> {
+        self.sql()
+            .execute("DELETE FROM image_names WHERE name = ?1", [name])
+            .map_err(self.err())?;
+        Ok(())
+    }
+
     pub fn delete_image(&self, id: &ImageId) -> Result<()> {
         self.sql()
             .execute("DELETE FROM image_names WHERE image = ?1", [id.0.as_str()])

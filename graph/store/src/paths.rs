@@ -9,9 +9,12 @@
 //! ├── locks/
 //! │   ├── gc.lock                  shared by every mutating operation, exclusive for gc
 //! │   └── <chain-hex>.lock         held while a layer is being imported (one extraction per layer)
+//! ├── containers/<container-id>/   the front end's persistent files of a container (logs,
+//! │                                runtime bundle); made before its row, removed after it
 //! └── <driver>/                    the driver's home: payload keyed by opaque keys
 //! <runroot>/                       --runroot, default /run/strata (tmpfs: gone after reboot)
-//! └── mounts/<container-id>/       mount points of mounted containers
+//! ├── mounts/<container-id>/       mount points of mounted containers
+//! └── containers/<container-id>/   the front end's volatile files (sockets, pid and exit files)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -57,6 +60,20 @@ impl Paths {
     pub fn mountpoint(&self, c: &ContainerId) -> PathBuf {
         self.mounts().join(c.as_str())
     }
+    pub fn containers_dir(&self) -> PathBuf {
+        self.root.join("containers")
+    }
+    /// A container's persistent directory, owned by the front end that created it.
+    pub fn container_dir(&self, c: &ContainerId) -> PathBuf {
+        self.containers_dir().join(c.as_str())
+    }
+    pub fn container_rundirs(&self) -> PathBuf {
+        self.runroot.join("containers")
+    }
+    /// A container's volatile directory (on the runroot's tmpfs), owned by its front end.
+    pub fn container_rundir(&self, c: &ContainerId) -> PathBuf {
+        self.container_rundirs().join(c.as_str())
+    }
 
     /// Creates every directory of the layout.
     pub fn create(&self) -> std::io::Result<()> {
@@ -66,6 +83,8 @@ impl Paths {
             self.tmp(),
             self.locks(),
             self.mounts(),
+            self.containers_dir(),
+            self.container_rundirs(),
         ] {
             std::fs::create_dir_all(&d)?;
         }

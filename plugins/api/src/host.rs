@@ -201,6 +201,89 @@ impl StoreClient {
         self.host.call(store::IMAGES, &Empty {}, None, None)
     }
 
+    pub fn info(&self) -> Result<store::StoreInfo, CallError> {
+        self.host.call(store::INFO, &Empty {}, None, None)
+    }
+
+    pub fn tag(&self, image: &str, names: &[String]) -> Result<(), CallError> {
+        let req = store::TagRequest {
+            image: image.to_owned(),
+            names: names.to_vec(),
+        };
+        self.host.call::<_, Empty>(store::TAG, &req, None, None)?;
+        Ok(())
+    }
+
+    pub fn untag(&self, name: &str) -> Result<(), CallError> {
+        let req = store::ImageRequest {
+            name: name.to_owned(),
+        };
+        self.host.call::<_, Empty>(store::UNTAG, &req, None, None)?;
+        Ok(())
+    }
+
+    pub fn remove_image(&self, name: &str) -> Result<store::RemoveImageReply, CallError> {
+        let req = store::ImageRequest {
+            name: name.to_owned(),
+        };
+        self.host.call(store::REMOVE_IMAGE, &req, None, None)
+    }
+
+    pub fn create_container(
+        &self,
+        request: &store::CreateContainerRequest,
+    ) -> Result<store::ContainerInfo, CallError> {
+        self.host.call(store::CREATE_CONTAINER, request, None, None)
+    }
+
+    pub fn container(&self, name: &str) -> Result<store::ContainerInfo, CallError> {
+        self.host
+            .call(store::CONTAINER, &container_req(name), None, None)
+    }
+
+    pub fn containers(&self) -> Result<Vec<store::ContainerInfo>, CallError> {
+        self.host.call(store::CONTAINERS, &Empty {}, None, None)
+    }
+
+    /// Mounts the container's root filesystem; returns the mount point.
+    pub fn mount(&self, name: &str) -> Result<String, CallError> {
+        let r: store::MountReply =
+            self.host
+                .call(store::MOUNT, &container_req(name), None, None)?;
+        Ok(r.path)
+    }
+
+    pub fn unmount(&self, name: &str) -> Result<(), CallError> {
+        self.host
+            .call::<_, Empty>(store::UNMOUNT, &container_req(name), None, None)?;
+        Ok(())
+    }
+
+    pub fn remove_container(&self, name: &str) -> Result<store::ContainerInfo, CallError> {
+        self.host
+            .call(store::REMOVE_CONTAINER, &container_req(name), None, None)
+    }
+
+    pub fn commit(&self, container: &str, name: &str) -> Result<store::CommitReply, CallError> {
+        let req = store::CommitRequest {
+            container: container.to_owned(),
+            name: name.to_owned(),
+        };
+        self.host.call(store::COMMIT, &req, None, None)
+    }
+
+    /// The container's changes as an uncompressed layer tar.
+    pub fn diff(&self, container: &str) -> Result<ImportedReader, CallError> {
+        let mut out = None;
+        let _: Empty =
+            self.host
+                .call(store::DIFF, &container_req(container), None, Some(&mut out))?;
+        out.ok_or_else(|| CallError {
+            kind: ErrorKind::Internal,
+            message: "the host returned no stream for store.diff".into(),
+        })
+    }
+
     /// The layer's uncompressed tar as a stream.
     pub fn export_layer(&self, layer: &str) -> Result<ImportedReader, CallError> {
         let mut out = None;
@@ -216,6 +299,12 @@ impl StoreClient {
             kind: ErrorKind::Internal,
             message: "the host returned no stream for store.export_layer".into(),
         })
+    }
+}
+
+fn container_req(name: &str) -> store::ContainerRequest {
+    store::ContainerRequest {
+        name: name.to_owned(),
     }
 }
 

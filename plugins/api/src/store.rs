@@ -17,6 +17,31 @@ pub const IMAGES: &str = "store.images";
 /// `store.export_layer`: the call's output reader receives the layer's uncompressed tar, bit
 /// for bit the one its diff ID names.
 pub const EXPORT_LAYER: &str = "store.export_layer";
+/// `store.info` (1.1): where the store lives and how it is set up.
+pub const INFO: &str = "store.info";
+/// `store.tag` (1.1): adds names to an image.
+pub const TAG: &str = "store.tag";
+/// `store.untag` (1.1): removes one name from an image (the image stays).
+pub const UNTAG: &str = "store.untag";
+/// `store.remove_image` (1.1): removes an image and the layers only it used.
+pub const REMOVE_IMAGE: &str = "store.remove_image";
+/// `store.create_container` (1.1): a new container (read-write layer and directories).
+pub const CREATE_CONTAINER: &str = "store.create_container";
+/// `store.container` (1.1): one container, by name, ID or unique ID prefix.
+pub const CONTAINER: &str = "store.container";
+/// `store.containers` (1.1): every container.
+pub const CONTAINERS: &str = "store.containers";
+/// `store.mount` (1.1): mounts a container's root filesystem (idempotent).
+pub const MOUNT: &str = "store.mount";
+/// `store.unmount` (1.1): unmounts it (idempotent).
+pub const UNMOUNT: &str = "store.unmount";
+/// `store.remove_container` (1.1): unmounts and removes a container and its directories.
+pub const REMOVE_CONTAINER: &str = "store.remove_container";
+/// `store.commit` (1.1): a container's changes as a new image.
+pub const COMMIT: &str = "store.commit";
+/// `store.diff` (1.1): the call's output reader receives the container's changes as an
+/// uncompressed layer tar (whiteouts for deletions).
+pub const DIFF: &str = "store.diff";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ImportImageRequest {
@@ -84,6 +109,75 @@ pub struct ImageSummary {
 pub struct ExportLayerRequest {
     /// The layer's chain ID.
     pub layer: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoreInfo {
+    pub root: String,
+    pub runroot: String,
+    pub driver: String,
+    /// Whether the store belongs to a non-root user (rootless mode).
+    pub rootless: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TagRequest {
+    pub image: String,
+    pub names: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RemoveImageReply {
+    pub image_id: String,
+    /// Chain IDs of the layers removed with it.
+    pub layers: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CreateContainerRequest {
+    /// The image: a name, full ID or unique ID prefix.
+    pub image: String,
+    /// Defaults to the container's short ID.
+    pub name: Option<String>,
+    /// Front-end metadata, stored verbatim with the container.
+    pub metadata: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ContainerRequest {
+    /// A name, full ID or unique ID prefix.
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ContainerInfo {
+    pub id: String,
+    pub name: String,
+    /// The image ID.
+    pub image: String,
+    pub created: i64,
+    pub metadata: serde_json::Value,
+    /// The front end's persistent directory (created with the container, removed with it).
+    pub dir: String,
+    /// The front end's volatile directory on the runroot.
+    pub run_dir: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MountReply {
+    pub path: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CommitRequest {
+    pub container: String,
+    /// The new image's name.
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CommitReply {
+    pub image_id: String,
 }
 
 /// The reply of methods that return nothing but success.

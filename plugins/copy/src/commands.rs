@@ -49,19 +49,7 @@ fn parse<T: Parser>(argv: impl Iterator<Item = String>) -> Result<T, Outcome> {
     })
 }
 
-/// TLS and credential options for one side of a copy (skopeo's `--src-*` / `--dest-*`).
-#[derive(Debug, Clone, Args, Default)]
-pub struct SideArgs {
-    /// Verify TLS for this side's registry (default true; false also allows plain HTTP)
-    #[arg(long, value_name = "BOOL")]
-    pub tls_verify: Option<bool>,
-    /// Credentials as USER[:PASSWORD] for this side's registry
-    #[arg(long, value_name = "USER[:PASSWORD]")]
-    pub creds: Option<String>,
-    /// Directory with CA certificates (*.crt) and client certificates (*.cert, *.key)
-    #[arg(long, value_name = "DIR")]
-    pub cert_dir: Option<PathBuf>,
-}
+pub use strata_plugin_transfer::ends::SideArgs;
 
 #[derive(Debug, Parser)]
 #[command(

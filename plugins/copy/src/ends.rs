@@ -1,51 +1,13 @@
 //! Opening the two ends of a copy from their names, and the registry commands
 //! (`inspect-remote`, `list-tags`, `delete`, `sync`, `login`, `logout`).
 
-use std::path::PathBuf;
-
-use strata_graph_image::{
-    parse_transport, ImageDestination, ImageError, ImageName, ImageSource, Result,
-};
+use strata_graph_image::{parse_transport, ImageError, ImageName, Result};
 use strata_plugin_api::Host;
 
-use crate::commands::{
-    DeleteArgs, InspectArgs, ListTagsArgs, LoginArgs, LogoutArgs, SideArgs, SyncArgs,
-};
+pub use strata_plugin_transfer::ends::{open_destination, open_source, RemoteOptions};
+
+use crate::commands::{DeleteArgs, InspectArgs, ListTagsArgs, LoginArgs, LogoutArgs, SyncArgs};
 use crate::remote;
-use crate::store::{StoreDest, StoreSource};
-
-/// Registry options for one end.
-#[derive(Debug, Clone, Default)]
-pub struct RemoteOptions {
-    pub side: SideArgs,
-    pub authfile: Option<PathBuf>,
-    pub registries_conf: Option<PathBuf>,
-    /// Repositories of the destination registry to mount blobs from (copies within one
-    /// registry mount instead of uploading).
-    pub mount_from: Vec<String>,
-}
-
-pub fn open_source(host: &Host, name: &str, o: &RemoteOptions) -> Result<Box<dyn ImageSource>> {
-    match parse_transport(name)? {
-        ImageName::Docker { reference } => remote::source(&reference, o),
-        ImageName::Store { reference } => Ok(Box::new(StoreSource::open(host, &reference)?)),
-        local => local.open_source(),
-    }
-}
-
-pub fn open_destination(
-    host: &Host,
-    name: &str,
-    o: &RemoteOptions,
-) -> Result<(Box<dyn ImageDestination>, ImageName)> {
-    let parsed = parse_transport(name)?;
-    let dst: Box<dyn ImageDestination> = match &parsed {
-        ImageName::Docker { reference } => remote::destination(reference, o)?,
-        ImageName::Store { reference } => Box::new(StoreDest::new(host, vec![reference.clone()])),
-        local => local.open_destination()?,
-    };
-    Ok((dst, parsed))
-}
 
 /// A name without a transport is a registry reference, as in `skopeo inspect`.
 fn with_docker_default(name: &str) -> String {

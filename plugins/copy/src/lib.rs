@@ -9,9 +9,9 @@
 
 mod commands;
 mod ends;
-mod progress;
 mod remote;
-mod store;
+
+use strata_plugin_transfer::progress;
 
 use strata_plugin_api::{export_plugin, Command, Host, Outcome};
 

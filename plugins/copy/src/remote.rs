@@ -5,88 +5,17 @@
 use std::io::Read;
 
 use strata_graph_image::{
-    copy_image, CopyOptions, Descriptor, ImageDestination, ImageError, ImageName, ImageSource,
-    Result,
+    copy_image, CopyOptions, Descriptor, ImageError, ImageName, ImageSource, Result,
 };
 use strata_graph_registry::{
-    delete_image, image_error, list_tags, AuthStore, Client, ClientOptions, Credentials,
-    DockerDestination, DockerOptions, DockerSource, Reference, RegistriesConf, RegistryError,
+    delete_image, list_tags, AuthStore, Client, ClientOptions, Credentials, Reference,
+    RegistriesConf,
 };
 use strata_plugin_api::Host;
 
 use crate::commands::{LoginArgs, LogoutArgs, SyncArgs};
-use crate::ends::RemoteOptions;
-
-fn err(e: RegistryError) -> ImageError {
-    image_error(&e)
-}
-
-/// Registry options from the command line: credentials (`--creds` beats auth files), TLS,
-/// certificates, and registries.conf (`--registries-conf` or the system one).
-fn docker_options(o: &RemoteOptions) -> Result<DockerOptions> {
-    let credentials = o
-        .side
-        .creds
-        .as_deref()
-        .map(Credentials::parse)
-        .transpose()
-        .map_err(err)?;
-    let mut client = ClientOptions {
-        tls_verify: o.side.tls_verify,
-        cert_dir: o.side.cert_dir.clone(),
-        credentials,
-        ..ClientOptions::default()
-    };
-    if let Some(f) = &o.authfile {
-        client.auth = AuthStore::new(
-            strata_graph_registry::AuthEnv::from_process(),
-            Some(f.clone()),
-        );
-    }
-    let registries = match &o.registries_conf {
-        Some(p) => Some(RegistriesConf::load(p, None).map_err(err)?),
-        None => Some(RegistriesConf::load_default().map_err(err)?),
-    };
-    Ok(DockerOptions {
-        client,
-        registries,
-        mount_from: o.mount_from.clone(),
-        ..DockerOptions::default()
-    })
-}
-
-/// For a copy between two repositories of one registry: the source repository, whose blobs
-/// the destination can mount instead of receiving them again.
-pub fn mount_sources(source: &str, destination: &str) -> Vec<String> {
-    let docker = |n: &str| match strata_graph_image::parse_transport(n) {
-        Ok(ImageName::Docker { reference }) => Reference::parse(&reference).ok(),
-        _ => None,
-    };
-    match (docker(source), docker(destination)) {
-        (Some(s), Some(d)) if s.registry() == d.registry() && s.repository() != d.repository() => {
-            vec![s.repository().to_owned()]
-        }
-        _ => Vec::new(),
-    }
-}
-
-fn parse(reference: &str) -> Result<Reference> {
-    Reference::parse(reference).map_err(err)
-}
-
-pub fn source(reference: &str, o: &RemoteOptions) -> Result<Box<dyn ImageSource>> {
-    let r = parse(reference)?;
-    Ok(Box::new(
-        DockerSource::open(&r, &docker_options(o)?).map_err(err)?,
-    ))
-}
-
-pub fn destination(reference: &str, o: &RemoteOptions) -> Result<Box<dyn ImageDestination>> {
-    let r = parse(reference)?;
-    Ok(Box::new(
-        DockerDestination::open(&r, &docker_options(o)?).map_err(err)?,
-    ))
-}
+pub use strata_plugin_transfer::ends::mount_sources;
+use strata_plugin_transfer::ends::{docker_options, err, parse, RemoteOptions};
 
 /// The config blob of the image `src` holds (the host platform's, for an index).
 pub fn config_bytes(src: &dyn ImageSource) -> Result<Vec<u8>> {

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use strata_graph_store::{Opener, Store, StoreError};
+use strata_graph_store::{Container, CreateOptions, Opener, Store, StoreError};
 use strata_graph_types::{Digest, HasKind, LayerId};
 use strata_plugin_api::abi::RawReader;
 use strata_plugin_api::store as api;
@@ -116,7 +116,109 @@ pub(crate) fn dispatch(
                 "store.export_layer needs an output reader".to_owned(),
             ))?;
             let id = LayerId(digest(&req.layer)?);
-            *out = export_reader(Box::new(export_layer(ctx.store()?, id)?));
+            let store = ctx.store()?;
+            *out = export_reader(Box::new(pipe_from(move |w| {
+                store.export_layer(&id, w).map(|_| ())
+            })?));
+            reply(&api::Empty {})
+        }
+        api::INFO => {
+            let s = &ctx.settings;
+            reply(&api::StoreInfo {
+                root: s.root.display().to_string(),
+                runroot: s.runroot.display().to_string(),
+                driver: s.driver.clone(),
+                rootless: !rustix::process::geteuid().is_root(),
+            })
+        }
+        api::TAG => {
+            let req: api::TagRequest = parse(method, request)?;
+            ctx.store()?
+                .tag(&req.image, &req.names)
+                .map_err(store_err)?;
+            reply(&api::Empty {})
+        }
+        api::UNTAG => {
+            let req: api::ImageRequest = parse(method, request)?;
+            ctx.store()?.untag(&req.name).map_err(store_err)?;
+            reply(&api::Empty {})
+        }
+        api::REMOVE_IMAGE => {
+            let req: api::ImageRequest = parse(method, request)?;
+            let r = ctx.store()?.remove_image(&req.name).map_err(store_err)?;
+            reply(&api::RemoveImageReply {
+                image_id: r.image.0.to_string(),
+                layers: r.layers.iter().map(|l| l.0.to_string()).collect(),
+            })
+        }
+        api::CREATE_CONTAINER => {
+            let req: api::CreateContainerRequest = parse(method, request)?;
+            let store = ctx.store()?;
+            let c = store
+                .create_container(
+                    &req.image,
+                    CreateOptions {
+                        name: req.name,
+                        metadata: Some(req.metadata),
+                    },
+                )
+                .map_err(store_err)?;
+            reply(&container_info(&store, c))
+        }
+        api::CONTAINER => {
+            let req: api::ContainerRequest = parse(method, request)?;
+            let store = ctx.store()?;
+            let c = store.container(&req.name).map_err(store_err)?;
+            reply(&container_info(&store, c))
+        }
+        api::CONTAINERS => {
+            let store = ctx.store()?;
+            let all = store.containers().map_err(store_err)?;
+            reply(
+                &all.into_iter()
+                    .map(|c| container_info(&store, c))
+                    .collect::<Vec<_>>(),
+            )
+        }
+        api::MOUNT => {
+            let req: api::ContainerRequest = parse(method, request)?;
+            let path = ctx.store()?.mount(&req.name).map_err(store_err)?;
+            reply(&api::MountReply {
+                path: path.display().to_string(),
+            })
+        }
+        api::UNMOUNT => {
+            let req: api::ContainerRequest = parse(method, request)?;
+            ctx.store()?.unmount(&req.name).map_err(store_err)?;
+            reply(&api::Empty {})
+        }
+        api::REMOVE_CONTAINER => {
+            let req: api::ContainerRequest = parse(method, request)?;
+            let store = ctx.store()?;
+            let c = store.remove_container(&req.name).map_err(store_err)?;
+            reply(&container_info(&store, c))
+        }
+        api::COMMIT => {
+            let req: api::CommitRequest = parse(method, request)?;
+            let id = ctx
+                .store()?
+                .commit(&req.container, &req.name)
+                .map_err(store_err)?;
+            reply(&api::CommitReply {
+                image_id: id.0.to_string(),
+            })
+        }
+        api::DIFF => {
+            let req: api::ContainerRequest = parse(method, request)?;
+            let out = output.ok_or((
+                ErrorKind::InvalidArgument,
+                "store.diff needs an output reader".to_owned(),
+            ))?;
+            let store = ctx.store()?;
+            store.container(&req.name).map_err(store_err)?;
+            *out = export_reader(Box::new(pipe_from(move |w| {
+                store.diff(&req.name, w).map(|_| ())
+            })?));
             reply(&api::Empty {})
         }
         other => Err((
@@ -184,15 +286,31 @@ fn image(store: &Store, name: &str) -> CallResult {
     })
 }
 
-/// Streams a layer's tar through a pipe from an exporting thread. A failed export shows up
-/// as a read error at the end of the stream, never as a silently short tar.
-fn export_layer(store: Arc<Store>, id: LayerId) -> Result<PipeReader, (ErrorKind, String)> {
+fn container_info(store: &Store, c: Container) -> api::ContainerInfo {
+    api::ContainerInfo {
+        dir: store.container_dir(&c.id).display().to_string(),
+        run_dir: store.container_rundir(&c.id).display().to_string(),
+        id: c.id.as_str().to_owned(),
+        name: c.name,
+        image: c.image.0.to_string(),
+        created: c.created,
+        metadata: c.metadata,
+    }
+}
+
+/// Streams what `write` produces (a layer tar) through a pipe from a writing thread. A failed
+/// export shows up as a read error at the end of the stream, never as a silently short tar.
+fn pipe_from(
+    write: impl FnOnce(std::io::BufWriter<std::io::PipeWriter>) -> Result<(), StoreError>
+        + Send
+        + 'static,
+) -> Result<PipeReader, (ErrorKind, String)> {
     let (r, w) = std::io::pipe().map_err(|e| (ErrorKind::Internal, format!("pipe: {e}")))?;
     let failure = Arc::new(Mutex::new(None));
     let slot = failure.clone();
     let thread = std::thread::spawn(move || {
         let w = std::io::BufWriter::with_capacity(256 * 1024, w);
-        if let Err(e) = store.export_layer(&id, w) {
+        if let Err(e) = write(w) {
             *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
         }
     });

@@ -1,0 +1,122 @@
+//! What a container was created with: the flags of `strata create`/`run`, resolved against
+//! the image config, kept with the container in the store (its metadata, under `run`).
+//!
+//! It is written once, at create, and never changes; the container's live state (pid,
+//! exit code) lives in `state.rs`. Everything the OCI runtime spec needs can be regenerated
+//! from this and the image.
+
+use serde::{Deserialize, Serialize};
+
+/// The metadata key the run front end owns in a container's store record.
+pub const METADATA_KEY: &str = "run";
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ContainerConfig {
+    /// The image as the user named it, and its ID.
+    pub image_name: String,
+    pub image_id: String,
+    /// The final argv (entrypoint + command, after `--entrypoint` and arguments).
+    pub args: Vec<String>,
+    /// `KEY=VALUE`, image environment first, then `--env-file`, then `-e`.
+    pub env: Vec<String>,
+    pub workdir: String,
+    /// `-u` as given (`name`, `uid`, `uid:gid`, `name:group`); empty means the image's user.
+    pub user: String,
+    pub hostname: String,
+    pub tty: bool,
+    /// `-i`: keep stdin open.
+    pub stdin: bool,
+    pub read_only: bool,
+    pub mounts: Vec<MountSpec>,
+    pub network: NetworkMode,
+    /// `-p` mappings, as given (parsed again when the network is set up).
+    pub publish: Vec<String>,
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    pub privileged: bool,
+    pub resources: Resources,
+    /// `--userns`: empty (none) or `host`; `keep-id`/`auto` are not supported yet.
+    pub userns: String,
+    /// The OCI runtime's name (`crun`, `runc`) or path.
+    pub runtime: String,
+    /// `--rm`: remove the container when it exits.
+    pub remove: bool,
+    /// The pod this container belongs to, by ID.
+    pub pod: Option<String>,
+    /// The signal `stop` sends first (the image's `StopSignal`, else SIGTERM).
+    pub stop_signal: String,
+    /// Seconds `stop` waits before SIGKILL.
+    pub stop_timeout: u64,
+    /// The command line shown by `ps` (podman shows the user's command).
+    pub command_line: String,
+    pub labels: Vec<(String, String)>,
+}
+
+/// A bind or tmpfs mount into the container.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct MountSpec {
+    /// `bind` or `tmpfs`.
+    pub kind: String,
+    /// The host path (bind); empty for tmpfs.
+    pub source: String,
+    pub destination: String,
+    pub read_only: bool,
+    /// Extra mount options (`size=64m`, `mode=1777`, `nosuid`, ...).
+    pub options: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum NetworkMode {
+    /// A private network namespace with a bridge, an address and NAT (podman's default).
+    #[default]
+    Bridge,
+    /// A private network namespace with only loopback.
+    None,
+    /// The host's network namespace.
+    Host,
+    /// The network namespace of another container or pod (`container:NAME`).
+    Container(String),
+}
+
+impl NetworkMode {
+    pub fn parse(s: &str) -> Result<NetworkMode, String> {
+        match s {
+            "bridge" | "" => Ok(NetworkMode::Bridge),
+            "none" => Ok(NetworkMode::None),
+            "host" => Ok(NetworkMode::Host),
+            other => match other.strip_prefix("container:") {
+                Some(c) if !c.is_empty() => Ok(NetworkMode::Container(c.to_owned())),
+                _ => Err(format!(
+                    "unknown network mode {other:?}: use bridge, none, host or container:NAME"
+                )),
+            },
+        }
+    }
+}
+
+/// Resource limits (`--memory`, `--cpus`, `--pids-limit`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Resources {
+    pub memory: Option<i64>,
+    pub cpus: Option<f64>,
+    pub pids_limit: Option<i64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn network_modes_parse_like_podman() {
+        assert_eq!(NetworkMode::parse("none"), Ok(NetworkMode::None));
+        assert_eq!(NetworkMode::parse("host"), Ok(NetworkMode::Host));
+        assert_eq!(NetworkMode::parse("bridge"), Ok(NetworkMode::Bridge));
+        assert_eq!(
+            NetworkMode::parse("container:web"),
+            Ok(NetworkMode::Container("web".into()))
+        );
+        assert!(NetworkMode::parse("slirp").is_err());
+        assert!(NetworkMode::parse("container:").is_err());
+    }
+}

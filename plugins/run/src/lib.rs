@@ -1,0 +1,57 @@
+//! The run front end as a strata plugin: podman's job. `strata run IMAGE CMD` pulls the
+//! image if needed (through the copy front end's code path), creates a container in the
+//! store, writes an OCI runtime spec, and starts it on an OCI runtime (crun by default, runc
+//! with `--runtime`) under `strata-monitor`, which outlives the CLI, keeps the log and
+//! records the exit. `ps`, `logs`, `exec`, `stop`, `rm` and friends work from the files the
+//! container leaves (see `state.rs`), so no daemon is needed.
+//!
+//! What is here: containers (root), `none`/`host`/`bridge` networks (CNI plugins) with `-p`,
+//! images (`pull`, `push`, `images`, `rmi`, `tag`). Not yet: pods, rootless mode, `cp`,
+//! `diff`, `commit`, `export`/`import`, `save`/`load`, `system`.
+
+mod attach;
+pub mod commands;
+pub mod config;
+mod context;
+mod errors;
+mod images;
+pub mod network;
+mod runtime;
+mod settings;
+pub mod spec;
+mod start;
+mod state;
+mod stop;
+pub mod user;
+
+use strata_plugin_api::{export_plugin, Command, Host, Outcome};
+
+fn run(host: &Host, command: &str, args: &[String]) -> Outcome {
+    commands::run(host, command, args)
+}
+
+export_plugin! {
+    name: "run",
+    version: env!("CARGO_PKG_VERSION"),
+    commands: [
+        Command { name: "run", about: "Run a command in a new container" },
+        Command { name: "create", about: "Create a container without starting it" },
+        Command { name: "start", about: "Start containers" },
+        Command { name: "stop", about: "Stop running containers" },
+        Command { name: "kill", about: "Send a signal to running containers" },
+        Command { name: "restart", about: "Restart containers" },
+        Command { name: "wait", about: "Wait for containers to exit" },
+        Command { name: "rm", about: "Remove containers" },
+        Command { name: "ps", about: "List containers" },
+        Command { name: "exec", about: "Run a process in a running container" },
+        Command { name: "logs", about: "Show a container's output" },
+        Command { name: "inspect", about: "Show containers or images in detail" },
+        Command { name: "pull", about: "Pull an image from a registry" },
+        Command { name: "push", about: "Push an image to a registry" },
+        Command { name: "images", about: "List images" },
+        Command { name: "rmi", about: "Remove images" },
+        Command { name: "tag", about: "Add names to an image" },
+        Command { name: "container", about: "Manage containers (podman's long forms, and cleanup)" },
+    ],
+    run: run,
+}

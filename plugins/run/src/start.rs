@@ -1,0 +1,275 @@
+//! Creating and starting containers: the store record, the root filesystem, the network
+//! namespace, the spec, the monitor, and `runtime start`.
+//!
+//! Order matters for crash safety: every step is recorded or undoable, and a failed start
+//! undoes what it did (runtime record, network, mount) so the container stays `created`.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use strata_monitor::attach::AttachClient;
+use strata_monitor::{launch, MonitorArgs};
+use strata_plugin_api::store::CreateContainerRequest;
+use strata_plugin_api::ErrorKind;
+
+use crate::config::{ContainerConfig, NetworkMode, METADATA_KEY};
+use crate::context::{Container, Ctx};
+use crate::errors::{call, kinded};
+use crate::runtime::{self, Runtime};
+use crate::spec::{self, Ns, SpecInputs};
+use crate::state::{self, State, Status};
+
+/// Creates the container in the store with its config; nothing runs yet.
+pub fn create(ctx: &Ctx<'_>, name: Option<String>, config: ContainerConfig) -> Result<Container> {
+    let info = ctx
+        .store
+        .create_container(&CreateContainerRequest {
+            image: config.image_id.clone(),
+            name,
+            metadata: serde_json::json!({ METADATA_KEY: config }),
+        })
+        .map_err(call)?;
+    let c = Container::from_info(info)?;
+    State::default().save(&c.paths)?;
+    Ok(c)
+}
+
+/// Writes `/etc/hosts`, `/etc/hostname` and `/etc/resolv.conf` for the container.
+fn etc_files(c: &Container, ip: Option<&str>) -> Result<Vec<(String, PathBuf)>> {
+    let cfg = &c.config;
+    let mut hosts = String::from(
+        "127.0.0.1\tlocalhost localhost.localdomain\n::1\tlocalhost localhost.localdomain\n",
+    );
+    if cfg.network == NetworkMode::Host {
+        hosts = std::fs::read_to_string("/etc/hosts").unwrap_or(hosts);
+    } else {
+        let addr = ip.unwrap_or("127.0.1.1");
+        hosts.push_str(&format!("{addr}\t{} {}\n", cfg.hostname, c.info.name));
+    }
+    let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let files = [
+        ("/etc/hosts", "hosts", hosts),
+        ("/etc/hostname", "hostname", format!("{}\n", cfg.hostname)),
+        ("/etc/resolv.conf", "resolv.conf", resolv),
+    ];
+    let mut out = Vec::new();
+    for (dest, file, text) in files {
+        let p = c.paths.dir.join(file);
+        std::fs::write(&p, text).with_context(|| format!("write {}", p.display()))?;
+        out.push((dest.to_owned(), p));
+    }
+    Ok(out)
+}
+
+/// Sets up the network namespace the config asks for; returns the spec's choice, the pinned
+/// namespace and the bridge attachment.
+fn network(ctx: &Ctx<'_>, c: &Container, state: &mut State) -> Result<Ns> {
+    let ncfg = crate::network::NetworkConfig {
+        state_dir: ctx.runroot().join("networks"),
+        ..crate::network::NetworkConfig::default()
+    };
+    match &c.config.network {
+        NetworkMode::Host => Ok(Ns::Host),
+        NetworkMode::Container(other) => {
+            let o = ctx.container(other)?;
+            let s = o.state()?;
+            match s.netns {
+                Some(p) if s.status == Status::Running => Ok(Ns::Path(p.into())),
+                _ => bail!("container {other} is not running with a network namespace of its own"),
+            }
+        }
+        mode => {
+            let path = crate::network::netns_path(&ctx.runroot(), c.id());
+            strata_mount::netns::create_netns(&path)
+                .with_context(|| format!("create network namespace {}", path.display()))?;
+            state.netns = Some(path.display().to_string());
+            if *mode == NetworkMode::Bridge {
+                let ports = publish(&c.config)?;
+                let a = crate::network::attach(&ncfg, c.id(), &path, &ports)?;
+                state.network = Some(serde_json::to_value(&a)?);
+            } else {
+                crate::network::setup_loopback(&path, c.id(), &ncfg)?;
+            }
+            Ok(Ns::Path(path))
+        }
+    }
+}
+
+pub fn publish(cfg: &ContainerConfig) -> Result<Vec<crate::network::PortMapping>> {
+    let mut all = Vec::new();
+    for p in &cfg.publish {
+        all.extend(crate::network::parse_publish(p)?);
+    }
+    Ok(all)
+}
+
+/// Releases the network: CNI DEL and the pinned namespace. Idempotent.
+pub fn teardown_network(ctx: &Ctx<'_>, c: &Container, state: &mut State) -> Result<()> {
+    if let Some(ns) = state.netns.clone() {
+        let path = PathBuf::from(&ns);
+        if state.network.is_some() {
+            let ncfg = crate::network::NetworkConfig {
+                state_dir: ctx.runroot().join("networks"),
+                ..crate::network::NetworkConfig::default()
+            };
+            crate::network::detach(&ncfg, c.id(), &path, &publish(&c.config)?)?;
+            state.network = None;
+        }
+        strata_mount::netns::remove_netns(&path)
+            .with_context(|| format!("remove network namespace {ns}"))?;
+        state.netns = None;
+    }
+    Ok(())
+}
+
+/// How the caller wants to follow the container once it starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Follow {
+    /// Return at once (`-d`, `start` without `-a`).
+    Detach,
+    /// Attach before starting; `cleanup` says whether the caller will clean up after the
+    /// exit itself (the monitor then leaves it to the caller unless it disappears).
+    Attach { cleanup: bool },
+}
+
+/// Starts a created or exited container. Returns the attach connection if asked for.
+pub fn start(ctx: &Ctx<'_>, c: &Container, follow: Follow) -> Result<Option<AttachClient>> {
+    let _lock = state::lock(&c.paths)?;
+    let rt = Runtime::find(&c.config.runtime, &ctx.runroot())?;
+    let mut st = c.state()?;
+    st.refresh(&c.paths, || runtime_alive(&rt, c.id()));
+    if st.status == Status::Running {
+        return Err(kinded(
+            ErrorKind::FailedPrecondition,
+            format!("container {} is already running", c.info.name),
+        ));
+    }
+    if st.status == Status::Exited && !st.cleaned {
+        cleanup_locked(ctx, c, &mut st, &rt)?;
+    }
+    let result = start_locked(ctx, c, &rt, &mut st, follow);
+    if result.is_err() {
+        // Undo: whatever got set up goes, the container stays startable.
+        let _ = rt.delete(c.id());
+        let _ = teardown_network(ctx, c, &mut st);
+        let _ = ctx.store.unmount(c.id());
+        st.status = if st.started_at.is_some() {
+            Status::Exited
+        } else {
+            Status::Created
+        };
+        st.cleaned = true;
+        let _ = st.save(&c.paths);
+    }
+    result
+}
+
+fn start_locked(
+    ctx: &Ctx<'_>,
+    c: &Container,
+    rt: &Runtime,
+    st: &mut State,
+    follow: Follow,
+) -> Result<Option<AttachClient>> {
+    let rootfs = PathBuf::from(ctx.store.mount(c.id()).map_err(call)?);
+    let user = crate::user::resolve(&rootfs, &c.config.user)?;
+    for m in &c.config.mounts {
+        if m.kind == "bind" && !std::path::Path::new(&m.source).exists() {
+            bail!("bind mount source {} does not exist", m.source);
+        }
+    }
+    st.error = None;
+    let net = network(ctx, c, st)?;
+    let ip = st
+        .network
+        .as_ref()
+        .and_then(|n| n.get("ip"))
+        .and_then(|v| v.as_str())
+        .map(str::to_owned);
+    let etc = etc_files(c, ip.as_deref())?;
+    let (ipc, uts) = (Ns::New, Ns::New);
+    let spec = spec::generate(&SpecInputs {
+        config: &c.config,
+        rootfs: &rootfs,
+        user: &user,
+        cgroups_path: format!("/strata/{}", c.id()),
+        net,
+        ipc,
+        uts,
+        cgroupns: runtime::cgroup_v2_only(),
+        etc_files: etc,
+    })?;
+    let spec_path = c.paths.spec();
+    std::fs::write(&spec_path, serde_json::to_vec(&spec)?)
+        .with_context(|| format!("write {}", spec_path.display()))?;
+    // Leftovers of an earlier run.
+    for f in ["exit", "attach", "pid", "monitor.pid"] {
+        let _ = std::fs::remove_file(c.paths.run_dir.join(f));
+    }
+    std::fs::create_dir_all(&c.paths.run_dir)?;
+    std::fs::create_dir_all(&rt.root)?;
+    let _ = rt.delete(c.id());
+    let (exit_cmd, exit_args) = ctx.exit_command(c.id())?;
+    let mut args = MonitorArgs::new(
+        c.id(),
+        &c.paths.dir,
+        &rt.path,
+        &c.paths.run_dir,
+        c.paths.log(),
+    );
+    args.runtime_args = rt.global_args().into_iter().map(Into::into).collect();
+    args.terminal = c.config.tty;
+    args.stdin = c.config.stdin;
+    args.exit_command = Some(exit_cmd);
+    args.exit_command_args = exit_args.into_iter().map(Into::into).collect();
+    let launched = launch(&ctx.monitor_path()?, &args)
+        .map_err(|e| anyhow::anyhow!("{}", runtime::explain(&e.to_string())))?;
+    st.status = Status::Running;
+    st.pid = Some(launched.container_pid);
+    st.monitor_pid = Some(launched.monitor_pid);
+    st.monitor_start = state::process_start(launched.monitor_pid);
+    st.runtime = Some(rt.name.clone());
+    st.exit_code = None;
+    st.finished_at = None;
+    st.finished_unix = None;
+    st.cleaned = false;
+    let attach = match follow {
+        Follow::Detach => None,
+        Follow::Attach { cleanup } => {
+            let mut client = AttachClient::connect(&c.paths.run_dir, cleanup)
+                .with_context(|| format!("attach to container {}", c.info.name))?;
+            // The terminal's size must be set before the process starts and asks for it.
+            if c.config.tty {
+                if let Some((rows, cols)) = crate::attach::window_size() {
+                    let _ = client.resize(rows, cols);
+                }
+            }
+            Some(client)
+        }
+    };
+    rt.start(c.id())?;
+    let now = state::now();
+    st.started_at = Some(now.0);
+    st.started_unix = Some(now.1);
+    st.save(&c.paths)?;
+    Ok(attach)
+}
+
+pub fn runtime_alive(rt: &Runtime, id: &str) -> Option<bool> {
+    match rt.state(id) {
+        Ok(Some(s)) => Some(s.status == "running" || s.status == "created" || s.status == "paused"),
+        Ok(None) => Some(false),
+        Err(_) => None,
+    }
+}
+
+/// After an exit: the runtime's record, the network and the mount go; `--rm` removes the
+/// container. Idempotent; the caller holds the lock.
+pub fn cleanup_locked(ctx: &Ctx<'_>, c: &Container, st: &mut State, rt: &Runtime) -> Result<()> {
+    rt.delete(c.id())?;
+    teardown_network(ctx, c, st)?;
+    ctx.store.unmount(c.id()).map_err(call)?;
+    st.cleaned = true;
+    st.save(&c.paths)?;
+    Ok(())
+}
