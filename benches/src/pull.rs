@@ -15,7 +15,7 @@ use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
 
 use crate::layer::{sh, sha256_file};
-use crate::run::Measurement;
+use crate::storage::Measurement;
 
 /// A running `docker-registry`, killed on drop.
 pub struct Registry {
@@ -225,7 +225,7 @@ fn timed(cmd: &[String]) -> Result<(Duration, u64)> {
     Ok((Duration::from_secs_f64(secs), kib))
 }
 
-use crate::run::fresh;
+use crate::storage::fresh;
 
 /// Runs the pull and copy comparisons for `images`.
 pub fn pull_benchmarks(
@@ -323,6 +323,7 @@ pub fn pull_benchmarks(
                 group,
                 tool: tool.clone(),
                 median_ms: m.as_secs_f64() * 1e3,
+                p90_ms: None,
                 mb_per_s: Some(img.bytes as f64 / 1e6 / m.as_secs_f64()),
                 files_per_s: None,
                 peak_rss_mib: Some(peak as f64 / 1024.0),

@@ -1,7 +1,7 @@
 //! Prints the results as Markdown tables with ratios against the reference tools.
 
 use crate::layer::Layer;
-use crate::run::Measurement;
+use crate::storage::Measurement;
 
 pub fn print(layer: &Layer, results: &[Measurement]) {
     println!(
@@ -118,6 +118,87 @@ pub fn print_pulls(images: &[crate::pull::BenchImage], results: &[Measurement]) 
             println!(
                 "{n}: copy to an OCI layout, speed-up over skopeo: {:.2}x",
                 k / s
+            );
+        }
+    }
+}
+
+/// Prints the run benchmarks: latencies per case, the comparisons with the issue's targets,
+/// what `ps -a` started, failures, and the timeline of one `strata run --rm`.
+pub fn print_run(results: &[Measurement], s: &crate::run::RunSummary) {
+    println!(
+        "\n## Containers: run, create, ps (median and p90 of {} runs after {} warm-ups; \
+         podman {} with crun, {} network backend; {})\n",
+        s.runs, s.warmups, s.podman_version, s.podman_network_backend, s.crun_version
+    );
+    println!(
+        "load average before {}, after {}\n",
+        s.load_average_before, s.load_average_after
+    );
+    println!("| case | tool | median ms | p90 ms |");
+    println!("|---|---|---:|---:|");
+    for m in results {
+        let case = m
+            .group
+            .replace("created", &format!("{} created", s.ps_containers));
+        println!(
+            "| {case} | {} | {:.1} | {:.1} |",
+            m.tool,
+            m.median_ms,
+            m.p90_ms.unwrap_or(0.0)
+        );
+    }
+    println!("\n| comparison (medians) | value | target | met |");
+    println!("|---|---:|---:|---|");
+    for c in &s.comparisons {
+        let value = c
+            .value
+            .map_or("n/a".to_owned(), |v| format!("{v:.2} {}", c.unit));
+        let limit = c
+            .limit
+            .map_or(String::new(), |l| format!("<= {l} {}", c.unit));
+        let met = match c.met {
+            Some(true) => "yes",
+            Some(false) => "**NO**",
+            None if c.limit.is_some() => "n/a",
+            None => "",
+        };
+        println!("| {} | {value} | {limit} | {met} |", c.what);
+    }
+    for e in &s.ps_execs {
+        println!(
+            "\n`{} ps -a` with {} created containers started {} processes{}",
+            e.tool,
+            e.containers,
+            e.execs,
+            if e.programs.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", e.programs.join(", "))
+            }
+        );
+    }
+    for f in &s.failures {
+        println!("\nFAILED: {} / {}: {}", f.group, f.tool, f.error);
+    }
+    if !s.timeline.is_empty() {
+        println!(
+            "\n### One `strata run --rm --network none busybox true`, process by process \
+             (perf sched events; the median of 5 traced runs: {:.1} ms)\n",
+            crate::timeline::total(&s.timeline)
+        );
+        println!("| forked at ms | exec at ms | ended at ms | lived ms | process | parent |");
+        println!("|---:|---:|---:|---:|---|---|");
+        let opt = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:.1}"));
+        for t in &s.timeline {
+            println!(
+                "| {:.1} | {} | {} | {} | {} | {} |",
+                t.start_ms,
+                opt(t.exec_ms),
+                opt(t.end_ms),
+                opt(t.end_ms.map(|e| e - t.start_ms)),
+                t.program,
+                t.parent
             );
         }
     }

@@ -1,382 +1,542 @@
-//! The measurements: each is a whole command run into a fresh store on the scratch filesystem.
+//! `--only run`: the run front end against podman and a bare `crun run`, side by side in one
+//! run, on the same busybox image, the same scratch filesystem and the same runtime (crun):
+//!
+//! - `run --rm busybox true` with network `none` for both tools (networking setup is not
+//!   compared), and a bare `crun run` of a prepared bundle; then both on their default bridge
+//!   (Strata: the CNI plugins; podman: whichever backend `podman info` names, netavark here);
+//! - `create busybox true` (each container removed after its timing, untimed);
+//! - `ps -a` with no containers and with N created ones, and `ps` (none running), plus the
+//!   processes each `ps -a` starts (counted with strace), to show that listing created
+//!   containers asks no runtime;
+//! - a process timeline of one `strata run --rm` (see `timeline`), to show where its time goes.
+//!
+//! The cases of one table run interleaved, round by round with the order rotating, so that
+//! background load on the 2-core machine hits every tool alike; each case gets warm-ups
+//! first. Whole commands are timed, process start included, as users run them. A case that
+//! fails is reported and dropped while the others go on. It reports; it asserts nothing.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
-use crate::layer::Layer;
+use crate::engines::{Bundle, Podman, Strata};
+use crate::layer::sh;
+use crate::storage::Measurement;
+use crate::timeline;
 
-/// A loop-mounted ext4 image, unmounted and detached on drop.
+/// Untimed runs of every case before the measured ones.
+pub const WARMUPS: usize = 3;
+
+pub const RUN_NONE: &str = "run --rm, network none";
+pub const RUN_BRIDGE: &str = "run --rm, default bridge";
+pub const CREATE: &str = "create";
+pub const PS_EMPTY: &str = "ps -a, no containers";
+pub const PS_ALL: &str = "ps -a, created containers";
+pub const PS_RUNNING: &str = "ps, created containers, none running";
+pub const BARE_CRUN: &str = "crun run (bare bundle)";
+
 #[derive(Debug)]
-pub struct Scratch {
-    pub path: PathBuf,
-    image: PathBuf,
+pub struct RunOptions {
+    /// Measured runs of each case.
+    pub runs: usize,
+    /// Containers created for the `ps` cases.
+    pub ps_containers: usize,
+    /// The busybox OCI layout (tag `latest`).
+    pub layout: PathBuf,
 }
 
-impl Scratch {
-    pub fn create(workdir: &Path, bytes: u64) -> Result<Scratch> {
-        std::fs::create_dir_all(workdir)?;
-        let image = workdir.join("scratch.ext4");
-        let path = workdir.join("mnt");
-        if is_mountpoint(&path) {
-            run(Command::new("umount").arg(&path))?;
-        }
-        let _ = std::fs::remove_file(&image);
-        std::fs::File::create(&image)?.set_len(bytes)?;
-        run(Command::new("mkfs.ext4")
-            .args(["-q", "-F", "-E", "nodiscard"])
-            .arg(&image))?;
-        std::fs::create_dir_all(&path)?;
-        run(Command::new("mount")
-            .args(["-o", "loop"])
-            .arg(&image)
-            .arg(&path))?;
-        Ok(Scratch { path, image })
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        // Anything still mounted below the scratch dir first (stores' container mounts).
-        let _ = Command::new("umount").arg("-R").arg(&self.path).status();
-        let _ = std::fs::remove_file(&self.image);
-    }
-}
-
-fn is_mountpoint(p: &Path) -> bool {
-    Command::new("mountpoint")
-        .arg("-q")
-        .arg(p)
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-fn run(cmd: &mut Command) -> Result<String> {
-    let out = cmd
-        .output()
-        .with_context(|| format!("cannot run {cmd:?}"))?;
-    if !out.status.success() {
-        bail!(
-            "{cmd:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
-}
-
-fn timed(cmd: &mut Command) -> Result<Duration> {
-    let t = Instant::now();
-    run(cmd)?;
-    Ok(t.elapsed())
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
-/// Unmounts everything mounted at or below `dir`, deepest first (containers-storage leaves its
-/// overlay home and container mounts behind).
-fn unmount_below(dir: &Path) {
-    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let prefix = dir.to_string_lossy().into_owned();
-    let mut points: Vec<String> = info
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .filter(|p| *p == prefix || p.starts_with(&format!("{prefix}/")))
-        .map(str::to_owned)
-        .collect();
-    points.sort_by_key(|p| std::cmp::Reverse(p.len()));
-    for p in points {
-        let _ = Command::new("umount").arg("-l").arg(&p).status();
-    }
-}
-
-pub fn fresh(dir: &Path) -> Result<()> {
-    unmount_below(dir);
-    if dir.exists() {
-        run(Command::new("rm").arg("-rf").arg(dir))?;
-    }
-    std::fs::create_dir_all(dir)?;
-    // Start every measurement from the same state: dirty pages of the previous run written.
-    run(&mut Command::new("sync"))?;
-    Ok(())
-}
-
-/// One measured configuration.
+/// What the run section found besides the latencies (which are [`Measurement`]s).
 #[derive(Debug, Clone, Serialize)]
-pub struct Measurement {
-    pub group: &'static str,
+pub struct RunSummary {
+    pub runs: usize,
+    pub warmups: usize,
+    pub ps_containers: usize,
+    pub podman_version: String,
+    pub podman_network_backend: String,
+    pub crun_version: String,
+    pub load_average_before: String,
+    pub load_average_after: String,
+    pub comparisons: Vec<Comparison>,
+    pub ps_execs: Vec<PsExecs>,
+    pub failures: Vec<Failure>,
+    /// One `strata run --rm --network none`, process by process (empty without perf).
+    pub timeline: Vec<timeline::Step>,
+}
+
+/// A ratio or difference of medians, with the issue's target when it sets one.
+#[derive(Debug, Clone, Serialize)]
+pub struct Comparison {
+    pub what: String,
+    pub value: Option<f64>,
+    pub unit: &'static str,
+    /// The target: `value` at most this.
+    pub limit: Option<f64>,
+    pub met: Option<bool>,
+}
+
+/// The processes one `ps -a` started (besides itself), with N created containers.
+#[derive(Debug, Clone, Serialize)]
+pub struct PsExecs {
     pub tool: String,
-    pub median_ms: f64,
-    pub mb_per_s: Option<f64>,
-    pub files_per_s: Option<f64>,
-    /// Peak resident memory of the command (pull benchmarks).
-    pub peak_rss_mib: Option<f64>,
+    pub containers: usize,
+    pub execs: usize,
+    pub programs: Vec<String>,
 }
 
-fn strata(bin: &Path, store: &Path, driver: &str) -> Command {
-    let mut c = Command::new(bin);
-    c.arg("--root")
-        .arg(store.join("root"))
-        .arg("--runroot")
-        .arg(store.join("run"))
-        .arg("--driver")
-        .arg(driver);
-    c
+#[derive(Debug, Clone, Serialize)]
+pub struct Failure {
+    pub group: String,
+    pub tool: String,
+    pub error: String,
 }
 
-fn cstorage(store: &Path, driver: &str) -> Command {
-    let mut c = Command::new("containers-storage");
-    c.arg("--graph")
-        .arg(store.join("root"))
-        .arg("--run")
-        .arg(store.join("run"))
-        .arg("--storage-driver")
-        .arg(driver);
-    c
+/// The command for round `i` of a case.
+type MakeCommand<'a> = Box<dyn FnMut(usize) -> Command + 'a>;
+/// Work after a run, given its stdout.
+type AfterRun<'a> = Box<dyn FnMut(&str) -> Result<()> + 'a>;
+
+/// One tool's command in a table, with its times.
+struct Case<'a> {
+    tool: &'static str,
+    /// The command for round `i` (bare crun needs a container ID per run).
+    make: MakeCommand<'a>,
+    /// Untimed, after each run, with its stdout: removes what it created, checks its output.
+    after: Option<AfterRun<'a>>,
+    times: Vec<Duration>,
+    error: Option<String>,
 }
 
-pub fn apply_benchmarks(
-    scratch: &Path,
-    bin: &Path,
-    layer: &Layer,
-    runs: usize,
-) -> Result<Vec<Measurement>> {
-    let dest = scratch.join("apply");
-    type Make<'a> = Box<dyn Fn(&Path) -> Command + 'a>;
-    let cases: Vec<(String, Make<'_>)> = vec![
-        (
-            "GNU tar -x (uncompressed)".into(),
-            Box::new(|d: &Path| {
-                let mut c = Command::new("tar");
-                c.arg("-xf").arg(&layer.tar).arg("-C").arg(d);
-                c
-            }),
-        ),
-        (
-            "GNU tar -xz (gzip)".into(),
-            Box::new(|d: &Path| {
-                let mut c = Command::new("tar");
-                c.arg("-xzf").arg(&layer.gz).arg("-C").arg(d);
-                c
-            }),
-        ),
-        (
-            "containers-storage import-layer, overlay (gzip)".into(),
-            Box::new(|d: &Path| {
-                let mut c = cstorage(d, "overlay");
-                c.arg("import-layer").arg("--file").arg(&layer.gz);
-                c
-            }),
-        ),
-        (
-            "containers-storage import-layer, vfs (gzip)".into(),
-            Box::new(|d: &Path| {
-                let mut c = cstorage(d, "vfs");
-                c.arg("import-layer").arg("--file").arg(&layer.gz);
-                c
-            }),
-        ),
-        (
-            "strata storage load, overlay (gzip)".into(),
-            Box::new(|d: &Path| {
-                let mut c = strata(bin, d, "overlay");
-                c.arg("storage")
-                    .arg("load")
-                    .arg(format!("oci:{}:latest", layer.layout.display()));
-                c
-            }),
-        ),
-        (
-            "strata storage load, vfs (gzip)".into(),
-            Box::new(|d: &Path| {
-                let mut c = strata(bin, d, "vfs");
-                c.arg("storage")
-                    .arg("load")
-                    .arg(format!("oci:{}:latest", layer.layout.display()));
-                c
-            }),
-        ),
-    ];
-    let mut out = Vec::new();
-    for (name, make) in &cases {
-        let mut times = Vec::new();
-        for r in 0..runs {
-            // A new directory per run: nothing of an earlier run (containers-storage keeps its
-            // home mounted) needs removing first. The scratch filesystem is dropped at the end.
-            let d = dest.join(format!("{}-{r}", out.len()));
-            fresh(&d)?;
-            times.push(timed(&mut make(&d)).with_context(|| format!("benchmark {name}"))?);
+impl<'a> Case<'a> {
+    fn new(tool: &'static str, make: impl FnMut(usize) -> Command + 'a) -> Case<'a> {
+        Case {
+            tool,
+            make: Box::new(make),
+            after: None,
+            times: Vec::new(),
+            error: None,
         }
-        let m = median(times);
-        eprintln!("apply: {name}: {:.0} ms", m.as_secs_f64() * 1e3);
-        out.push(Measurement {
-            group: "apply",
-            tool: name.clone(),
-            median_ms: m.as_secs_f64() * 1e3,
-            mb_per_s: Some(layer.tar_size as f64 / 1e6 / m.as_secs_f64()),
-            files_per_s: Some(layer.entries as f64 / m.as_secs_f64()),
-            peak_rss_mib: None,
-        });
     }
-    unmount_below(&dest);
-    Ok(out)
+
+    fn after(mut self, f: impl FnMut(&str) -> Result<()> + 'a) -> Case<'a> {
+        self.after = Some(Box::new(f));
+        self
+    }
+
+    fn once(&mut self, round: usize, record: bool) -> Result<()> {
+        let mut cmd = (self.make)(round);
+        cmd.stdin(Stdio::null());
+        let t = Instant::now();
+        let out = cmd
+            .output()
+            .with_context(|| format!("cannot run {cmd:?}"))?;
+        let elapsed = t.elapsed();
+        if !out.status.success() {
+            bail!(
+                "{cmd:?} failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        if record {
+            self.times.push(elapsed);
+        }
+        if let Some(after) = &mut self.after {
+            after(&String::from_utf8_lossy(&out.stdout))?;
+        }
+        Ok(())
+    }
 }
 
-pub fn create_mount_benchmarks(
-    scratch: &Path,
-    bin: &Path,
-    layer: &Layer,
+/// Runs the cases of one table interleaved: warm-ups, then `runs` measured rounds.
+fn measure(
+    group: &'static str,
+    mut cases: Vec<Case<'_>>,
     runs: usize,
-) -> Result<Vec<Measurement>> {
-    let mut out = Vec::new();
-    for driver in ["overlay", "vfs"] {
-        // Strata.
-        let store = scratch.join(format!("cm-strata-{driver}"));
-        fresh(&store)?;
-        run(strata(bin, &store, driver)
-            .args(["storage", "load", "--name", "bench"])
-            .arg(format!("oci:{}:latest", layer.layout.display())))?;
-        let (mut create, mut mount, mut both) = (Vec::new(), Vec::new(), Vec::new());
-        let n = if driver == "vfs" { runs.min(5) } else { runs };
-        for i in 0..n {
-            let name = format!("c{i}");
-            let c = timed(
-                strata(bin, &store, driver).args(["storage", "create", "bench", "--name", &name]),
-            )?;
-            let m = timed(strata(bin, &store, driver).args(["storage", "mount", &name]))?;
-            create.push(c);
-            mount.push(m);
-            both.push(c + m);
+    out: &mut Vec<Measurement>,
+    summary: &mut RunSummary,
+) {
+    let n = cases.len();
+    for round in 0..WARMUPS + runs {
+        for k in 0..n {
+            let c = &mut cases[(round + k) % n];
+            if c.error.is_some() {
+                continue;
+            }
+            if let Err(e) = c.once(round, round >= WARMUPS) {
+                c.error = Some(format!("{e:#}"));
+            }
         }
-        for i in 0..n {
-            run(strata(bin, &store, driver).args(["storage", "rm", &format!("c{i}")]))?;
+    }
+    for c in cases {
+        match c.error {
+            Some(error) => {
+                eprintln!("{group}: {}: FAILED: {error}", c.tool);
+                summary.failures.push(Failure {
+                    group: group.to_owned(),
+                    tool: c.tool.to_owned(),
+                    error,
+                });
+            }
+            None => {
+                let m = latency(group, c.tool, c.times);
+                eprintln!(
+                    "{group}: {}: median {:.1} ms, p90 {:.1} ms",
+                    c.tool,
+                    m.median_ms,
+                    m.p90_ms.unwrap_or_default()
+                );
+                out.push(m);
+            }
         }
-        push_latency(&mut out, &format!("strata, {driver}"), create, mount, both);
-        in_process(&mut out, &store, driver, n)?;
-        fresh(&store)?;
-        // containers-storage.
-        let store = scratch.join(format!("cm-cs-{driver}"));
-        fresh(&store)?;
-        let layer_id = run(cstorage(&store, driver)
-            .arg("import-layer")
-            .arg("--file")
-            .arg(&layer.gz))?;
-        let layer_id = layer_id
-            .split_whitespace()
-            .last()
-            .unwrap_or_default()
-            .to_owned();
-        run(cstorage(&store, driver).args(["create-image", "--name", "bench", &layer_id]))?;
-        let (mut create, mut mount, mut both) = (Vec::new(), Vec::new(), Vec::new());
-        let mut ids = Vec::new();
-        for i in 0..n {
-            let t = Instant::now();
-            let id = run(cstorage(&store, driver).args([
-                "create-container",
-                "--name",
-                &format!("c{i}"),
-                "bench",
-            ]))?;
-            let c = t.elapsed();
-            let id = id.split_whitespace().last().unwrap_or_default().to_owned();
-            let m = timed(cstorage(&store, driver).args(["mount", &id]))?;
-            create.push(c);
-            mount.push(m);
-            both.push(c + m);
-            ids.push(id);
-        }
-        for id in &ids {
-            let _ = run(cstorage(&store, driver).args(["unmount", id]));
-        }
-        push_latency(
-            &mut out,
-            &format!("containers-storage, {driver}"),
-            create,
-            mount,
-            both,
+    }
+}
+
+/// Median and 90th percentile (nearest rank) of `times`, which is not empty.
+fn latency(group: &'static str, tool: &str, mut times: Vec<Duration>) -> Measurement {
+    times.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let p90 = times[(times.len() * 9).div_ceil(10).max(1) - 1];
+    Measurement {
+        group,
+        tool: tool.to_owned(),
+        median_ms: ms(times[times.len() / 2]),
+        p90_ms: Some(ms(p90)),
+        mb_per_s: None,
+        files_per_s: None,
+        peak_rss_mib: None,
+    }
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+/// Runs every run benchmark in `scratch/run`; everything it creates is removed on return.
+pub fn run_benchmarks(
+    scratch: &Path,
+    strata_bin: &Path,
+    o: &RunOptions,
+) -> Result<(Vec<Measurement>, RunSummary)> {
+    if !o.layout.join("index.json").is_file() {
+        bail!(
+            "the busybox OCI layout {} is missing; build it with `cargo xtask fixtures`",
+            o.layout.display()
         );
-        let _ = run(cstorage(&store, driver).arg("shutdown"));
-        fresh(&store)?;
     }
-    Ok(out)
+    let dir = scratch.join("run");
+    let strata = Strata::setup(strata_bin, dir.join("strata"), &o.layout)?;
+    let podman = Podman::setup(dir.join("podman"), &o.layout)?;
+    let bundle = Bundle::setup(&strata, dir.join("crun"))?;
+    let crun_version = sh(Command::new("crun").arg("--version"))?;
+    let mut summary = RunSummary {
+        runs: o.runs,
+        warmups: WARMUPS,
+        ps_containers: o.ps_containers,
+        podman_version: podman.info("{{.Version.Version}}"),
+        podman_network_backend: podman.info("{{.Host.NetworkBackend}}"),
+        crun_version: crun_version.lines().next().unwrap_or_default().to_owned(),
+        load_average_before: load_average(),
+        load_average_after: String::new(),
+        comparisons: Vec::new(),
+        ps_execs: Vec::new(),
+        failures: Vec::new(),
+        timeline: Vec::new(),
+    };
+    let mut out = Vec::new();
+    let run_none = ["run", "--rm", "--network", "none", "busybox", "true"];
+    measure(
+        RUN_NONE,
+        vec![
+            Case::new("strata", |_| strata.cmd(&run_none)),
+            Case::new("podman", |_| podman.cmd(&run_none)),
+            Case::new(BARE_CRUN, |i| bundle.run(&format!("strata-bench-{i}"))),
+        ],
+        o.runs,
+        &mut out,
+        &mut summary,
+    );
+    let run_bridge = ["run", "--rm", "busybox", "true"];
+    measure(
+        RUN_BRIDGE,
+        vec![
+            Case::new("strata", |_| strata.cmd(&run_bridge)),
+            Case::new("podman", |_| podman.cmd(&run_bridge)),
+        ],
+        o.runs,
+        &mut out,
+        &mut summary,
+    );
+    let create = ["create", "busybox", "true"];
+    measure(
+        CREATE,
+        vec![
+            Case::new("strata", |_| strata.cmd(&create))
+                .after(|id| sh(&mut strata.cmd(&["rm", id.trim()])).map(drop)),
+            Case::new("podman", |_| podman.cmd(&create))
+                .after(|id| sh(&mut podman.cmd(&["rm", id.trim()])).map(drop)),
+        ],
+        o.runs,
+        &mut out,
+        &mut summary,
+    );
+    ps_benchmarks(&strata, &podman, o, &mut out, &mut summary)?;
+    if timeline::available() {
+        match timeline::record(&dir.join("timeline"), &strata.cmd(&run_none), 5) {
+            Ok(t) => summary.timeline = t,
+            Err(e) => summary.failures.push(Failure {
+                group: "timeline".into(),
+                tool: "strata".into(),
+                error: format!("{e:#}"),
+            }),
+        }
+    }
+    summary.load_average_after = load_average();
+    summary.comparisons = compare(&out, o.ps_containers);
+    Ok((out, summary))
 }
 
-/// The same create + mount through the store library, in one process that opened the store once:
-/// what a front-end plugin (loaded into `strata`) or the CRI daemon pays per container. Runs on
-/// the store the CLI measurement just used (its image is loaded, its containers removed).
-fn in_process(out: &mut Vec<Measurement>, store: &Path, driver: &str, n: usize) -> Result<()> {
-    use strata_graph_store::{CreateOptions, Store, StoreOptions};
-    let opts = StoreOptions {
-        root: store.join("root"),
-        runroot: store.join("run"),
-        driver: driver.to_owned(),
-        driver_options: Vec::new(),
-        max_layer_size: strata_graph_store::DEFAULT_MAX_LAYER_SIZE,
+/// `ps -a` empty, then with `ps_containers` created containers in each tool; `ps` too.
+fn ps_benchmarks(
+    strata: &Strata,
+    podman: &Podman,
+    o: &RunOptions,
+    out: &mut Vec<Measurement>,
+    summary: &mut RunSummary,
+) -> Result<()> {
+    let n = o.ps_containers;
+    // `ps` prints a header line, then one line per container.
+    let rows = |want: usize| {
+        move |text: &str| {
+            let got = text.lines().count().saturating_sub(1);
+            if got != want {
+                bail!("listed {got} containers, expected {want}");
+            }
+            Ok(())
+        }
     };
-    let s = Store::open(opts, &make_driver)?;
-    let (mut create, mut mount, mut both) = (Vec::new(), Vec::new(), Vec::new());
-    for i in 0..n {
-        let t = Instant::now();
-        let c = s.create_container(
-            "bench",
-            CreateOptions {
-                name: Some(format!("lib{i}")),
-                metadata: None,
-            },
-        )?;
-        let c_t = t.elapsed();
-        let t = Instant::now();
-        s.mount(c.id.as_str())?;
-        let m_t = t.elapsed();
-        create.push(c_t);
-        mount.push(m_t);
-        both.push(c_t + m_t);
-    }
-    for i in 0..n {
-        s.remove_container(&format!("lib{i}"))?;
-    }
-    push_latency(
+    measure(
+        PS_EMPTY,
+        vec![
+            Case::new("strata", |_| strata.cmd(&["ps", "-a"])).after(rows(0)),
+            Case::new("podman", |_| podman.cmd(&["ps", "-a"])).after(rows(0)),
+        ],
+        o.runs,
         out,
-        &format!("strata library, {driver}"),
-        create,
-        mount,
-        both,
+        summary,
     );
+    eprintln!("ps: creating {n} containers in each tool");
+    for _ in 0..n {
+        sh(&mut strata.cmd(&["create", "busybox", "true"]))?;
+        sh(&mut podman.cmd(&["create", "busybox", "true"]))?;
+    }
+    measure(
+        PS_ALL,
+        vec![
+            Case::new("strata", |_| strata.cmd(&["ps", "-a"])).after(rows(n)),
+            Case::new("podman", |_| podman.cmd(&["ps", "-a"])).after(rows(n)),
+        ],
+        o.runs,
+        out,
+        summary,
+    );
+    measure(
+        PS_RUNNING,
+        vec![
+            Case::new("strata", |_| strata.cmd(&["ps"])).after(rows(0)),
+            Case::new("podman", |_| podman.cmd(&["ps"])).after(rows(0)),
+        ],
+        o.runs,
+        out,
+        summary,
+    );
+    for (tool, cmd) in [
+        ("strata", strata.cmd(&["ps", "-a"])),
+        ("podman", podman.cmd(&["ps", "-a"])),
+    ] {
+        match execs(&cmd) {
+            Ok(programs) => summary.ps_execs.push(PsExecs {
+                tool: tool.to_owned(),
+                containers: n,
+                execs: programs.len(),
+                programs: dedup(programs),
+            }),
+            Err(e) => summary.failures.push(Failure {
+                group: "ps -a processes".into(),
+                tool: tool.to_owned(),
+                error: format!("{e:#}"),
+            }),
+        }
+    }
+    sh(&mut strata.cmd(&["rm", "--all"]))?;
+    sh(&mut podman.cmd(&["rm", "--all"]))?;
     Ok(())
 }
 
-fn make_driver(
-    name: &str,
-    cfg: strata_driver_api::DriverConfig,
-) -> strata_driver_api::Result<Box<dyn strata_driver_api::Driver>> {
-    Ok(match name {
-        "overlay" => Box::new(strata_driver_overlay::OverlayDriver::open(&cfg)?),
-        _ => Box::new(strata_driver_vfs::VfsDriver::open(&cfg)?),
-    })
+/// The programs `cmd` starts (successful execs after its own), traced with strace.
+fn execs(cmd: &Command) -> Result<Vec<String>> {
+    let log = std::env::temp_dir().join(format!("strata-bench-execs-{}", std::process::id()));
+    let prefix = ["-f", "-qq", "-z", "-e", "trace=execve", "-o"];
+    let mut args: Vec<&std::ffi::OsStr> = prefix.iter().map(std::ffi::OsStr::new).collect();
+    args.push(log.as_os_str());
+    let result = sh(timeline::under("strace", &args, cmd).stdin(Stdio::null()));
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let _ = std::fs::remove_file(&log);
+    result.context("strace (apt-get install strace)")?;
+    Ok(text
+        .lines()
+        .filter_map(|l| l.split_once("execve(\"").map(|(_, rest)| rest))
+        .filter_map(|rest| rest.split('"').next())
+        .skip(1)
+        .map(str::to_owned)
+        .collect())
 }
 
-fn push_latency(
-    out: &mut Vec<Measurement>,
-    tool: &str,
-    create: Vec<Duration>,
-    mount: Vec<Duration>,
-    both: Vec<Duration>,
-) {
-    for (group, v) in [("create", create), ("mount", mount), ("create+mount", both)] {
-        let m = median(v);
-        eprintln!("{group}: {tool}: {:.1} ms", m.as_secs_f64() * 1e3);
-        out.push(Measurement {
-            group,
-            tool: tool.to_owned(),
-            median_ms: m.as_secs_f64() * 1e3,
-            mb_per_s: None,
-            files_per_s: None,
-            peak_rss_mib: None,
-        });
+fn dedup(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// The ratios and differences of medians the issue asks about, with its targets.
+fn compare(out: &[Measurement], n: usize) -> Vec<Comparison> {
+    let med = |group: &str, tool: &str| {
+        out.iter()
+            .find(|m| m.group == group && m.tool == tool)
+            .map(|m| m.median_ms)
+    };
+    let ratio = |a: Option<f64>, b: Option<f64>| Some(a? / b?);
+    let diff = |a: Option<f64>, b: Option<f64>| Some(a? - b?);
+    let per = |a: Option<f64>, b: Option<f64>| Some((a? - b?) / n.max(1) as f64);
+    let c = |what: String, value: Option<f64>, unit: &'static str, limit: Option<f64>| Comparison {
+        met: limit.and_then(|l| value.map(|v| v <= l)),
+        what,
+        value,
+        unit,
+        limit,
+    };
+    let (s, p, k) = (
+        med(RUN_NONE, "strata"),
+        med(RUN_NONE, "podman"),
+        med(RUN_NONE, BARE_CRUN),
+    );
+    vec![
+        c(
+            format!("{RUN_NONE}: strata / podman"),
+            ratio(s, p),
+            "x",
+            Some(0.5),
+        ),
+        c(
+            format!("{RUN_NONE}: strata - bare crun"),
+            diff(s, k),
+            "ms",
+            Some(50.0),
+        ),
+        c(
+            format!("{RUN_NONE}: podman - bare crun"),
+            diff(p, k),
+            "ms",
+            None,
+        ),
+        c(
+            format!("{RUN_BRIDGE}: strata / podman"),
+            ratio(med(RUN_BRIDGE, "strata"), med(RUN_BRIDGE, "podman")),
+            "x",
+            None,
+        ),
+        c(
+            "strata: bridge - network none".into(),
+            diff(med(RUN_BRIDGE, "strata"), s),
+            "ms",
+            None,
+        ),
+        c(
+            "podman: bridge - network none".into(),
+            diff(med(RUN_BRIDGE, "podman"), p),
+            "ms",
+            None,
+        ),
+        c(
+            format!("{CREATE}: strata / podman"),
+            ratio(med(CREATE, "strata"), med(CREATE, "podman")),
+            "x",
+            Some(0.2),
+        ),
+        c(
+            format!("ps -a, {n} created: strata / podman"),
+            ratio(med(PS_ALL, "strata"), med(PS_ALL, "podman")),
+            "x",
+            None,
+        ),
+        c(
+            "ps -a: strata's cost per created container".into(),
+            per(med(PS_ALL, "strata"), med(PS_EMPTY, "strata")),
+            "ms",
+            None,
+        ),
+        c(
+            "ps -a: podman's cost per created container".into(),
+            per(med(PS_ALL, "podman"), med(PS_EMPTY, "podman")),
+            "ms",
+            None,
+        ),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(v: &[u64]) -> Vec<Duration> {
+        v.iter().map(|&m| Duration::from_millis(m)).collect()
+    }
+
+    #[test]
+    fn median_and_p90_are_nearest_rank() {
+        let m = latency("g", "t", ms(&[10, 1, 9, 2, 8, 3, 7, 4, 6, 5]));
+        assert_eq!(m.median_ms, 6.0);
+        assert_eq!(m.p90_ms, Some(9.0));
+        let one = latency("g", "t", ms(&[4]));
+        assert_eq!((one.median_ms, one.p90_ms), (4.0, Some(4.0)));
+    }
+
+    #[test]
+    fn targets_are_checked_against_medians() {
+        let m = |group: &'static str, tool: &str, median: f64| Measurement {
+            median_ms: median,
+            ..latency(group, tool, ms(&[1]))
+        };
+        let out = [
+            m(RUN_NONE, "strata", 90.0),
+            m(RUN_NONE, "podman", 300.0),
+            m(RUN_NONE, BARE_CRUN, 15.0),
+            m(CREATE, "strata", 30.0),
+            m(CREATE, "podman", 100.0),
+        ];
+        let cmp = compare(&out, 100);
+        let get = |prefix: &str| {
+            cmp.iter()
+                .find(|c| c.what.starts_with(prefix))
+                .map(|c| (c.value, c.met))
+        };
+        assert_eq!(
+            get("run --rm, network none: strata / podman"),
+            Some((Some(0.3), Some(true)))
+        );
+        assert_eq!(
+            get("run --rm, network none: strata - bare crun"),
+            Some((Some(75.0), Some(false)))
+        );
+        assert_eq!(
+            get("create: strata / podman"),
+            Some((Some(0.3), Some(false)))
+        );
+        // No bridge numbers: no value, and no verdict.
+        assert_eq!(get("run --rm, default bridge"), Some((None, None)));
     }
 }

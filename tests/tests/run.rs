@@ -555,3 +555,259 @@ fn privileged_killed_cli_and_killed_monitor_are_survivable() {
     s.ok(["rm", "-f", "mon"]);
     assert_nothing_left(&s, "crun", &[id]);
 }
+
+/// The namespaces a container's process is in: `net:[...] ipc:[...] uts:[...]`.
+fn namespaces(s: &Strata, args: &[&str]) -> String {
+    let script = "for n in net ipc uts; do readlink /proc/self/ns/$n; done";
+    let mut a: Vec<&str> = args.to_vec();
+    a.extend(["sh", "-c", script]);
+    s.ok(a)
+}
+
+#[test]
+fn privileged_pod_members_share_localhost_and_namespaces() {
+    if !require_privileged("run_pod", "runs a pod with crun and runc") {
+        return;
+    }
+    let s = store();
+    for rt in RUNTIMES {
+        let pod = format!("pod-{rt}");
+        let pod_id = s
+            .ok(["pod", "create", "--name", &pod, "--runtime", rt])
+            .trim()
+            .to_owned();
+        assert_eq!(pod_id.len(), 64);
+        let srv = format!("srv-{rt}");
+        s.ok(["run", "-d", "--runtime", rt, "--pod", &pod, "--name", &srv, "busybox", "sh", "-c",
+            "mkdir -p /www && echo hello-from-$HOSTNAME > /www/index.html && exec httpd -f -p 8080 -h /www"]);
+        // The second container reaches the first on localhost.
+        let mut got = String::new();
+        wait_for("the pod's web server", Duration::from_secs(10), || {
+            let out = s.run([
+                "run",
+                "--rm",
+                "--runtime",
+                rt,
+                "--pod",
+                &pod,
+                "busybox",
+                "wget",
+                "-qO-",
+                "http://127.0.0.1:8080/index.html",
+            ]);
+            got = String::from_utf8_lossy(&out.stdout).into_owned();
+            out.status.success()
+        });
+        assert_eq!(
+            got,
+            format!("hello-from-{pod}\n"),
+            "{rt}: the pod's host name is shared"
+        );
+        let a = namespaces(&s, &["exec", &srv]);
+        let b = namespaces(
+            &s,
+            &["run", "--rm", "--runtime", rt, "--pod", &pod, "busybox"],
+        );
+        assert_eq!(a, b, "{rt}: net, ipc and uts are shared");
+        let c = namespaces(
+            &s,
+            &[
+                "run",
+                "--rm",
+                "--runtime",
+                rt,
+                "--network",
+                "none",
+                "busybox",
+            ],
+        );
+        assert_ne!(a, c, "{rt}: a container outside the pod has its own");
+        let pods = s.json(["pod", "ps", "--format", "json"]);
+        let me = pods
+            .as_array()
+            .expect("array")
+            .iter()
+            .find(|p| p["Name"] == pod.as_str())
+            .expect("listed")
+            .clone();
+        assert_eq!(me["Status"], "Running");
+        assert_eq!(
+            me["Containers"].as_array().expect("members").len(),
+            2,
+            "infra + server"
+        );
+        let (code, err) = s.fail(["pod", "rm", &pod]);
+        assert_eq!(code, 6, "running containers: {err}");
+        s.ok(["pod", "stop", "-t", "1", &pod]);
+        assert_eq!(state_of(&s, &srv)["Status"], "exited");
+        s.ok(["pod", "rm", &pod]);
+        assert!(s
+            .json(["pod", "ps", "--format", "json"])
+            .as_array()
+            .expect("array")
+            .is_empty());
+        assert_nothing_left(&s, rt, &[]);
+    }
+}
+
+#[test]
+fn privileged_bridge_network_publishes_ports_to_the_host() {
+    if !require_privileged("run_bridge_publish", "runs bridged containers with CNI") {
+        return;
+    }
+    let s = store();
+    for (i, rt) in RUNTIMES.iter().enumerate() {
+        let port = 18180 + i as u16;
+        let name = format!("web-{rt}");
+        let id = s.ok(["run", "-d", "--runtime", rt, "--name", &name, "-p", &format!("{port}:8080"), "busybox", "sh", "-c",
+            "mkdir -p /www && echo published > /www/index.html && exec httpd -f -p 8080 -h /www"]).trim().to_owned();
+        let ip = s.json(["inspect", &name])[0]["NetworkSettings"]["IPAddress"]
+            .as_str()
+            .expect("ip")
+            .to_owned();
+        assert!(ip.starts_with("10."), "{rt}: a bridge address, got {ip:?}");
+        let mut body = String::new();
+        wait_for("the published port", Duration::from_secs(10), || {
+            body = http_get(&format!("127.0.0.1:{port}"), "/index.html").unwrap_or_default();
+            body.ends_with("published\n")
+        });
+        // The container's own address works from the host too, and it reaches its gateway.
+        assert!(http_get(&format!("{ip}:8080"), "/index.html")
+            .is_some_and(|b| b.ends_with("published\n")));
+        let ps = ps_all(&s);
+        assert!(ps
+            .iter()
+            .any(|c| c["Names"][0] == name.as_str()
+                && c["Ports"][0] == format!("{port}:8080").as_str()));
+        s.ok(["rm", "-f", &name]);
+        assert!(
+            http_get(&format!("127.0.0.1:{port}"), "/").is_none(),
+            "{rt}: the port is closed after rm"
+        );
+        assert_nothing_left(&s, rt, &[id]);
+    }
+}
+
+/// A minimal HTTP/1.0 GET; the whole response (headers and body), or None if nothing answers.
+fn http_get(addr: &str, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let sock: std::net::SocketAddr = addr.parse().ok()?;
+    let mut c = std::net::TcpStream::connect_timeout(&sock, Duration::from_secs(2)).ok()?;
+    c.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    c.write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes())
+        .ok()?;
+    let mut out = String::new();
+    c.read_to_string(&mut out).ok()?;
+    if out.is_empty() {
+        None
+    } else {
+        Some(out)
+    }
+}
+
+#[test]
+fn privileged_pull_resolves_short_names_runs_and_pushes() {
+    if !require_privileged("run_pull_push", "runs pulled containers with crun") {
+        return;
+    }
+    let reg =
+        strata_tests::registry::Registry::start(strata_tests::registry::RegistryOptions::default());
+    let host = reg.host();
+    let seed = Strata::new("overlay");
+    seed.ok([
+        "copy",
+        "--quiet",
+        "--dest-tls-verify=false",
+        &format!("{}:latest", fixtures::oci("busybox")),
+        &format!("docker://{host}/busybox:latest"),
+    ]);
+    // registries.conf: short names search the test registry, which speaks plain HTTP.
+    let conf = seed.scratch().join("registries.conf");
+    std::fs::write(&conf, format!("unqualified-search-registries = [\"{host}\"]\n\n[[registry]]\nlocation = \"{host}\"\ninsecure = true\n")).expect("registries.conf");
+    let s = Strata::new("overlay");
+    let with_conf = |args: &[&str]| {
+        let out = s
+            .command()
+            .env("CONTAINERS_REGISTRIES_CONF", &conf)
+            .args(args)
+            .output()
+            .expect("run strata");
+        assert!(
+            out.status.success(),
+            "strata {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let id = with_conf(&["pull", "-q", "busybox"]);
+    assert_eq!(
+        format!("sha256:{}", id.trim()),
+        fixtures::config_digest("busybox", None),
+        "pull prints the image ID"
+    );
+    let images = s.json(["images", "--format", "json"]);
+    assert_eq!(
+        images[0]["Names"][0],
+        format!("{host}/busybox:latest").as_str(),
+        "stored under its full name"
+    );
+    // The short name resolves locally, as in podman.
+    assert_eq!(
+        with_conf(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "busybox",
+            "echo",
+            "short"
+        ]),
+        "short\n"
+    );
+    // A missing image is pulled by `run` (docker:// implied).
+    let s2 = Strata::new("overlay");
+    let out = s2
+        .command()
+        .env("CONTAINERS_REGISTRIES_CONF", &conf)
+        .args([
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            &format!("{host}/busybox"),
+            "echo",
+            "pulled",
+        ])
+        .output()
+        .expect("run");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "pulled\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // push: to another repository of the registry; it is then pullable.
+    with_conf(&["tag", "busybox", "mine"]);
+    with_conf(&[
+        "push",
+        "-q",
+        "--tls-verify=false",
+        "mine",
+        &format!("{host}/pushed/mine:1"),
+    ]);
+    let s3 = Strata::new("overlay");
+    let id3 = s3.ok([
+        "pull",
+        "-q",
+        "--tls-verify=false",
+        &format!("{host}/pushed/mine:1"),
+    ]);
+    assert_eq!(id3.trim(), id.trim(), "the pushed image has the same ID");
+    let (code, err) = s3.fail([
+        "pull",
+        "-q",
+        "--tls-verify=false",
+        &format!("{host}/nothing/here:1"),
+    ]);
+    assert_eq!(code, 3, "not found: {err}");
+}

@@ -1,10 +1,15 @@
 //! Global settings: `--root`, `--runroot`, `--driver`, `--storage-opt`, resolved with the
 //! precedence flag > `STRATA_*` environment variable > TOML config file > built-in default.
 //!
-//! Defaults follow containers/storage: root uses `/var/lib/strata` and `/run/strata`; other
+//! Defaults follow containers/storage: root uses `/var/lib/strata` and `/run/strata`; rootless
 //! users `$XDG_DATA_HOME/strata` (else `~/.local/share/strata`) and `$XDG_RUNTIME_DIR/strata`
-//! (else `/tmp/strata-<uid>`). The default driver is `overlay` for root and `vfs` otherwise
-//! (kernel overlay needs a user namespace, which the plumbing commands do not set up).
+//! (else `/tmp/strata-<uid>`, with the uid from outside the user namespace). The default
+//! driver is `overlay`: for rootless users inside their user namespace (`userxattr`, see
+//! `crate::rootless`); `vfs` only for a rootless process outside one, or on kernels before
+//! 5.11, which cannot mount overlay in a user namespace.
+//!
+//! "Rootless" is read from `/proc/self/uid_map` (not the identity map), not from the euid,
+//! which is 0 inside the namespace.
 //!
 //! The config file is `--config FILE`, else `$STRATA_CONFIG`, else `/etc/strata/strata.toml`
 //! for root and `$XDG_CONFIG_HOME/strata/strata.toml` otherwise; a missing default file is fine:
@@ -70,7 +75,25 @@ pub struct Settings {
 }
 
 fn is_root() -> bool {
-    rustix::process::geteuid().is_root()
+    !crate::rootless::is_rootless()
+}
+
+/// The kernel's release as (major, minor), from `/proc/sys/kernel/osrelease`.
+fn kernel_version() -> Option<(u32, u32)> {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").ok()?;
+    let mut parts = release.trim().split(['.', '-']);
+    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+}
+
+/// The default driver: overlay, unless rootless where overlay cannot be mounted.
+fn default_driver() -> &'static str {
+    if is_root()
+        || (crate::rootless::in_user_namespace() && kernel_version().is_some_and(|v| v >= (5, 11)))
+    {
+        "overlay"
+    } else {
+        "vfs"
+    }
 }
 
 fn env_path(var: &str) -> Option<PathBuf> {
@@ -108,7 +131,7 @@ impl Settings {
                 _ => FileConfig::default(),
             },
         };
-        let uid = rustix::process::geteuid().as_raw();
+        let uid = crate::rootless::host_uid();
         let root = args.root.clone().or(file.root).unwrap_or_else(|| {
             if is_root() {
                 PathBuf::from("/var/lib/strata")
@@ -123,18 +146,14 @@ impl Settings {
             if is_root() {
                 PathBuf::from("/run/strata")
             } else {
-                env_path("XDG_RUNTIME_DIR")
-                    .map(|d| d.join("strata"))
-                    .unwrap_or_else(|| PathBuf::from(format!("/tmp/strata-{uid}")))
+                crate::rootless::runtime_dir(uid)
             }
         });
-        let driver = args.driver.clone().or(file.driver).unwrap_or_else(|| {
-            if is_root() {
-                "overlay".into()
-            } else {
-                "vfs".into()
-            }
-        });
+        let driver = args
+            .driver
+            .clone()
+            .or(file.driver)
+            .unwrap_or_else(|| default_driver().into());
         let mut driver_options = Vec::new();
         for opt in file.storage_opts.iter().chain(&args.storage_opts) {
             match opt.split_once('=') {
@@ -205,7 +224,13 @@ fn de_size<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option
 
 #[cfg(test)]
 mod tests {
-    use super::parse_size;
+    use super::{kernel_version, parse_size};
+
+    #[test]
+    fn the_kernel_version_is_read() {
+        let v = kernel_version().expect("a Linux kernel release");
+        assert!(v >= (3, 0), "{v:?}");
+    }
 
     #[test]
     fn sizes_parse_with_binary_suffixes() {

@@ -3,11 +3,17 @@
 //!
 //! Errors print as one line, `strata: error: ...`, and exit with a code derived from the
 //! error's kind (see `strata_graph_types::ErrorKind::exit_code`).
+//!
+//! A non-root user's commands first move into the user's rootless namespaces
+//! ([`rootless::enter`]), right after plugin discovery (whose ownership checks must see the
+//! host's uids) and before anything could start a thread; `plugins`, `help` and a bare
+//! `--help`/`--version` never do.
 
 mod config;
 mod drivers;
 mod output;
 mod plugins;
+mod rootless;
 mod storage;
 
 use std::ffi::OsString;
@@ -38,6 +44,13 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t)]
         format: output::Format,
     },
+    /// Run a command (default: $SHELL) inside the rootless user and mount namespaces, where
+    /// the store's files show with their container owners (podman unshare).
+    Unshare {
+        /// The command and its arguments
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        command: Vec<OsString>,
+    },
 }
 
 /// The id under which a plugin command's arguments are collected.
@@ -45,11 +58,20 @@ const PLUGIN_ARGS: &str = "args";
 
 fn main() -> ExitCode {
     let args: Vec<OsString> = std::env::args_os().collect();
+    if args.get(1).is_some_and(|a| a == rootless::PAUSE_COMMAND) {
+        return rootless::pause_main(&args);
+    }
+    let first = first_command(&args);
     // Plain `storage` commands never pay for loading plugins.
-    let found = match first_command(&args) {
+    let found = match &first {
         Some(c) if plugins::BUILTIN_COMMANDS.contains(&c.as_str()) => None,
         _ => Some(plugins::Plugins::discover()),
     };
+    if needs_namespace(first.as_deref()) {
+        if let Err(e) = rootless::enter() {
+            return report(&e);
+        }
+    }
     let mut cmd = Cli::command();
     if let Some(found) = &found {
         for p in &found.loaded {
@@ -106,6 +128,7 @@ fn main() -> ExitCode {
                 Command::Plugins { format } => {
                     list_plugins(&found.unwrap_or_else(plugins::Plugins::discover), format)
                 }
+                Command::Unshare { command } => rootless::unshare(&command),
             },
             Err(e) => e.exit(),
         },
@@ -195,6 +218,13 @@ fn list_plugins(found: &plugins::Plugins, format: output::Format) -> anyhow::Res
         }
     }
     Ok(())
+}
+
+/// Whether the command works on the store (or is `unshare`), so a rootless user must run it
+/// inside the namespaces. Listing plugins and help do not; an unknown command does, which
+/// costs at worst an unneeded join.
+fn needs_namespace(command: Option<&str>) -> bool {
+    !matches!(command, None | Some("plugins" | "help"))
 }
 
 /// The first argument that is not a global option (or its value): the command's name.

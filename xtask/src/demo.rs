@@ -1,10 +1,11 @@
-//! `cargo xtask demo`, the README's demo: the release `strata` binary loads the busybox
-//! fixture image into a throwaway store under /tmp, creates a container, mounts it, lists the
-//! mounted root filesystem and runs busybox in it with chroot, then unmounts and removes it.
+//! `cargo xtask demo`, the README's demo: the release `strata` binary, its plugins and
+//! `strata-monitor` load the busybox fixture image into a throwaway store under /tmp and run a
+//! container from it (`strata run --rm`, on crun, with a bridge network), then run one in
+//! the background, read its log, list it and remove it.
 //!
 //! It drives the product only through the `strata` CLI, printing each command line. The store
 //! is removed afterwards even when a step fails (anything still mounted below it is lazily
-//! unmounted first). It does not start a runtime: chroot is all the isolation it needs.
+//! unmounted first). Nothing is fetched from the network.
 
 use std::ffi::OsStr;
 use std::fs;
@@ -19,63 +20,66 @@ use crate::{fixtures, setup, Workspace};
 const GREETING: &str = "hello from strata";
 
 /// Runs the demo with the given storage driver, building the release `strata` unless `strata`
-/// names a binary to use.
+/// names a binary to use (its plugins and monitor must then be installed next to it).
 pub fn run(ws: &Workspace, driver: &str, strata: Option<PathBuf>) -> Result<()> {
     if !process::is_root()? {
-        bail!("the demo mounts filesystems and uses chroot: run it as root");
+        bail!("the demo mounts filesystems and runs containers: run it as root");
     }
     setup::ensure_packages(setup::DEMO_PACKAGES)?;
+    setup::prepare_host()?;
     let fixtures_dir = ws.target.join("demo-fixtures");
     fixtures::build(ws, &fixtures_dir, fixtures::Selection::Busybox)?;
     let bin = match strata {
         Some(bin) => bin,
         None => {
-            process::run(cargo(&ws.root).args(["build", "--release", "-p", "strata-tools"]))?;
-            ws.target.join("release/strata")
+            process::run(cargo(&ws.root).args([
+                "build",
+                "--release",
+                "-p",
+                "strata-tools",
+                "-p",
+                "strata-plugin-run",
+                "-p",
+                "strata-plugin-copy",
+                "-p",
+                "strata-tools-monitor",
+            ]))?;
+            let release = ws.target.join("release");
+            crate::install_plugins(&release, &release.join("lib/strata/plugins"))?;
+            release.join("strata")
         }
     };
 
     let store = DemoStore::create(bin, driver)?;
     let image = format!("oci:{}:latest", fixtures_dir.join("oci/busybox").display());
-    store.strata(["storage", "load", &image, "--name", "demo"])?;
-    store.strata(["storage", "create", "demo", "--name", "demo-ctr"])?;
-    let printed = store.strata(["storage", "mount", "demo-ctr"])?;
-    let mountpoint = PathBuf::from(printed.lines().last().unwrap_or_default().trim());
-    if !mountpoint.is_dir() {
-        bail!("`strata storage mount` printed {printed:?}, which is not a directory");
+    store.strata([
+        "storage",
+        "load",
+        &image,
+        "--name",
+        "localhost/busybox:latest",
+    ])?;
+    store.strata(["images"])?;
+    let said = store.strata(["run", "--rm", "busybox", "echo", GREETING])?;
+    if said.trim() != GREETING {
+        bail!("the container printed {said:?}, expected {GREETING:?}");
     }
-    println!("container root filesystem at {}:", mountpoint.display());
-    println!("  {}", list_dir(&mountpoint)?.join(" "));
-
-    let said = process::output(Command::new("chroot").arg(&mountpoint).args([
-        "/bin/busybox",
-        "echo",
-        GREETING,
-    ]))?;
-    println!("{said}");
-    if said != GREETING {
-        bail!("busybox in the container printed {said:?}, expected {GREETING:?}");
-    }
-    store.strata(["storage", "umount", "demo-ctr"])?;
-    store.strata(["storage", "rm", "demo-ctr"])?;
+    store.strata([
+        "run",
+        "-d",
+        "--name",
+        "demo",
+        "busybox",
+        "sh",
+        "-c",
+        "echo up on $(hostname) at $(ip -4 -o addr show eth0 | awk '{print $4}'); exec sleep 600",
+    ])?;
+    store.strata(["ps"])?;
+    store.strata(["exec", "demo", "uname", "-a"])?;
+    store.strata(["logs", "demo"])?;
+    store.strata(["rm", "-f", "demo"])?;
     println!("demo: ok ({driver} driver)");
     Ok(())
-}
-
-/// Sorted entry names of `dir`, directories with a trailing `/`.
-fn list_dir(dir: &Path) -> Result<Vec<String>> {
-    let mut names = Vec::new();
-    for entry in fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))? {
-        let entry = entry.with_context(|| format!("cannot list {}", dir.display()))?;
-        let slash = if entry.file_type().is_ok_and(|t| t.is_dir()) {
-            "/"
-        } else {
-            ""
-        };
-        names.push(format!("{}{slash}", entry.file_name().to_string_lossy()));
-    }
-    names.sort();
-    Ok(names)
 }
 
 /// A temporary store (root and runroot under one /tmp directory), removed on drop.
@@ -121,6 +125,8 @@ impl DemoStore {
 
 impl Drop for DemoStore {
     fn drop(&mut self) {
+        // Containers first: their monitors, runtime records and networks.
+        let _ = self.strata(["rm", "-f", "--all"]);
         let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
         for target in mounts_under(&mountinfo, &self.base) {
             eprintln!("xtask: unmounting leftover {}", target.display());
@@ -206,15 +212,5 @@ mod tests {
     fn octal_escapes_are_decoded() {
         assert_eq!(unescape_octal("a\\040b\\011c\\134d"), "a b\tc\\d");
         assert_eq!(unescape_octal("plain\\9"), "plain\\9");
-    }
-
-    #[test]
-    fn listing_marks_directories() {
-        let dir = std::env::temp_dir().join(format!("xtask-list-{}", std::process::id()));
-        fs::create_dir_all(dir.join("bin")).expect("create test dir");
-        fs::write(dir.join("file"), "x").expect("write test file");
-        let listed = list_dir(&dir);
-        fs::remove_dir_all(&dir).expect("remove test dir");
-        assert_eq!(listed.expect("list"), ["bin/", "file"]);
     }
 }

@@ -47,7 +47,7 @@ enum Task {
     /// The full test run, as root: fmt, clippy, setup, fixtures, build, every test, and a
     /// check that the privileged tier ran.
     Test,
-    /// Load the busybox image into a temporary store, mount a container, run busybox in it.
+    /// Load the busybox image into a temporary store and run a container from it.
     Demo {
         /// Storage driver for the demo store.
         #[arg(long, default_value = "overlay", value_parser = ["overlay", "vfs"])]
@@ -192,7 +192,7 @@ const PLUGINS: &[&str] = &["strata_plugin_copy", "strata_plugin_run"];
 
 /// Copies the built plugins of `profile_dir` into `dest` (atomically, file by file) and
 /// returns `dest`. `<profile dir>/lib/strata/plugins` is where that profile's `strata` looks.
-fn install_plugins(
+pub(crate) fn install_plugins(
     profile_dir: &std::path::Path,
     dest: &std::path::Path,
 ) -> anyhow::Result<PathBuf> {

@@ -42,6 +42,7 @@ pub const TEST_PACKAGES: &[&str] = &[
     "uidmap",
     "containernetworking-plugins",
     "iptables",
+    "catatonit",
     "podman",
 ];
 
@@ -49,8 +50,15 @@ pub const TEST_PACKAGES: &[&str] = &[
 /// with (podman) and GNU time for peak memory.
 pub const BENCH_PACKAGES: &[&str] = &["time"];
 
-/// What `cargo xtask demo` needs: umoci and busybox-static to build the busybox image.
-pub const DEMO_PACKAGES: &[&str] = &["umoci", "busybox-static"];
+/// What `cargo xtask demo` needs: umoci and busybox-static to build the busybox image, crun
+/// to run it, the CNI plugins and iptables for its bridge network.
+pub const DEMO_PACKAGES: &[&str] = &[
+    "umoci",
+    "busybox-static",
+    "crun",
+    "containernetworking-plugins",
+    "iptables",
+];
 
 /// Makes this host able to run crun 1.8: on a cgroup v1 (hybrid) host every v1 controller must
 /// be mounted, and this machine leaves hugetlb out (see shared/notes/MACHINE.md). Idempotent;

@@ -15,7 +15,8 @@ use std::path::{Path, PathBuf};
 
 use strata_driver_api::{Key, Mount};
 
-/// Options every overlay mount of this driver gets (before `userxattr` and user extras).
+/// Options every overlay mount of this driver gets (before `userxattr` and user extras; in
+/// rootless mode `redirect_dir=nofollow` replaces `redirect_dir=off`).
 pub const FIXED_OPTIONS: &[&str] = &["index=off", "metacopy=off", "redirect_dir=off"];
 
 /// Everything the specs depend on.
@@ -43,6 +44,14 @@ impl MountPlan<'_> {
     pub fn options(&self) -> Vec<String> {
         let mut o: Vec<String> = FIXED_OPTIONS.iter().map(|s| (*s).to_owned()).collect();
         if self.rootless {
+            // The kernel refuses `userxattr` with redirects followed, which is what
+            // `redirect_dir=off` means by default (`redirect_always_follow`); `nofollow`
+            // neither creates nor follows them.
+            for opt in &mut o {
+                if opt == "redirect_dir=off" {
+                    *opt = "redirect_dir=nofollow".into();
+                }
+            }
             o.push("userxattr".into());
         }
         o.extend(self.extra.iter().cloned());
@@ -146,7 +155,7 @@ mod tests {
             [
                 "index=off",
                 "metacopy=off",
-                "redirect_dir=off",
+                "redirect_dir=nofollow",
                 "userxattr",
                 "nodev"
             ]

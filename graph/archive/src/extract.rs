@@ -112,7 +112,8 @@ pub(crate) struct Extractor {
     pub(crate) root: Root,
     pub(crate) whiteouts: WhiteoutFormat,
     pub(crate) ownership: Ownership,
-    /// Whether we run as root (else some failures are tolerated, like rootless podman does).
+    /// Whether we run as real root (else some failures are tolerated, like rootless podman
+    /// does). Root of a user namespace is not: it cannot make devices or set `trusted.*`.
     pub(crate) privileged: bool,
     /// Paths this layer created (only tracked for [`WhiteoutFormat::Apply`], for opaque dirs).
     pub(crate) created: Option<HashSet<Vec<u8>>>,
@@ -130,7 +131,7 @@ impl Extractor {
             root,
             whiteouts: opts.whiteouts,
             ownership: opts.ownership,
-            privileged: rustix::process::geteuid().is_root(),
+            privileged: rustix::process::geteuid().is_root() && !attrs::in_user_namespace(),
             created: (opts.whiteouts == WhiteoutFormat::Apply).then(HashSet::new),
             dir_fixes: Vec::new(),
             buf: vec![0; COPY_BUFFER],

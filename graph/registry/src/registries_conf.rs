@@ -82,8 +82,12 @@ pub struct Endpoint {
 }
 
 impl RegistriesConf {
-    /// Reads the system configuration and its drop-ins.
+    /// Reads the system configuration and its drop-ins, or only the file
+    /// `$CONTAINERS_REGISTRIES_CONF` names (as containers/image does).
     pub fn load_default() -> Result<RegistriesConf> {
+        if let Some(p) = std::env::var_os("CONTAINERS_REGISTRIES_CONF").filter(|p| !p.is_empty()) {
+            return RegistriesConf::load(Path::new(&p), None);
+        }
         RegistriesConf::load(Path::new(DEFAULT_PATH), Some(Path::new(DEFAULT_DROPIN_DIR)))
     }
 

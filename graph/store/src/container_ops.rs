@@ -1,11 +1,13 @@
-//! Container operations: create, mount, unmount, diff, commit and remove.
+//! Container operations: create, mount, unmount, diff, changes, commit and remove.
 //!
 //! Ordering keeps the "row implies payload" invariant: `create` makes the read-write layer
 //! before inserting the row; `remove` unmounts, deletes the row, then removes the payload.
 
 use std::io::{Seek, SeekFrom, Write};
-use std::path::PathBuf;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
 
+use strata_driver_api::ChangeKind;
 use strata_graph_archive::write_changes;
 use strata_graph_types::{ContainerId, Digest, ImageId};
 
@@ -165,6 +167,44 @@ impl Store {
         })
     }
 
+    /// The container's changes relative to its image, as `podman diff` lists them, sorted by
+    /// path. A modified path is "added" (`'A'`) when the image has nothing there and
+    /// "changed" (`'C'`) when it does; deletions are `'D'`.
+    pub fn changes(&self, name: &str) -> Result<Vec<ContainerChange>> {
+        let c = self.container(name)?;
+        let key = container_key(&c.id);
+        let parents = self
+            .meta
+            .read(|tx| Store::chain_keys(tx, c.parent_layer.as_ref()))?;
+        let source = self.driver.changes_source(&key);
+        let mut lowers: Vec<PathBuf> = parents.iter().map(|p| self.driver.diff_dir(p)).collect();
+        // Overlay-style drivers (those that stage layers in parallel) keep only each layer's
+        // own changes, so every lower layer is looked at, nearest first; a full-copy driver's
+        // direct parent already holds the image's whole tree.
+        if !self.driver.parallel_stage() {
+            lowers.truncate(1);
+        }
+        let mut out = Vec::new();
+        for ch in self.driver.changes(&key, &parents)? {
+            let (kind, size) = if ch.kind == ChangeKind::Deleted {
+                ('D', 0)
+            } else {
+                let kind = if in_lowers(&lowers, &ch.path)? {
+                    'C'
+                } else {
+                    'A'
+                };
+                (kind, content_size(&source.join(&ch.path)))
+            };
+            out.push(ContainerChange {
+                path: ch.path,
+                kind,
+                size,
+            });
+        }
+        Ok(out)
+    }
+
     /// Commits a container's changes as a new image named `image_name`: the diff becomes a new
     /// layer on top of the container's image, and the image config gains its diff ID.
     pub fn commit(&self, name: &str, image_name: &str) -> Result<ImageId> {
@@ -227,4 +267,101 @@ impl Store {
         drop(lease);
         Ok(img)
     }
+}
+
+/// One path a container changed ([`Store::changes`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerChange {
+    /// Relative to the container's root, without a leading `/`.
+    pub path: PathBuf,
+    /// `'A'` added, `'C'` changed, `'D'` deleted.
+    pub kind: char,
+    /// Bytes of the new content for regular files and symbolic links (0 otherwise).
+    pub size: u64,
+}
+
+fn content_size(path: &Path) -> u64 {
+    std::fs::symlink_metadata(path)
+        .ok()
+        .filter(|m| m.is_file() || m.file_type().is_symlink())
+        .map_or(0, |m| m.len())
+}
+
+/// Whether `rel` exists in the tree the lower layers (nearest first) make together.
+fn in_lowers(lowers: &[PathBuf], rel: &Path) -> Result<bool> {
+    for layer in lowers {
+        match look_up(layer, rel)? {
+            Seen::Present => return Ok(true),
+            Seen::Hidden => return Ok(false),
+            Seen::Absent => {}
+        }
+    }
+    Ok(false)
+}
+
+enum Seen {
+    /// The layer has the path.
+    Present,
+    /// The layer hides the path and everything below it (whiteout, opaque directory, or a
+    /// non-directory where a parent directory would be).
+    Hidden,
+    /// The layer says nothing about it: look further down.
+    Absent,
+}
+
+fn look_up(layer: &Path, rel: &Path) -> Result<Seen> {
+    let parts: Vec<_> = rel.components().collect();
+    let mut cur = layer.to_path_buf();
+    let mut opaque_above = false;
+    for (i, part) in parts.iter().enumerate() {
+        cur.push(part);
+        let m = match std::fs::symlink_metadata(&cur) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(if opaque_above {
+                    Seen::Hidden
+                } else {
+                    Seen::Absent
+                })
+            }
+            Err(e) => return Err(StoreError::io("look up", &cur)(e)),
+        };
+        if is_whiteout(&cur, &m) {
+            return Ok(Seen::Hidden);
+        }
+        if i + 1 == parts.len() {
+            return Ok(Seen::Present);
+        }
+        if !m.is_dir() {
+            return Ok(Seen::Hidden);
+        }
+        opaque_above |= has_xattr(
+            &cur,
+            &["trusted.overlay.opaque", "user.overlay.opaque"],
+            Some(b"y"),
+        );
+    }
+    Ok(Seen::Present)
+}
+
+/// Overlay whiteouts: a 0:0 character device, or (in a user namespace) an empty file marked
+/// with an `overlay.whiteout` xattr. Full-copy drivers have none.
+fn is_whiteout(path: &Path, m: &std::fs::Metadata) -> bool {
+    let ft = m.file_type();
+    (ft.is_char_device() && m.rdev() == 0)
+        || (ft.is_file()
+            && m.len() == 0
+            && has_xattr(
+                path,
+                &["trusted.overlay.whiteout", "user.overlay.whiteout"],
+                None,
+            ))
+}
+
+fn has_xattr(path: &Path, names: &[&str], want: Option<&[u8]>) -> bool {
+    let mut buf = [0u8; 8];
+    names.iter().any(|name| {
+        matches!(rustix::fs::lgetxattr(path, *name, &mut buf),
+            Ok(n) if want.is_none_or(|w| &buf[..n] == w))
+    })
 }

@@ -284,6 +284,17 @@ impl StoreClient {
         })
     }
 
+    /// The paths the container changed relative to its image (`A`/`C`/`D`), sorted by path.
+    pub fn changes(&self, container: &str) -> Result<Vec<store::Change>, CallError> {
+        self.host
+            .call(store::CHANGES, &container_req(container), None, None)
+    }
+
+    /// Runs the store's garbage collection; returns what it removed.
+    pub fn gc(&self) -> Result<store::GcReply, CallError> {
+        self.host.call(store::GC, &Empty {}, None, None)
+    }
+
     /// The layer's uncompressed tar as a stream.
     pub fn export_layer(&self, layer: &str) -> Result<ImportedReader, CallError> {
         let mut out = None;

@@ -42,6 +42,12 @@ pub const COMMIT: &str = "store.commit";
 /// `store.diff` (1.1): the call's output reader receives the container's changes as an
 /// uncompressed layer tar (whiteouts for deletions).
 pub const DIFF: &str = "store.diff";
+/// `store.changes` (1.2): the paths a container added, changed or deleted relative to its
+/// image, sorted by path, as `podman diff` lists them.
+pub const CHANGES: &str = "store.changes";
+/// `store.gc` (1.2): garbage collection: removes what nothing references (layers no image or
+/// container uses, orphaned payload and blobs, debris of dead processes).
+pub const GC: &str = "store.gc";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ImportImageRequest {
@@ -178,6 +184,39 @@ pub struct CommitRequest {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CommitReply {
     pub image_id: String,
+}
+
+/// One changed path (`store.changes`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Change {
+    /// Absolute inside the container (`/etc/hosts`).
+    pub path: String,
+    /// `A` (the image has nothing there), `C` (changed: content, metadata, or a directory's
+    /// entries) or `D` (deleted).
+    pub kind: String,
+    /// Bytes of the new content for regular files and symbolic links (0 otherwise).
+    #[serde(default)]
+    pub size: u64,
+}
+
+/// What `store.gc` removed (counts).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct GcReply {
+    /// Layers no image or container referenced.
+    pub layers: usize,
+    /// Driver payloads with no metadata row.
+    pub orphan_payloads: usize,
+    /// Tar-split records with no layer.
+    pub orphan_tarsplits: usize,
+    /// Blobs no image referenced.
+    pub blobs: usize,
+    /// Staging areas and temporary files of dead processes.
+    pub staging: usize,
+    pub temp_files: usize,
+    /// Mount points and front-end directories of containers that no longer exist.
+    pub mountpoints: usize,
+    pub container_dirs: usize,
 }
 
 /// The reply of methods that return nothing but success.

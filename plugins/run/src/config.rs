@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 pub const METADATA_KEY: &str = "run";
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
 pub struct ContainerConfig {
     /// The image as the user named it, and its ID.
     pub image_name: String,
@@ -43,6 +44,8 @@ pub struct ContainerConfig {
     pub remove: bool,
     /// The pod this container belongs to, by ID.
     pub pod: Option<String>,
+    /// Whether this is its pod's infra container (it owns the pod's namespaces).
+    pub infra: bool,
     /// The signal `stop` sends first (the image's `StopSignal`, else SIGTERM).
     pub stop_signal: String,
     /// Seconds `stop` waits before SIGKILL.

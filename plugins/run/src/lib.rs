@@ -6,8 +6,9 @@
 //! container leaves (see `state.rs`), so no daemon is needed.
 //!
 //! What is here: containers (root), `none`/`host`/`bridge` networks (CNI plugins) with `-p`,
-//! images (`pull`, `push`, `images`, `rmi`, `tag`). Not yet: pods, rootless mode, `cp`,
-//! `diff`, `commit`, `export`/`import`, `save`/`load`, `system`.
+//! images (`pull`, `push`, `images`, `rmi`, `tag`, `save`, `load`, `import`), container
+//! filesystems (`cp`, `diff`, `commit`, `export`), `system df|prune|info`. Not yet: pods,
+//! rootless mode.
 
 mod attach;
 pub mod commands;
@@ -16,6 +17,8 @@ mod context;
 mod errors;
 mod images;
 pub mod network;
+mod pods;
+mod rootless;
 mod runtime;
 mod settings;
 pub mod spec;
@@ -51,6 +54,15 @@ export_plugin! {
         Command { name: "images", about: "List images" },
         Command { name: "rmi", about: "Remove images" },
         Command { name: "tag", about: "Add names to an image" },
+        Command { name: "pod", about: "Manage pods (containers sharing network, IPC and UTS)" },
+        Command { name: "save", about: "Save an image to a docker-archive or oci-archive file" },
+        Command { name: "load", about: "Load images from a docker-archive or oci-archive file" },
+        Command { name: "export", about: "Export a container's root filesystem as a tar archive" },
+        Command { name: "import", about: "Make an image of a root filesystem tarball" },
+        Command { name: "diff", about: "List the files a container added, changed or deleted" },
+        Command { name: "commit", about: "Make an image of a container's changes" },
+        Command { name: "cp", about: "Copy files between a container and the host" },
+        Command { name: "system", about: "Disk usage, prune, and system information" },
         Command { name: "container", about: "Manage containers (podman's long forms, and cleanup)" },
     ],
     run: run,

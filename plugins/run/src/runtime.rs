@@ -4,6 +4,11 @@
 //!
 //! Each runtime keeps its state under `<runroot>/runtime/<name>` (its `--root`), apart from
 //! podman's, so the two never see each other's containers.
+//!
+//! Rootless (in a user namespace), runtimes are told not to touch cgroups: crun with
+//! `--cgroup-manager disabled`, runc with `--rootless true` (its cgroup errors are then
+//! ignored). Other runtimes get no extra flag. `kill --all` is not used there (see
+//! [`Runtime::kill`]).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -21,6 +26,8 @@ pub struct Runtime {
     pub path: PathBuf,
     /// The runtime's `--root` (its state directory).
     pub root: PathBuf,
+    /// Whether it runs in a user namespace without cgroups (rootless mode).
+    pub rootless: bool,
 }
 
 /// What `runtime state` says.
@@ -61,12 +68,25 @@ impl Runtime {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| name.to_owned());
         let root = runroot.join("runtime").join(&name);
-        Ok(Runtime { name, path, root })
+        Ok(Runtime {
+            name,
+            path,
+            root,
+            rootless: crate::rootless::in_user_namespace(),
+        })
     }
 
     /// The global arguments every invocation starts with.
     pub fn global_args(&self) -> Vec<String> {
-        vec!["--root".into(), self.root.display().to_string()]
+        let mut args = vec!["--root".into(), self.root.display().to_string()];
+        if self.rootless {
+            match self.name.as_str() {
+                "crun" => args.push("--cgroup-manager=disabled".into()),
+                "runc" => args.push("--rootless=true".into()),
+                _ => {}
+            }
+        }
+        args
     }
 
     pub fn command(&self) -> Command {
@@ -103,10 +123,12 @@ impl Runtime {
     }
 
     /// Sends `signal` (a name such as `TERM` or a number) to the container's init, or to all
-    /// its processes with `all`.
+    /// its processes with `all`. Rootless, `all` is dropped: without a cgroup the runtime
+    /// cannot list the processes (runc fails, crun signals nobody), and every container has
+    /// its own PID namespace, which ends with its init (so SIGKILL reaches them all anyway).
     pub fn kill(&self, id: &str, signal: &str, all: bool) -> Result<()> {
         let mut args = vec!["kill"];
-        if all {
+        if all && !self.rootless {
             args.push("--all");
         }
         args.extend([id, signal]);

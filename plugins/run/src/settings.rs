@@ -1,5 +1,6 @@
 //! The run front end's own settings: `STRATA_RUNTIME`, else `runtime` in `run.toml`
-//! (`/etc/strata/run.toml` for root, `$XDG_CONFIG_HOME/strata/run.toml` otherwise), else crun.
+//! (`/etc/strata/run.toml` for root, `$XDG_CONFIG_HOME/strata/run.toml` for other users and
+//! rootless mode, where the euid is 0 inside the user namespace), else crun.
 //!
 //! ```toml
 //! runtime = "runc"
@@ -16,7 +17,7 @@ struct RunConfig {
 }
 
 fn config_path() -> Option<PathBuf> {
-    if rustix::process::geteuid().is_root() {
+    if rustix::process::geteuid().is_root() && !crate::rootless::in_user_namespace() {
         return Some(PathBuf::from("/etc/strata/run.toml"));
     }
     std::env::var_os("XDG_CONFIG_HOME")

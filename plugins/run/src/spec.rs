@@ -6,6 +6,10 @@
 //!
 //! It sets no rlimits (the process inherits the caller's): raising `RLIMIT_NOFILE` past the
 //! hard limit, as podman's defaults do, fails on machines without `CAP_SYS_RESOURCE`.
+//!
+//! Rootless ([`SpecInputs::rootless`]): no `cgroupsPath` and no `linux.resources` (cgroup v1
+//! cannot be delegated to a user), and `/sys/fs/cgroup` is the host's, bind-mounted, since a
+//! user namespace cannot mount a cgroup v1 hierarchy (see `crate::rootless`).
 //! There is no seccomp profile yet.
 
 use std::collections::HashSet;
@@ -113,6 +117,8 @@ pub struct SpecInputs<'a> {
     pub cgroupns: bool,
     /// Files the front end prepared, bind-mounted read-write: (destination, source).
     pub etc_files: Vec<(String, PathBuf)>,
+    /// Rootless mode: the runtime runs as root of the user's user namespace, without cgroups.
+    pub rootless: bool,
 }
 
 fn caps(config: &ContainerConfig) -> Result<HashSet<Capability>> {
@@ -208,18 +214,27 @@ fn mounts(inp: &SpecInputs<'_>) -> Result<Vec<Mount>> {
     } else {
         m.push(mount("/sys", "sysfs", "sysfs", sys_opts)?);
     }
-    m.push(mount(
-        "/sys/fs/cgroup",
-        "cgroup",
-        "cgroup",
-        &[
-            "nosuid",
-            "noexec",
-            "nodev",
-            "relatime",
-            if c.privileged { "rw" } else { "ro" },
-        ],
-    )?);
+    if inp.rootless {
+        m.push(mount(
+            "/sys/fs/cgroup",
+            "bind",
+            "/sys/fs/cgroup",
+            &["rbind", "rprivate", "nosuid", "noexec", "nodev", "ro"],
+        )?);
+    } else {
+        m.push(mount(
+            "/sys/fs/cgroup",
+            "cgroup",
+            "cgroup",
+            &[
+                "nosuid",
+                "noexec",
+                "nodev",
+                "relatime",
+                if c.privileged { "rw" } else { "ro" },
+            ],
+        )?);
+    }
     if c.read_only {
         // podman's --read-only-tmpfs (default true): writable scratch where programs expect it.
         for dest in ["/tmp", "/var/tmp", "/run"] {
@@ -394,10 +409,17 @@ pub fn generate(inp: &SpecInputs<'_>) -> Result<Spec> {
                 .build()?,
         );
     }
-    let mut linux = LinuxBuilder::default()
-        .namespaces(namespaces)
-        .resources(resources.build()?)
-        .cgroups_path(PathBuf::from(&inp.cgroups_path));
+    let mut linux = LinuxBuilder::default().namespaces(namespaces);
+    if inp.rootless {
+        let r = &c.resources;
+        if r.memory.is_some() || r.cpus.is_some() || r.pids_limit.is_some() {
+            bail!("resource limits need cgroup v2 delegation or root");
+        }
+    } else {
+        linux = linux
+            .resources(resources.build()?)
+            .cgroups_path(PathBuf::from(&inp.cgroups_path));
+    }
     if !c.privileged {
         linux = linux
             .masked_paths(
@@ -488,6 +510,7 @@ mod tests {
                 "/etc/hosts".into(),
                 PathBuf::from("/var/lib/strata/containers/x/hosts"),
             )],
+            rootless: false,
         }
     }
 
@@ -611,6 +634,35 @@ mod tests {
             .find(|m| m["destination"] == "/sys")
             .expect("/sys");
         assert_eq!(sys["type"], "bind");
+    }
+
+    #[test]
+    fn rootless_specs_have_no_cgroups_and_bind_the_hosts_cgroup_tree() {
+        let (mut c, u) = (config(), user());
+        let mut i = inputs(&c, &u);
+        i.rootless = true;
+        let v = json(&generate(&i).expect("spec"));
+        assert!(v["linux"].get("cgroupsPath").is_none(), "{}", v["linux"]);
+        assert!(v["linux"].get("resources").is_none(), "{}", v["linux"]);
+        let mounts = v["mounts"].as_array().expect("mounts");
+        let cg = mounts
+            .iter()
+            .find(|m| m["destination"] == "/sys/fs/cgroup")
+            .expect("/sys/fs/cgroup");
+        assert_eq!(cg["type"], "bind");
+        assert_eq!(cg["source"], "/sys/fs/cgroup");
+        assert!(cg["options"]
+            .as_array()
+            .expect("opts")
+            .contains(&"ro".into()));
+        c.resources.memory = Some(1 << 20);
+        let mut i = inputs(&c, &u);
+        i.rootless = true;
+        let e = generate(&i).expect_err("limits");
+        assert!(
+            e.to_string().contains("cgroup v2 delegation or root"),
+            "{e}"
+        );
     }
 
     #[test]

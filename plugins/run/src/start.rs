@@ -19,8 +19,16 @@ use crate::runtime::{self, Runtime};
 use crate::spec::{self, Ns, SpecInputs};
 use crate::state::{self, State, Status};
 
-/// Creates the container in the store with its config; nothing runs yet.
-pub fn create(ctx: &Ctx<'_>, name: Option<String>, config: ContainerConfig) -> Result<Container> {
+/// Creates the container in the store with its config; nothing runs yet. Rootless, the config
+/// is first checked and adapted (see `crate::rootless::adapt`).
+pub fn create(
+    ctx: &Ctx<'_>,
+    name: Option<String>,
+    mut config: ContainerConfig,
+) -> Result<Container> {
+    if ctx.info.rootless {
+        crate::rootless::adapt(&mut config)?;
+    }
     let info = ctx
         .store
         .create_container(&CreateContainerRequest {
@@ -64,35 +72,45 @@ fn etc_files(c: &Container, ip: Option<&str>) -> Result<Vec<(String, PathBuf)>> 
 /// Sets up the network namespace the config asks for; returns the spec's choice, the pinned
 /// namespace and the bridge attachment.
 fn network(ctx: &Ctx<'_>, c: &Container, state: &mut State) -> Result<Ns> {
-    let ncfg = crate::network::NetworkConfig {
-        state_dir: ctx.runroot().join("networks"),
-        ..crate::network::NetworkConfig::default()
-    };
+    let ncfg = net_config();
     match &c.config.network {
         NetworkMode::Host => Ok(Ns::Host),
         NetworkMode::Container(other) => {
             let o = ctx.container(other)?;
             let s = o.state()?;
-            match s.netns {
-                Some(p) if s.status == Status::Running => Ok(Ns::Path(p.into())),
+            match (s.status, s.netns, s.pid, &o.config.network) {
+                (Status::Running, Some(p), _, _) => Ok(Ns::Path(p.into())),
+                (Status::Running, None, Some(pid), NetworkMode::None) => {
+                    Ok(Ns::Path(format!("/proc/{pid}/ns/net").into()))
+                }
                 _ => bail!("container {other} is not running with a network namespace of its own"),
             }
         }
-        mode => {
+        // No network: the runtime makes the namespace and brings loopback up itself (crun
+        // and runc both do for a new namespace), which is cheaper than pinning one.
+        NetworkMode::None => Ok(Ns::New),
+        NetworkMode::Bridge if ctx.info.rootless => Err(kinded(
+            ErrorKind::Unsupported,
+            "bridge networking needs root; rootless containers use --network none (the default) or host",
+        )),
+        NetworkMode::Bridge => {
+            // Pinned by a bind mount: CNI configures it before the container exists.
             let path = crate::network::netns_path(&ctx.runroot(), c.id());
             strata_mount::netns::create_netns(&path)
                 .with_context(|| format!("create network namespace {}", path.display()))?;
             state.netns = Some(path.display().to_string());
-            if *mode == NetworkMode::Bridge {
-                let ports = publish(&c.config)?;
-                let a = crate::network::attach(&ncfg, c.id(), &path, &ports)?;
-                state.network = Some(serde_json::to_value(&a)?);
-            } else {
-                crate::network::setup_loopback(&path, c.id(), &ncfg)?;
-            }
+            let ports = publish(&c.config)?;
+            let a = crate::network::attach(&ncfg, c.id(), &path, &ports)?;
+            state.network = Some(serde_json::to_value(&a)?);
             Ok(Ns::Path(path))
         }
     }
+}
+
+/// The bridge network. Its address allocations live in one place per machine
+/// (`/run/strata/networks`), not per store: every store on the machine shares the bridge.
+fn net_config() -> crate::network::NetworkConfig {
+    crate::network::NetworkConfig::default()
 }
 
 pub fn publish(cfg: &ContainerConfig) -> Result<Vec<crate::network::PortMapping>> {
@@ -104,15 +122,11 @@ pub fn publish(cfg: &ContainerConfig) -> Result<Vec<crate::network::PortMapping>
 }
 
 /// Releases the network: CNI DEL and the pinned namespace. Idempotent.
-pub fn teardown_network(ctx: &Ctx<'_>, c: &Container, state: &mut State) -> Result<()> {
+pub fn teardown_network(c: &Container, state: &mut State) -> Result<()> {
     if let Some(ns) = state.netns.clone() {
         let path = PathBuf::from(&ns);
         if state.network.is_some() {
-            let ncfg = crate::network::NetworkConfig {
-                state_dir: ctx.runroot().join("networks"),
-                ..crate::network::NetworkConfig::default()
-            };
-            crate::network::detach(&ncfg, c.id(), &path, &publish(&c.config)?)?;
+            crate::network::detach(&net_config(), c.id(), &path, &publish(&c.config)?)?;
             state.network = None;
         }
         strata_mount::netns::remove_netns(&path)
@@ -151,7 +165,7 @@ pub fn start(ctx: &Ctx<'_>, c: &Container, follow: Follow) -> Result<Option<Atta
     if result.is_err() {
         // Undo: whatever got set up goes, the container stays startable.
         let _ = rt.delete(c.id());
-        let _ = teardown_network(ctx, c, &mut st);
+        let _ = teardown_network(c, &mut st);
         let _ = ctx.store.unmount(c.id());
         st.status = if st.started_at.is_some() {
             Status::Exited
@@ -179,7 +193,15 @@ fn start_locked(
         }
     }
     st.error = None;
-    let net = network(ctx, c, st)?;
+    // Pod members join the infra process's namespaces; everything else gets its own.
+    let (net, ipc, uts) = match (&c.config.pod, c.config.infra) {
+        (Some(pod), false) => {
+            let pid = crate::pods::running_infra(ctx, pod)?;
+            let ns = |n: &str| Ns::Path(PathBuf::from(format!("/proc/{pid}/ns/{n}")));
+            (ns("net"), ns("ipc"), ns("uts"))
+        }
+        _ => (network(ctx, c, st)?, Ns::New, Ns::New),
+    };
     let ip = st
         .network
         .as_ref()
@@ -187,7 +209,6 @@ fn start_locked(
         .and_then(|v| v.as_str())
         .map(str::to_owned);
     let etc = etc_files(c, ip.as_deref())?;
-    let (ipc, uts) = (Ns::New, Ns::New);
     let spec = spec::generate(&SpecInputs {
         config: &c.config,
         rootfs: &rootfs,
@@ -198,6 +219,7 @@ fn start_locked(
         uts,
         cgroupns: runtime::cgroup_v2_only(),
         etc_files: etc,
+        rootless: ctx.info.rootless,
     })?;
     let spec_path = c.paths.spec();
     std::fs::write(&spec_path, serde_json::to_vec(&spec)?)
@@ -208,7 +230,10 @@ fn start_locked(
     }
     std::fs::create_dir_all(&c.paths.run_dir)?;
     std::fs::create_dir_all(&rt.root)?;
-    let _ = rt.delete(c.id());
+    // A runtime record left by a crash would make `create` fail.
+    if rt.root.join(c.id()).exists() {
+        let _ = rt.delete(c.id());
+    }
     let (exit_cmd, exit_args) = ctx.exit_command(c.id())?;
     let mut args = MonitorArgs::new(
         c.id(),
@@ -267,7 +292,7 @@ pub fn runtime_alive(rt: &Runtime, id: &str) -> Option<bool> {
 /// container. Idempotent; the caller holds the lock.
 pub fn cleanup_locked(ctx: &Ctx<'_>, c: &Container, st: &mut State, rt: &Runtime) -> Result<()> {
     rt.delete(c.id())?;
-    teardown_network(ctx, c, st)?;
+    teardown_network(c, st)?;
     ctx.store.unmount(c.id()).map_err(call)?;
     st.cleaned = true;
     st.save(&c.paths)?;

@@ -122,7 +122,9 @@ impl State {
 
     /// Replaces the state file atomically (a crash leaves the old or the new one).
     pub fn save(&self, paths: &Paths) -> Result<()> {
-        let tmp = paths.dir.join(format!(".state.json.{}.tmp", std::process::id()));
+        let tmp = paths
+            .dir
+            .join(format!(".state.json.{}.tmp", std::process::id()));
         let mut f =
             std::fs::File::create(&tmp).with_context(|| format!("write {}", tmp.display()))?;
         f.write_all(&serde_json::to_vec(self)?)?;

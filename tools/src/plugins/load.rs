@@ -123,10 +123,13 @@ fn valid_command_name(s: &str) -> bool {
 }
 
 /// Refuses files anyone but their owner could have changed, and files owned by someone other
-/// than root or the current user.
+/// than root, the current user or the owner of the strata binary itself (trusted as much as
+/// the binary: whoever owns it controls this process anyway). The last one matters in the
+/// rootless user namespace, where root's files show as the overflow uid (65534).
 fn check_permissions(path: &Path) -> Result<(), String> {
     let real = std::fs::canonicalize(path).map_err(|e| format!("cannot resolve it: {e}"))?;
     let me = rustix::process::geteuid().as_raw();
+    let exe_owner = std::fs::metadata("/proc/self/exe").map(|m| m.uid()).ok();
     for (what, p) in [
         ("file", real.as_path()),
         ("directory", real.parent().unwrap_or(Path::new("/"))),
@@ -139,7 +142,7 @@ fn check_permissions(path: &Path) -> Result<(), String> {
                 m.mode() & 0o7777
             ));
         }
-        if m.uid() != 0 && m.uid() != me {
+        if m.uid() != 0 && m.uid() != me && Some(m.uid()) != exe_owner {
             return Err(format!(
                 "its {what} {} is owned by uid {}, neither root nor you",
                 p.display(),

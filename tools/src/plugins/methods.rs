@@ -128,7 +128,7 @@ pub(crate) fn dispatch(
                 root: s.root.display().to_string(),
                 runroot: s.runroot.display().to_string(),
                 driver: s.driver.clone(),
-                rootless: !rustix::process::geteuid().is_root(),
+                rootless: crate::rootless::is_rootless(),
             })
         }
         api::TAG => {
@@ -220,6 +220,33 @@ pub(crate) fn dispatch(
                 store.diff(&req.name, w).map(|_| ())
             })?));
             reply(&api::Empty {})
+        }
+        api::CHANGES => {
+            let req: api::ContainerRequest = parse(method, request)?;
+            let changes = ctx.store()?.changes(&req.name).map_err(store_err)?;
+            reply(
+                &changes
+                    .into_iter()
+                    .map(|c| api::Change {
+                        path: format!("/{}", c.path.display()),
+                        kind: c.kind.to_string(),
+                        size: c.size,
+                    })
+                    .collect::<Vec<_>>(),
+            )
+        }
+        api::GC => {
+            let r = ctx.store()?.gc().map_err(store_err)?;
+            reply(&api::GcReply {
+                layers: r.layers,
+                orphan_payloads: r.orphan_payloads,
+                orphan_tarsplits: r.orphan_tarsplits,
+                blobs: r.blobs,
+                staging: r.staging,
+                temp_files: r.temp_files,
+                mountpoints: r.mountpoints,
+                container_dirs: r.container_dirs,
+            })
         }
         other => Err((
             ErrorKind::Unsupported,

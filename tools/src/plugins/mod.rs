@@ -30,7 +30,7 @@ use serde::Serialize;
 pub use host_table::run_command;
 
 /// Commands the host itself owns; no plugin may take them.
-pub const BUILTIN_COMMANDS: &[&str] = &["storage", "plugins", "help"];
+pub const BUILTIN_COMMANDS: &[&str] = &["storage", "plugins", "help", "unshare"];
 
 /// Which plugin file provides the front ends' well-known commands (for "not installed" hints).
 const KNOWN: &[(&str, &str)] = &[

@@ -28,7 +28,7 @@ impl Extractor {
                 Some(Uid::from_raw(meta.uid)),
                 Some(Gid::from_raw(meta.gid)),
             )
-            .map_err(|e| extract_err(path, "chown", e))?;
+            .map_err(|e| chown_err(path, meta, e))?;
         }
         Ok(())
     }
@@ -42,7 +42,7 @@ impl Extractor {
                 Some(Gid::from_raw(meta.gid)),
                 AtFlags::SYMLINK_NOFOLLOW,
             )
-            .map_err(|e| extract_err(&t.path, "chown", e))?;
+            .map_err(|e| chown_err(&t.path, meta, e))?;
         }
         Ok(())
     }
@@ -92,6 +92,65 @@ impl Extractor {
     }
 }
 
+/// A chown error; `EINVAL` means the owner is not mapped in this user namespace (rootless),
+/// which is said with the ranges that are.
+fn chown_err(path: &[u8], meta: &Meta, e: Errno) -> ArchiveError {
+    if e != Errno::INVAL || !in_user_namespace() {
+        return extract_err(path, "chown", e);
+    }
+    let ranges = |file: &str| mapped_ranges(&std::fs::read_to_string(file).unwrap_or_default());
+    extract_err(
+        path,
+        &format!(
+            "chown to {}:{}, outside the ids this user namespace maps (uids {}, gids {}); \
+             give the user a larger subordinate range in /etc/subuid and /etc/subgid",
+            meta.uid,
+            meta.gid,
+            ranges("/proc/self/uid_map"),
+            ranges("/proc/self/gid_map")
+        ),
+        e,
+    )
+}
+
+/// The inside ids an `inside outside count` map covers, adjacent ranges merged: `0-65536`.
+fn mapped_ranges(map: &str) -> String {
+    let mut spans: Vec<(u64, u64)> = map
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<u64> = l
+                .split_whitespace()
+                .filter_map(|x| x.parse().ok())
+                .collect();
+            match f[..] {
+                [inside, _, count] if count > 0 => Some((inside, inside + count - 1)),
+                _ => None,
+            }
+        })
+        .collect();
+    spans.sort_unstable();
+    let mut merged: Vec<(u64, u64)> = Vec::new();
+    for (lo, hi) in spans {
+        match merged.last_mut() {
+            Some(last) if lo <= last.1 + 1 => last.1 = last.1.max(hi),
+            _ => merged.push((lo, hi)),
+        }
+    }
+    let shown: Vec<String> = merged.iter().map(|(lo, hi)| format!("{lo}-{hi}")).collect();
+    if shown.is_empty() {
+        "none".into()
+    } else {
+        shown.join(",")
+    }
+}
+
+/// Whether this process is in a user namespace other than the initial one (its uid map is not
+/// the identity map).
+pub(super) fn in_user_namespace() -> bool {
+    std::fs::read_to_string("/proc/self/uid_map")
+        .is_ok_and(|m| !m.split_whitespace().eq(["0", "0", "4294967295"]))
+}
+
 /// Where to set xattrs: an open fd, or a name in a directory (symlinks, device nodes).
 #[derive(Clone, Copy)]
 pub(super) enum Xattr<'a> {
@@ -107,5 +166,17 @@ pub(super) fn timestamps(meta: &Meta) -> Timestamps {
     Timestamps {
         last_access: ts(meta.atime),
         last_modification: ts(meta.mtime),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mapped_ranges;
+
+    #[test]
+    fn adjacent_mapped_ranges_are_merged() {
+        assert_eq!(mapped_ranges("0 1000 1\n1 100000 65536\n"), "0-65536");
+        assert_eq!(mapped_ranges("0 1000 1\n5 100000 10\n"), "0-0,5-14");
+        assert_eq!(mapped_ranges(""), "none");
     }
 }

@@ -3,17 +3,21 @@
 use clap::Parser;
 use strata_plugin_api::{Host, Outcome};
 
+pub mod archive;
 pub mod exec;
+pub mod fs;
 pub mod images;
 pub mod logs;
 pub mod manage;
+pub mod pod;
 pub mod ps;
 pub mod run;
+pub mod system;
 
 /// The commands `strata container SUB` accepts besides `cleanup`, `ls` and `list`.
 const CONTAINER_COMMANDS: &[&str] = &[
     "run", "create", "start", "stop", "kill", "restart", "wait", "rm", "ps", "exec", "logs",
-    "inspect",
+    "inspect", "diff", "commit", "cp", "export",
 ];
 
 /// Parses with clap; help and usage errors are printed here (help exits 0, errors 125 as
@@ -49,6 +53,15 @@ fn dispatch(
         "images" => images::images(host, parse(command, args)?),
         "rmi" => images::rmi(host, parse(command, args)?),
         "tag" => images::tag(host, parse(command, args)?),
+        "pod" => pod::pod(host, parse(command, args)?),
+        "save" => archive::save(host, parse(command, args)?),
+        "load" => archive::load(host, parse(command, args)?),
+        "export" => archive::export(host, parse(command, args)?),
+        "import" => archive::import(host, parse(command, args)?),
+        "diff" => fs::diff(host, parse(command, args)?),
+        "commit" => fs::commit(host, parse(command, args)?),
+        "cp" => fs::cp(host, parse(command, args)?),
+        "system" => system::system(host, parse(command, args)?),
         "container" => return container(host, args),
         other => {
             return Err(Outcome::Error {

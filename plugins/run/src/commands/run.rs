@@ -347,6 +347,7 @@ pub fn build_config(ctx: &Ctx<'_>, a: &CreateArgs) -> Result<ContainerConfig> {
         runtime,
         remove: a.rm,
         pod: a.pod.clone(),
+        infra: false,
         stop_signal: a
             .stop_signal
             .clone()
@@ -369,9 +370,9 @@ pub fn build_config(ctx: &Ctx<'_>, a: &CreateArgs) -> Result<ContainerConfig> {
 
 /// Creates the container (its hostname defaults to the short ID, see `Container`).
 pub fn create_container(ctx: &Ctx<'_>, a: &CreateArgs) -> Result<Container> {
-    let config = build_config(ctx, a)?;
-    if a.pod.is_some() {
-        bail!(kinded(ErrorKind::Unsupported, "pods are not supported yet"));
+    let mut config = build_config(ctx, a)?;
+    if let Some(pod) = &a.pod {
+        crate::pods::join(ctx, pod, &mut config)?;
     }
     start::create(ctx, a.name.clone(), config)
 }

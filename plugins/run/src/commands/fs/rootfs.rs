@@ -1,0 +1,97 @@
+//! A container's root filesystem, reached from the host for `cp` and `export`: running
+//! containers are already mounted; stopped ones are mounted through the store for the
+//! duration of the command and unmounted afterwards, unless someone else had mounted them
+//! (`strata storage mount`), in which case the mount is left as it was.
+//!
+//! While a stopped container is mounted here its state lock is held, so a concurrent `start`
+//! waits instead of running on a mount this command is about to take away. Running
+//! containers are not locked: their monitor's cleanup needs the lock when they end.
+//!
+//! What it does not do: pause a running container (files may change while they are read,
+//! as with podman's `cp` and `export` without `--pause`).
+
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use rustix::fs::{Mode, OFlags};
+use strata_plugin_api::StoreClient;
+
+use crate::context::{Container, Ctx};
+use crate::errors::call;
+use crate::state::{Lock, Status};
+
+/// A mounted container root; unmounted on drop if this command mounted it.
+#[derive(Debug)]
+pub struct Rootfs {
+    store: StoreClient,
+    id: String,
+    path: PathBuf,
+    unmount: bool,
+    /// The run front end's record of the container, if it has one.
+    pub container: Option<Container>,
+    _lock: Option<Lock>,
+}
+
+impl Rootfs {
+    /// Mounts (if needed) the root of container `name` (any container of the store).
+    pub fn open(ctx: &Ctx<'_>, name: &str) -> Result<Rootfs> {
+        let info = ctx.store.container(name).map_err(call)?;
+        let id = info.id.clone();
+        let container = Container::from_info(info).ok();
+        let mut lock = None;
+        let mut running = false;
+        if let Some(c) = &container {
+            // Folds in an exit first (that takes the lock itself), then reads under the lock.
+            crate::stop::current_state(ctx, c)?;
+            let l = crate::state::lock(&c.paths)?;
+            running = c.state()?.status == Status::Running;
+            if !running {
+                lock = Some(l);
+            }
+        }
+        // The store's documented layout: mount points are <runroot>/mounts/<id>.
+        let expected = ctx.runroot().join("mounts").join(&id);
+        let was_mounted = strata_mount::is_mounted(&expected).unwrap_or(false);
+        let path = PathBuf::from(ctx.store.mount(&id).map_err(call)?);
+        let unmount = !was_mounted && !running;
+        Ok(Rootfs {
+            store: ctx.store,
+            id,
+            path,
+            unmount,
+            container,
+            _lock: lock,
+        })
+    }
+
+    /// Opens the root directory, for `openat2(RESOLVE_IN_ROOT)` lookups. Close it before
+    /// this guard drops (declare it after the guard): an open directory keeps the mount busy.
+    pub fn open_dir(&self) -> Result<OwnedFd> {
+        rustix::fs::open(
+            &self.path,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .with_context(|| format!("open {}", self.path.display()))
+    }
+
+    /// Where it is mounted on the host.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+impl Drop for Rootfs {
+    fn drop(&mut self) {
+        if self.unmount {
+            if let Err(e) = self.store.unmount(&self.id) {
+                tracing::warn!(container = %self.id, error = %e, "could not unmount the container");
+            }
+        }
+    }
+}

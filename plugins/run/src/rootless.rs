@@ -1,0 +1,94 @@
+//! Rootless mode in the run front end. The host has already moved the process into the
+//! user's user and mount namespaces (see the host's `rootless` module), and the monitor and
+//! the OCI runtime inherit them, so containers run as root of that namespace: their uid 0 is
+//! the user, uid N the user's subordinate id N-1. What changes is what needs real root:
+//!
+//! - **cgroups**: a cgroup v1 hierarchy cannot be delegated to a user, so the spec has no
+//!   `cgroupsPath` and no `linux.resources`, `--memory`, `--cpus` and `--pids-limit` are
+//!   refused, crun runs with `--cgroup-manager disabled` and runc with `--rootless true`, and
+//!   `/sys/fs/cgroup` is the host's, bind-mounted read-only, instead of a new cgroup mount.
+//! - **networking**: a bridge needs root on the host (veth pairs, iptables), so the default
+//!   network is `none` (a private namespace with loopback) and `-p` is refused; `host` works
+//!   (the host's network namespace, as the user).
+//!
+//! What it does not do: user-mode networking (slirp4netns or pasta; `/dev/net/tun` is not
+//! open to users on every machine), cgroup v2 delegation through systemd, `--userns keep-id`.
+
+use anyhow::Result;
+use strata_plugin_api::ErrorKind;
+
+use crate::config::{ContainerConfig, NetworkMode};
+use crate::errors::kinded;
+
+/// Whether this process is in a user namespace other than the initial one (its uid map is not
+/// the identity map): the run front end is rootless there even though its euid is 0.
+pub fn in_user_namespace() -> bool {
+    std::fs::read_to_string("/proc/self/uid_map")
+        .is_ok_and(|m| !m.split_whitespace().eq(["0", "0", "4294967295"]))
+}
+
+/// Checks a new container's config against what rootless mode can do, and replaces the root
+/// default network (bridge) with `none`. Called before the container is created, so a refused
+/// config leaves nothing behind.
+pub fn adapt(config: &mut ContainerConfig) -> Result<()> {
+    let r = &config.resources;
+    if r.memory.is_some() || r.cpus.is_some() || r.pids_limit.is_some() {
+        return Err(kinded(
+            ErrorKind::Unsupported,
+            "resource limits (--memory, --cpus, --pids-limit) need cgroup v2 delegation or root; \
+             rootless containers run without limits",
+        ));
+    }
+    if !config.publish.is_empty() {
+        return Err(kinded(
+            ErrorKind::Unsupported,
+            "-p/--publish needs bridge networking, which needs root; rootless containers can use \
+             --network host and listen on the host's ports directly",
+        ));
+    }
+    if config.network == NetworkMode::Bridge {
+        config.network = NetworkMode::None;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Resources;
+
+    #[test]
+    fn limits_and_ports_are_refused_and_bridge_becomes_none() {
+        let mut c = ContainerConfig::default();
+        assert_eq!(c.network, NetworkMode::Bridge);
+        adapt(&mut c).expect("a plain config is fine");
+        assert_eq!(c.network, NetworkMode::None);
+
+        let mut c = ContainerConfig {
+            network: NetworkMode::Host,
+            ..ContainerConfig::default()
+        };
+        adapt(&mut c).expect("host network is fine");
+        assert_eq!(c.network, NetworkMode::Host);
+
+        let mut c = ContainerConfig {
+            resources: Resources {
+                pids_limit: Some(10),
+                ..Resources::default()
+            },
+            ..ContainerConfig::default()
+        };
+        let e = adapt(&mut c).expect_err("limits");
+        assert!(
+            e.to_string().contains("cgroup v2 delegation or root"),
+            "{e}"
+        );
+
+        let mut c = ContainerConfig {
+            publish: vec!["8080:80".into()],
+            ..ContainerConfig::default()
+        };
+        let e = adapt(&mut c).expect_err("ports");
+        assert!(e.to_string().contains("needs root"), "{e}");
+    }
+}

@@ -1,0 +1,885 @@
+//! Rootless mode, black-box: the real `strata` binary run as an unprivileged user
+//! (`strata-rootless`, made here with subordinate id ranges if missing) through `runuser`, on
+//! crun and runc, with the busybox fixture image.
+//!
+//! What a rootless podman user checks: containers run, exit codes and output pass through,
+//! detached containers log, exec, stop and go away, flags and volumes land inside, files are
+//! owned by the user (container root) or by a subordinate id (other container users) on the
+//! host, `--rm` leaves no mounts and no processes, the first commands racing share one
+//! namespace, and what needs root (resource limits, published ports, a user without
+//! subordinate ids) fails with a message that says what to do.
+//!
+//! The tests run as root (to create users and to look at the host's view); each one has its
+//! own `$XDG_RUNTIME_DIR`, so its own pause process, which it kills (by pid) at the end.
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use strata_tests::{fixtures, require_privileged, LayerSpec, LayoutBuilder, TarBuilder};
+
+const RUNTIMES: &[&str] = &["crun", "runc"];
+const USER: &str = "strata-rootless";
+const NO_SUBIDS_USER: &str = "strata-nosubids";
+
+/// A user's ids and its first subordinate uid and gid.
+#[derive(Debug, Clone, Copy)]
+struct Ids {
+    uid: u32,
+    gid: u32,
+    subuid: u32,
+    subgid: u32,
+}
+
+fn sh(cmd: &mut Command) -> Output {
+    cmd.stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+}
+
+fn must(cmd: &mut Command) -> String {
+    let out = sh(cmd);
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The first range of `user` in `file` (`/etc/subuid` or `/etc/subgid`).
+fn first_range(file: &str, user: &str) -> Option<(u32, u32)> {
+    std::fs::read_to_string(file).ok()?.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        match f[..] {
+            [u, start, count] if u == user => Some((start.parse().ok()?, count.parse().ok()?)),
+            _ => None,
+        }
+    })
+}
+
+/// Creates `user` if missing (with subordinate ranges, or with none), under a lock shared by
+/// every test process, and returns its ids.
+fn ensure_user(user: &str, subids: bool) -> Ids {
+    let lock = std::fs::File::create("/tmp/strata-tests-users.lock").expect("lock file");
+    rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive).expect("lock");
+    if !sh(Command::new("id").args(["-u", user])).status.success() {
+        let mut add = Command::new("useradd");
+        add.args(["-M", "-s", "/bin/sh"]);
+        if !subids {
+            add.args(["-K", "SUB_UID_COUNT=0", "-K", "SUB_GID_COUNT=0"]);
+        }
+        let out = sh(add.arg(user));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() || err.contains("already exists"),
+            "useradd {user}: {err}"
+        );
+    }
+    let has =
+        first_range("/etc/subuid", user).is_some() && first_range("/etc/subgid", user).is_some();
+    if subids && !has {
+        // Past every range handed out so far.
+        let end = ["/etc/subuid", "/etc/subgid"]
+            .iter()
+            .flat_map(|f| {
+                std::fs::read_to_string(f)
+                    .unwrap_or_default()
+                    .lines()
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>()
+            })
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split(':').collect();
+                Some(f.get(1)?.parse::<u64>().ok()? + f.get(2)?.parse::<u64>().ok()?)
+            })
+            .max()
+            .unwrap_or(100_000)
+            .max(100_000);
+        let range = format!("{end}-{}", end + 65535);
+        must(Command::new("usermod").args([
+            "--add-subuids",
+            &range,
+            "--add-subgids",
+            &range,
+            user,
+        ]));
+    }
+    if !subids {
+        for (file, flag) in [
+            ("/etc/subuid", "--del-subuids"),
+            ("/etc/subgid", "--del-subgids"),
+        ] {
+            if let Some((start, count)) = first_range(file, user) {
+                let range = format!("{start}-{}", start + count - 1);
+                must(Command::new("usermod").args([flag, &range, user]));
+            }
+        }
+    }
+    let id = |flag: &str| -> u32 {
+        must(Command::new("id").args([flag, user]))
+            .trim()
+            .parse()
+            .expect("numeric id")
+    };
+    Ids {
+        uid: id("-u"),
+        gid: id("-g"),
+        subuid: first_range("/etc/subuid", user).map_or(0, |r| r.0),
+        subgid: first_range("/etc/subgid", user).map_or(0, |r| r.0),
+    }
+}
+
+/// One rootless user session: its own home, `$XDG_RUNTIME_DIR` (so its own pause process),
+/// `$XDG_DATA_HOME` (the store) and scratch space, in a temporary directory.
+struct Session {
+    dir: tempfile::TempDir,
+    user: &'static str,
+    ids: Ids,
+    bin: PathBuf,
+}
+
+impl Session {
+    fn new(user: &'static str, subids: bool) -> Session {
+        let ids = ensure_user(user, subids);
+        let dir = tempfile::Builder::new()
+            .prefix("strata-rootless-")
+            .tempdir_in("/tmp")
+            .expect("temp dir");
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod");
+        for sub in ["home", "run", "data", "config", "work"] {
+            let p = dir.path().join(sub);
+            std::fs::create_dir(&p).expect("mkdir");
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+            rustix::fs::chown(
+                &p,
+                Some(rustix::fs::Uid::from_raw(ids.uid)),
+                Some(rustix::fs::Gid::from_raw(ids.gid)),
+            )
+            .expect("chown");
+        }
+        let mut s = Session {
+            bin: strata_tests::cli::strata_bin().to_path_buf(),
+            dir,
+            user,
+            ids,
+        };
+        if !s.can_use_installed_binaries() {
+            s.bin = s.copy_binaries();
+        }
+        s
+    }
+
+    fn path(&self, sub: &str) -> PathBuf {
+        self.dir.path().join(sub)
+    }
+
+    fn plugin_dir(&self) -> PathBuf {
+        self.bin
+            .parent()
+            .expect("bin dir")
+            .join("lib/strata/plugins")
+    }
+
+    /// Whether the user can run the built binaries where they are (no parent dir blocks it).
+    fn can_use_installed_binaries(&self) -> bool {
+        let monitor = self.bin.with_file_name("strata-monitor");
+        let plugin = self.plugin_dir().join("libstrata_plugin_run.so");
+        sh(Command::new("runuser")
+            .args(["-u", self.user, "--", "test", "-x"])
+            .arg(&self.bin)
+            .args(["-a", "-x"])
+            .arg(&monitor)
+            .args(["-a", "-r"])
+            .arg(&plugin))
+        .status
+        .success()
+    }
+
+    /// Copies the binary, the monitor and the plugins where the user can reach them.
+    fn copy_binaries(&self) -> PathBuf {
+        let to = self.path("bin");
+        let plugins = to.join("lib/strata/plugins");
+        std::fs::create_dir_all(&plugins).expect("mkdir bin");
+        for d in [
+            to.clone(),
+            to.join("lib"),
+            to.join("lib/strata"),
+            plugins.clone(),
+        ] {
+            std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        }
+        let from = self.bin.parent().expect("bin dir");
+        for f in ["strata", "strata-monitor"] {
+            std::fs::copy(from.join(f), to.join(f)).expect("copy binary");
+        }
+        for e in std::fs::read_dir(self.plugin_dir())
+            .expect("plugins")
+            .flatten()
+        {
+            if e.path().extension().is_some_and(|x| x == "so") {
+                std::fs::copy(e.path(), plugins.join(e.file_name())).expect("copy plugin");
+            }
+        }
+        to.join("strata")
+    }
+
+    /// `strata ARGS` as the user, with a clean environment.
+    fn command<I, S>(&self, args: I) -> Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        let mut c = Command::new("runuser");
+        c.args(["-u", self.user, "--", "env", "-i"])
+            .arg("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+            .arg(format!("HOME={}", self.path("home").display()))
+            .arg(format!("XDG_RUNTIME_DIR={}", self.path("run").display()))
+            .arg(format!("XDG_DATA_HOME={}", self.path("data").display()))
+            .arg(format!("XDG_CONFIG_HOME={}", self.path("config").display()))
+            .arg(format!(
+                "STRATA_PLUGIN_PATH={}",
+                self.plugin_dir().display()
+            ))
+            .arg(&self.bin)
+            .args(args)
+            .stdin(Stdio::null());
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("run strata")
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "strata {} failed ({}):\n{}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("UTF-8 stdout")
+    }
+
+    fn fail(&self, args: &[&str]) -> (i32, String) {
+        let out = self.run(args);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        let code = out.status.code().expect("exit code");
+        assert_ne!(code, 0, "strata {} should have failed", args.join(" "));
+        (code, err)
+    }
+
+    /// Loads the busybox fixture (copied where the user can read it) as `busybox`.
+    fn load_busybox(&self) {
+        let layout = self.path("work/busybox");
+        must(
+            Command::new("cp")
+                .arg("-r")
+                .arg(fixtures::layout_dir("busybox"))
+                .arg(&layout),
+        );
+        self.chown_to_user(&layout);
+        self.ok(&[
+            "storage",
+            "load",
+            &format!("oci:{}:latest", layout.display()),
+            "--name",
+            "busybox",
+        ]);
+    }
+
+    fn chown_to_user(&self, p: &Path) {
+        must(
+            Command::new("chown")
+                .arg("-R")
+                .arg(format!("{}:{}", self.ids.uid, self.ids.gid))
+                .arg(p),
+        );
+    }
+
+    fn pidfile(&self) -> PathBuf {
+        self.path("run/strata/pause.pid")
+    }
+
+    /// The pause process of this session.
+    fn pause_pid(&self) -> u32 {
+        std::fs::read_to_string(self.pidfile())
+            .expect("pause.pid")
+            .trim()
+            .parse()
+            .expect("pid")
+    }
+
+    fn store(&self) -> PathBuf {
+        self.path("data/strata")
+    }
+
+    fn runroot(&self) -> PathBuf {
+        self.path("run/strata")
+    }
+
+    /// Mounts below this session's directory, as the pause process's mount namespace sees them.
+    fn mounts_left(&self) -> Vec<String> {
+        let info = std::fs::read_to_string(format!("/proc/{}/mountinfo", self.pause_pid()))
+            .expect("pause mountinfo");
+        let base = self.dir.path().to_string_lossy().into_owned();
+        info.lines()
+            .filter_map(|l| l.split(' ').nth(4))
+            .filter(|p| p.starts_with(&base))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Processes in this session's user namespace other than the pause process.
+    fn processes_left(&self) -> Vec<u32> {
+        let pause = self.pause_pid();
+        let ns = std::fs::read_link(format!("/proc/{pause}/ns/user")).expect("pause userns");
+        pids_in_userns(&ns)
+            .into_iter()
+            .filter(|p| *p != pause)
+            .collect()
+    }
+
+    /// Asserts no container, mount, runtime record or process is left.
+    fn assert_nothing_left(&self, runtime: &str) {
+        assert_eq!(self.ok(&["ps", "-aq"]), "", "ps -a lists containers");
+        assert!(
+            self.mounts_left().is_empty(),
+            "mounts left: {:?}",
+            self.mounts_left()
+        );
+        let rt_root = self.runroot().join("runtime").join(runtime);
+        let left: Vec<_> = std::fs::read_dir(&rt_root)
+            .map(|d| d.flatten().map(|e| e.file_name()).collect())
+            .unwrap_or_default();
+        assert!(
+            left.is_empty(),
+            "runtime state left in {}: {left:?}",
+            rt_root.display()
+        );
+        wait_for(
+            "container processes to end",
+            Duration::from_secs(10),
+            || self.processes_left().is_empty(),
+        );
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if let Ok(pid) = std::fs::read_to_string(self.pidfile()).map(|p| p.trim().to_owned()) {
+            let Ok(pid) = pid.parse::<u32>() else { return };
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            if cmdline.windows(14).any(|w| w == b"__strata-pause") {
+                // Whatever a failed test left in the namespace goes first, then the pause process.
+                if let Ok(ns) = std::fs::read_link(format!("/proc/{pid}/ns/user")) {
+                    for p in pids_in_userns(&ns) {
+                        kill(p);
+                    }
+                }
+                kill(pid);
+            }
+        }
+    }
+}
+
+fn kill(pid: u32) {
+    if let Some(p) = rustix::process::Pid::from_raw(pid as i32) {
+        let _ = rustix::process::kill_process(p, rustix::process::Signal::KILL);
+    }
+}
+
+fn pids_in_userns(ns: &Path) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .expect("read /proc")
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| std::fs::read_link(format!("/proc/{pid}/ns/user")).is_ok_and(|l| l == ns))
+        .collect()
+}
+
+fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+fn owner(p: &Path) -> (u32, u32) {
+    let m = std::fs::symlink_metadata(p).unwrap_or_else(|e| panic!("stat {}: {e}", p.display()));
+    (m.uid(), m.gid())
+}
+
+#[test]
+fn privileged_rootless_run_rm_passes_exit_codes_and_leaves_nothing() {
+    if !require_privileged(
+        "rootless_run_rm",
+        "runs containers as a rootless user (runuser, newuidmap)",
+    ) {
+        return;
+    }
+    let s = Session::new(USER, true);
+    s.load_busybox();
+    for rt in RUNTIMES {
+        let out = s.run(&[
+            "run",
+            "--rm",
+            "--runtime",
+            rt,
+            "busybox",
+            "sh",
+            "-c",
+            "echo out; echo err >&2; id -u; cat /proc/self/uid_map | wc -l; exit 3",
+        ]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(3),
+            "{rt}: exit code; stderr: {stderr}"
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "out\n0\n2\n",
+            "{rt}: root inside, two id ranges"
+        );
+        assert!(stderr.contains("err\n"), "{rt}: stderr {stderr}");
+        s.assert_nothing_left(rt);
+    }
+    // The default network is a private one with only loopback, up.
+    let out = s.ok(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "ls /sys/class/net; cat /sys/class/net/lo/operstate",
+    ]);
+    assert_eq!(out, "lo\nunknown\n", "loopback only");
+    // A missing program is an error, and still leaves nothing.
+    let (code, err) = s.fail(&["run", "--rm", "busybox", "/no/such/program"]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("no/such/program") || err.contains("No such file"),
+        "{err}"
+    );
+    s.assert_nothing_left("crun");
+    // `strata unshare` runs a command in the namespace, as root there.
+    assert_eq!(s.ok(&["unshare", "id", "-u"]), "0\n");
+    assert!(s
+        .ok(&["unshare", "cat", "/proc/self/uid_map"])
+        .contains(&format!(" {} ", s.ids.subuid)));
+}
+
+#[test]
+fn privileged_rootless_files_belong_to_the_user_and_its_subordinate_ids() {
+    if !require_privileged("rootless_ownership", "runs containers as a rootless user") {
+        return;
+    }
+    let s = Session::new(USER, true);
+    s.load_busybox();
+    let vol = s.path("work/vol");
+    std::fs::create_dir(&vol).expect("vol");
+    s.chown_to_user(&vol);
+    for rt in RUNTIMES {
+        let name = format!("own-{rt}");
+        let id = s
+            .ok(&[
+                "run",
+                "-d",
+                "--runtime",
+                rt,
+                "--name",
+                &name,
+                "-v",
+                &format!("{}:/vol", vol.display()),
+                "busybox",
+                "sh",
+                "-c",
+                "touch /by-root /vol/by-root-$0; exec sleep 1000",
+                rt,
+            ])
+            .trim()
+            .to_owned();
+        s.ok(&["exec", "-u", "1000:1000", &name, "touch", "/tmp/by-1000"]);
+        // The host sees the container's root as the user, its uid 1000 as subuid + 999.
+        let upper = s.store().join(format!("overlay/layers/c-{id}/diff"));
+        assert_eq!(
+            owner(&upper.join("by-root")),
+            (s.ids.uid, s.ids.gid),
+            "{rt}: root's file"
+        );
+        assert_eq!(
+            owner(&upper.join("tmp/by-1000")),
+            (s.ids.subuid + 999, s.ids.subgid + 999),
+            "{rt}: uid 1000's file"
+        );
+        assert_eq!(
+            owner(&vol.join(format!("by-root-{rt}"))),
+            (s.ids.uid, s.ids.gid),
+            "{rt}: volume file"
+        );
+        // Inside the namespace they show with their container owners.
+        let shown = s.ok(&[
+            "unshare",
+            "stat",
+            "-c",
+            "%u:%g",
+            upper.join("by-root").to_str().expect("utf8"),
+            upper.join("tmp/by-1000").to_str().expect("utf8"),
+        ]);
+        assert_eq!(shown, "0:0\n1000:1000\n", "{rt}");
+        s.ok(&["rm", "-f", &name]);
+        assert!(!upper.exists(), "{rt}: rm removes the container's layer");
+        s.assert_nothing_left(rt);
+    }
+}
+
+#[test]
+fn privileged_rootless_detached_containers_log_exec_stop_and_remove() {
+    if !require_privileged("rootless_detached", "runs containers as a rootless user") {
+        return;
+    }
+    let s = Session::new(USER, true);
+    s.load_busybox();
+    for rt in RUNTIMES {
+        let name = format!("web-{rt}");
+        let id = s
+            .ok(&[
+                "run",
+                "-d",
+                "--runtime",
+                rt,
+                "--name",
+                &name,
+                "busybox",
+                "sh",
+                "-c",
+                "echo hello; echo oops >&2; exec sleep 1000",
+            ])
+            .trim()
+            .to_owned();
+        assert_eq!(id.len(), 64, "{rt}: run -d prints the ID");
+        assert!(s.ok(&["ps"]).contains(&name), "{rt}: ps lists it");
+        wait_for("the log", Duration::from_secs(10), || {
+            s.ok(&["logs", &name]).contains("hello")
+        });
+        let logs = s.run(&["logs", &name]);
+        assert_eq!(String::from_utf8_lossy(&logs.stdout), "hello\n");
+        assert_eq!(String::from_utf8_lossy(&logs.stderr), "oops\n");
+        assert_eq!(
+            s.ok(&["exec", &name, "cat", "/etc/hostname"]).trim(),
+            &id[..12]
+        );
+        assert_eq!(
+            s.ok(&["exec", "-e", "FOO=bar", &name, "sh", "-c", "echo $FOO"]),
+            "bar\n"
+        );
+        assert_eq!(
+            s.ok(&[
+                "exec",
+                "-u",
+                "1234",
+                "-w",
+                "/tmp",
+                &name,
+                "sh",
+                "-c",
+                "id -u; pwd"
+            ]),
+            "1234\n/tmp\n"
+        );
+        assert_eq!(
+            s.run(&["exec", &name, "sh", "-c", "exit 7"]).status.code(),
+            Some(7),
+            "{rt}"
+        );
+        // sleep as PID 1 ignores SIGTERM: -t 1 ends in SIGKILL, without a cgroup to find it.
+        let t = Instant::now();
+        s.ok(&["stop", "-t", "1", &name]);
+        assert!(
+            t.elapsed() < Duration::from_secs(8),
+            "{rt}: stop took {:?}",
+            t.elapsed()
+        );
+        let st: serde_json::Value =
+            serde_json::from_str(&s.ok(&["inspect", "--type", "container", &name])).expect("JSON");
+        assert_eq!(st[0]["State"]["Status"], "exited", "{rt}");
+        assert_eq!(st[0]["State"]["ExitCode"], 137, "{rt}");
+        assert!(
+            s.mounts_left().is_empty(),
+            "{rt}: a stopped container is unmounted"
+        );
+        assert!(
+            s.ok(&["logs", &name]).contains("hello"),
+            "{rt}: logs outlive the container"
+        );
+        s.ok(&["start", &name]);
+        s.ok(&["kill", &name]);
+        assert_eq!(s.ok(&["wait", &name]).trim(), "137", "{rt}");
+        s.ok(&["rm", &name]);
+        s.assert_nothing_left(rt);
+    }
+}
+
+#[test]
+fn privileged_rootless_flags_and_volumes_land_inside() {
+    if !require_privileged("rootless_flags", "runs containers as a rootless user") {
+        return;
+    }
+    let s = Session::new(USER, true);
+    s.load_busybox();
+    let vol = s.path("work/vol");
+    std::fs::create_dir(&vol).expect("vol");
+    std::fs::write(vol.join("x"), "from-host\n").expect("x");
+    let env_file = s.path("work/env");
+    std::fs::write(&env_file, "# comment\nB=two\n").expect("env file");
+    s.chown_to_user(&vol);
+    s.chown_to_user(&env_file);
+    let script = "echo $A $B; id -u; id -g; pwd; cat /data/x; touch /data/y 2>/dev/null || echo ro-vol; \
+                  touch /etc/z 2>/dev/null || echo ro-root; touch /tmp/ok && echo tmp-ok; hostname; \
+                  touch /scratch/s && echo scratch-ok";
+    for rt in RUNTIMES {
+        let out = s.ok(&[
+            "run",
+            "--rm",
+            "--runtime",
+            rt,
+            "-e",
+            "A=one",
+            "--env-file",
+            env_file.to_str().expect("utf8"),
+            "-u",
+            "1000:1001",
+            "-w",
+            "/tmp",
+            "-v",
+            &format!("{}:/data:ro", vol.display()),
+            "--read-only",
+            "--hostname",
+            "box",
+            "--mount",
+            "type=tmpfs,destination=/scratch",
+            "busybox",
+            "sh",
+            "-c",
+            script,
+        ]);
+        assert_eq!(
+            out, "one two\n1000\n1001\n/tmp\nfrom-host\nro-vol\nro-root\ntmp-ok\nbox\nscratch-ok\n",
+            "{rt}"
+        );
+        assert!(!vol.join("y").exists());
+        // --network host: the host's interfaces.
+        let out = s.ok(&[
+            "run",
+            "--rm",
+            "--runtime",
+            rt,
+            "--network",
+            "host",
+            "busybox",
+            "ls",
+            "/sys/class/net",
+        ]);
+        let host: Vec<String> = std::fs::read_dir("/sys/class/net")
+            .expect("host interfaces")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            host.iter().all(|i| out.contains(i.as_str())),
+            "{rt}: {out} lacks some of {host:?}"
+        );
+        s.assert_nothing_left(rt);
+    }
+}
+
+#[test]
+fn privileged_rootless_refuses_what_needs_root_with_clear_messages() {
+    if !require_privileged("rootless_refusals", "runs strata as a rootless user") {
+        return;
+    }
+    let s = Session::new(USER, true);
+    s.load_busybox();
+    for flag in [
+        ["--memory", "64m"],
+        ["--cpus", "0.5"],
+        ["--pids-limit", "10"],
+    ] {
+        let (code, err) = s.fail(&["run", "--rm", flag[0], flag[1], "busybox", "true"]);
+        assert_eq!(code, 8, "unsupported: {err}");
+        assert!(err.contains("need cgroup v2 delegation or root"), "{err}");
+    }
+    let (code, err) = s.fail(&["run", "--rm", "-p", "8080:80", "busybox", "true"]);
+    assert_eq!(code, 8, "unsupported: {err}");
+    assert!(err.contains("needs root"), "{err}");
+    assert_eq!(
+        s.ok(&["ps", "-aq"]),
+        "",
+        "refused containers are not created"
+    );
+    // A layer file owned by an id outside the user's ranges: the error names it and the ranges.
+    let mut t = TarBuilder::new();
+    let mut e = strata_tests::EntrySpec::new(strata_tests::EntryType::File, "far-away");
+    e.uid = 4_000_000;
+    e.gid = 4_000_000;
+    t.entry(e);
+    let layout = s.path("work/far");
+    LayoutBuilder::new()
+        .layer(LayerSpec::tar(t.finish()))
+        .write(&layout)
+        .expect("layout");
+    s.chown_to_user(&layout);
+    let (_, err) = s.fail(&["storage", "load", &format!("oci:{}", layout.display())]);
+    assert!(
+        err.contains("far-away") && err.contains("4000000") && err.contains("uids 0-65536"),
+        "{err}"
+    );
+}
+
+#[test]
+fn privileged_rootless_overlay_whiteouts_and_opaque_dirs_work() {
+    if !require_privileged("rootless_overlay", "mounts overlay as a rootless user") {
+        return;
+    }
+    let s = Session::new(USER, true);
+    let mut base = TarBuilder::new();
+    base.dir("d")
+        .file("d/old", "old\n")
+        .file("gone", "x\n")
+        .file("kept", "k\n");
+    let mut top = TarBuilder::new();
+    top.dir("d")
+        .opaque("d")
+        .file("d/new", "new\n")
+        .whiteout("gone");
+    let layout = s.path("work/layered");
+    LayoutBuilder::new()
+        .layer(LayerSpec::tar(base.finish()))
+        .layer(LayerSpec::tar(top.finish()))
+        .write(&layout)
+        .expect("layout");
+    s.chown_to_user(&layout);
+    s.ok(&[
+        "storage",
+        "load",
+        &format!("oci:{}", layout.display()),
+        "--name",
+        "layered",
+    ]);
+    let info = s.ok(&["storage", "info"]);
+    assert!(
+        info.contains("driver: overlay") && info.contains("userxattr"),
+        "{info}"
+    );
+    s.ok(&["storage", "create", "layered", "--name", "c"]);
+    let mp = s.ok(&["storage", "mount", "c"]).trim().to_owned();
+    // The mount exists only in the namespace: the host does not see it.
+    assert!(
+        !Path::new(&mp).join("kept").exists(),
+        "the host sees the namespace's mount"
+    );
+    let listing = s.ok(&["unshare", "sh", "-c", &format!("cd {mp} && ls -A . d")]);
+    assert_eq!(
+        listing, ".:\nd\nkept\n\nd:\nnew\n",
+        "whiteout and opaque dir applied"
+    );
+    s.ok(&["storage", "umount", "c"]);
+    s.ok(&["storage", "rm", "c"]);
+    assert!(s.mounts_left().is_empty(), "{:?}", s.mounts_left());
+}
+
+#[test]
+fn privileged_rootless_first_commands_racing_share_one_namespace() {
+    if !require_privileged("rootless_race", "starts rootless pause processes") {
+        return;
+    }
+    let s = Session::new(USER, true);
+    let started = Instant::now();
+    let children: Vec<_> = (0..4)
+        .map(|_| {
+            s.command(["storage", "info"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn")
+        })
+        .collect();
+    for c in children {
+        let out = c.wait_with_output().expect("wait");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    eprintln!("4 first commands at once: {:?}", started.elapsed());
+    let pidfile = s.pidfile();
+    let pauses: Vec<u32> = std::fs::read_dir("/proc")
+        .expect("/proc")
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let c = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let argv: Vec<&[u8]> = c.split(|b| *b == 0).collect();
+            argv.get(1) == Some(&&b"__strata-pause"[..])
+                && argv.get(2) == Some(&pidfile.as_os_str().as_encoded_bytes())
+        })
+        .collect();
+    assert_eq!(pauses, [s.pause_pid()], "one pause process for the session");
+    // It is in its own session (no terminal's signals) and holds nothing of ours open.
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", pauses[0])).expect("stat");
+    let fields: Vec<&str> = stat.rsplit_once(") ").expect("stat").1.split(' ').collect();
+    assert_eq!(fields[3], pauses[0].to_string(), "session leader");
+    let t = Instant::now();
+    s.ok(&["storage", "info"]);
+    eprintln!("a later command: {:?}", t.elapsed());
+    // Killed, it is replaced by the next command.
+    kill(pauses[0]);
+    wait_for("the pause process to go", Duration::from_secs(5), || {
+        std::fs::read(format!("/proc/{}/cmdline", pauses[0])).map_or(true, |c| c.is_empty())
+    });
+    s.ok(&["storage", "info"]);
+    assert_ne!(s.pause_pid(), pauses[0]);
+}
+
+#[test]
+fn privileged_rootless_user_without_subordinate_ids_is_told_how_to_add_them() {
+    if !require_privileged(
+        "rootless_no_subids",
+        "runs strata as a user without subordinate ids",
+    ) {
+        return;
+    }
+    let s = Session::new(NO_SUBIDS_USER, false);
+    let (code, err) = s.fail(&["storage", "info"]);
+    assert_eq!(code, 125, "{err}");
+    assert!(
+        err.contains("/etc/subuid") && err.contains("/etc/subgid"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "usermod --add-subuids 100000-165535 --add-subgids 100000-165535 {NO_SUBIDS_USER}"
+        )),
+        "{err}"
+    );
+    assert!(!s.pidfile().exists(), "no pause process was started");
+    // What needs no store still works.
+    s.ok(&["plugins"]);
+    // Root has no user namespace to enter.
+    let out = sh(Command::new(strata_tests::cli::strata_bin()).args(["unshare", "true"]));
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("rootless mode"),
+        "{out:?}"
+    );
+}
