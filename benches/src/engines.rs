@@ -105,10 +105,24 @@ cgroup_manager = "cgroupfs"
 runtime = "crun"
 "#;
 
+/// The cgroups podman's cgroupfs manager creates on first use and leaves behind:
+/// `libpod_parent` (conmon's `conmon` below it) in every hierarchy.
+fn libpod_cgroups() -> Vec<PathBuf> {
+    std::fs::read_dir("/sys/fs/cgroup")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path().join("libpod_parent"))
+        .filter(|p| p.is_dir())
+        .collect()
+}
+
 /// A podman store of its own with the busybox image tagged `busybox`.
 #[derive(Debug)]
 pub struct Podman {
     dir: PathBuf,
+    /// Whether podman's cgroups were there before (then they are not ours to remove).
+    cgroups_existed: bool,
 }
 
 impl Podman {
@@ -118,7 +132,10 @@ impl Podman {
             std::fs::create_dir_all(dir.join(d))?;
         }
         std::fs::write(dir.join("containers.conf"), CONTAINERS_CONF)?;
-        let p = Podman { dir };
+        let p = Podman {
+            dir,
+            cgroups_existed: !libpod_cgroups().is_empty(),
+        };
         let out = sh(&mut p.cmd(&[
             "pull",
             "--quiet",
@@ -168,6 +185,13 @@ impl Drop for Podman {
     fn drop(&mut self) {
         let _ = sh(&mut self.cmd(&["rm", "--all", "--force"]));
         remove(&self.dir);
+        if !self.cgroups_existed {
+            // rmdir only succeeds on cgroups without processes or children.
+            for p in libpod_cgroups() {
+                let _ = std::fs::remove_dir(p.join("conmon"));
+                let _ = std::fs::remove_dir(&p);
+            }
+        }
     }
 }
 

@@ -73,9 +73,10 @@ struct Args {
     #[arg(long, default_value_t = 100)]
     ps_containers: usize,
     /// The busybox OCI layout (tag `latest`) the container benchmarks run; `cargo xtask
-    /// fixtures` builds it
-    #[arg(long, default_value = "target/fixtures/oci/busybox")]
-    busybox: PathBuf,
+    /// fixtures` builds it [default: <target>/fixtures/oci/busybox, next to the strata
+    /// binary's profile directory, else target/fixtures/oci/busybox]
+    #[arg(long)]
+    busybox: Option<PathBuf>,
     /// Write the results as JSON here too
     #[arg(long)]
     json: Option<PathBuf>,
@@ -161,11 +162,10 @@ fn main() -> Result<()> {
         results.extend(pulls);
     }
     if want("run") {
-        let busybox = std::path::absolute(&args.busybox)?;
         let opts = run::RunOptions {
             runs: usize::try_from(args.run_runs)?,
             ps_containers: args.ps_containers,
-            layout: busybox,
+            layout: busybox_layout(args.busybox.as_deref(), &strata)?,
         };
         let (measured, summary) = run::run_benchmarks(&scratch.path, &strata, &opts)?;
         report::print_run(&measured, &summary);
@@ -189,6 +189,24 @@ struct Results {
     measurements: Vec<storage::Measurement>,
     /// The container section's context, comparisons and targets (`--only run` or `all`).
     run: Option<run::RunSummary>,
+}
+
+/// `--busybox`, else the fixture of the target directory the strata binary was built in
+/// (`target/release/strata` → `target/fixtures/oci/busybox`), else the one below the current
+/// directory.
+fn busybox_layout(given: Option<&std::path::Path>, strata: &std::path::Path) -> Result<PathBuf> {
+    if let Some(p) = given {
+        return Ok(std::path::absolute(p)?);
+    }
+    let fixture = "fixtures/oci/busybox";
+    let beside = strata
+        .parent()
+        .and_then(|profile| profile.parent())
+        .map(|target| target.join(fixture));
+    match beside {
+        Some(p) if p.join("index.json").is_file() => Ok(p),
+        _ => Ok(std::path::absolute(PathBuf::from("target").join(fixture))?),
+    }
 }
 
 fn rustix_is_root() -> bool {

@@ -419,60 +419,83 @@ fn privileged_tty_is_a_terminal() {
     }
     let s = store();
     for rt in RUNTIMES {
-        // `script` gives the CLI a real pty, as a user's terminal would.
-        let cmd = s.command();
-        let argv: Vec<String> = std::iter::once(cmd.get_program().to_string_lossy().into_owned())
-            .chain(cmd.get_args().map(|a| a.to_string_lossy().into_owned()))
-            .chain(
-                [
-                    "run",
-                    "--rm",
-                    "-t",
-                    "--runtime",
-                    rt,
-                    "--network",
-                    "none",
-                    "busybox",
-                    "sh",
-                    "-c",
-                    "tty; stty size; exit 4",
-                ]
-                .map(String::from),
-            )
-            .collect();
-        let line = argv
-            .iter()
-            .map(|a| format!("'{a}'"))
-            .collect::<Vec<_>>()
-            .join(" ");
-        let envs: Vec<(String, String)> = cmd
-            .get_envs()
-            .filter_map(|(k, v)| {
-                Some((
-                    k.to_string_lossy().into_owned(),
-                    v?.to_string_lossy().into_owned(),
-                ))
-            })
-            .collect();
-        let out = Command::new("script")
-            .args([
-                "-qec",
-                &format!("stty rows 33 cols 101; {line}"),
-                "/dev/null",
-            ])
-            .envs(envs)
-            .output()
-            .expect("run script");
-        let text = String::from_utf8_lossy(&out.stdout);
+        let (text, code) = in_pty(
+            &s,
+            &[
+                "run",
+                "--rm",
+                "-t",
+                "--runtime",
+                rt,
+                "--network",
+                "none",
+                "busybox",
+                "sh",
+                "-c",
+                "tty; stty size; exit 4",
+            ],
+        );
         assert!(text.contains("/dev/pts/0"), "{rt}: tty output {text:?}");
         assert!(text.contains("33 101"), "{rt}: terminal size {text:?}");
-        assert_eq!(
-            out.status.code(),
-            Some(4),
-            "{rt}: exit code through the pty; {text:?}"
-        );
+        assert_eq!(code, Some(4), "{rt}: exit code through the pty; {text:?}");
+        // exec -t gets a terminal of its own.
+        let name = format!("tty-{rt}");
+        s.ok([
+            "run",
+            "-d",
+            "--runtime",
+            rt,
+            "--network",
+            "none",
+            "--name",
+            &name,
+            "busybox",
+            "sleep",
+            "1000",
+        ]);
+        let (text, code) = in_pty(&s, &["exec", "-it", &name, "sh", "-c", "tty; exit 5"]);
+        assert!(text.contains("/dev/pts/"), "{rt}: exec tty output {text:?}");
+        assert_eq!(code, Some(5), "{rt}: exec exit code; {text:?}");
+        s.ok(["rm", "-f", &name]);
     }
     assert_nothing_left(&s, "crun", &[]);
+}
+
+/// Runs `strata ARGS` with a real pty as its terminal (`script`, sized 33x101), as a user's
+/// terminal would be; returns what the terminal showed and the exit code.
+fn in_pty(s: &Strata, args: &[&str]) -> (String, Option<i32>) {
+    let cmd = s.command();
+    let argv: Vec<String> = std::iter::once(cmd.get_program().to_string_lossy().into_owned())
+        .chain(cmd.get_args().map(|a| a.to_string_lossy().into_owned()))
+        .chain(args.iter().map(|a| a.to_string()))
+        .collect();
+    let line = argv
+        .iter()
+        .map(|a| format!("'{a}'"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let envs: Vec<(String, String)> = cmd
+        .get_envs()
+        .filter_map(|(k, v)| {
+            Some((
+                k.to_string_lossy().into_owned(),
+                v?.to_string_lossy().into_owned(),
+            ))
+        })
+        .collect();
+    let out = Command::new("script")
+        .args([
+            "-qec",
+            &format!("stty rows 33 cols 101; {line}"),
+            "/dev/null",
+        ])
+        .envs(envs)
+        .output()
+        .expect("run script");
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        out.status.code(),
+    )
 }
 
 #[test]

@@ -40,17 +40,24 @@ fn container_id(s: &Strata, name: &str) -> String {
     v[0]["Id"].as_str().expect("container Id").to_owned()
 }
 
-/// A podman with its own store under `dir` (never the machine's), as root.
+/// A podman with its own store in a temporary directory (never the machine's), as root.
+/// The directory is short: podman refuses a runroot longer than 50 characters.
 struct Podman {
     dir: PathBuf,
+    _tmp: tempfile::TempDir,
 }
 
 impl Podman {
-    fn new(dir: PathBuf) -> Podman {
+    fn new() -> Podman {
+        let tmp = tempfile::Builder::new()
+            .prefix("pm")
+            .tempdir_in("/tmp")
+            .expect("temp dir");
+        let dir = tmp.path().to_owned();
         for d in ["root", "run", "tmp"] {
             std::fs::create_dir_all(dir.join(d)).expect("podman dirs");
         }
-        Podman { dir }
+        Podman { dir, _tmp: tmp }
     }
 
     fn command(&self) -> Command {
@@ -130,7 +137,7 @@ fn privileged_podman_archives_load_here_and_run() {
     }
     let s = store();
     let id = image_id(&s, "busybox");
-    let podman = Podman::new(s.scratch().join("podman"));
+    let podman = Podman::new();
     // Into podman through an oci-archive of ours, out of podman as its default docker-archive.
     let oci = s.scratch().join("busybox-oci.tar");
     s.ok([
@@ -190,7 +197,7 @@ fn privileged_our_archives_load_in_podman_and_run() {
             file.to_str().expect("utf-8"),
             "busybox",
         ]);
-        let podman = Podman::new(s.scratch().join(format!("podman-{format}")));
+        let podman = Podman::new();
         let loaded = podman.ok(&["load", "-q", "-i", file.to_str().expect("utf-8")]);
         assert!(
             loaded.contains("localhost/busybox:latest"),
@@ -319,7 +326,7 @@ fn privileged_export_and_import_round_trip() {
                 "--change",
                 r#"CMD ["cat", "/hello"]"#,
                 "--change",
-                "ENV=GREETING=hi there",
+                "ENV=GREETING=\"hi there\"",
                 file.to_str().expect("utf-8"),
                 name,
             ])
@@ -558,6 +565,7 @@ fn privileged_cp_copies_in_and_out_of_running_and_stopped_containers() {
         s.ok(["cp", src_arg, &format!("{ctr}:/copy")]);
         s.ok(["cp", &format!("{src_arg}/."), &format!("{ctr}:/root")]);
         let out = s.scratch().join(format!("out-{ctr}"));
+        std::fs::create_dir(&out).expect("mkdir");
         for (inside, name) in [("/tmp/src", "tmp"), ("/copy", "copy"), ("/root", "root")] {
             let dest = out.join(name);
             s.ok([
@@ -761,6 +769,9 @@ fn tiny_tar(path: &Path) {
     let mut h = tar::Header::new_gnu();
     h.set_size(3);
     h.set_mode(0o644);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(0);
     h.set_cksum();
     b.append_data(&mut h, "file", &b"abc"[..]).expect("tar");
     std::fs::write(path, b.into_inner().expect("tar")).expect("write tar");

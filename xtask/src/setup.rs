@@ -40,6 +40,8 @@ pub const TEST_PACKAGES: &[&str] = &[
     "crun",
     "runc",
     "uidmap",
+    // useradd/usermod: the rootless tests make their users (runuser is util-linux's).
+    "passwd",
     "containernetworking-plugins",
     "iptables",
     "catatonit",

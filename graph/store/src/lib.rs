@@ -28,7 +28,7 @@ mod paths;
 mod store;
 
 pub use blobs::Blobs;
-pub use container_ops::CreateOptions;
+pub use container_ops::{ContainerChange, CreateOptions};
 pub use containers::Container;
 pub use error::{Result, StoreError};
 pub use fsck::{FsckOptions, FsckReport, Problem};

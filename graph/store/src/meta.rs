@@ -37,8 +37,9 @@ use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
 use crate::error::{Result, StoreError};
 
-/// WAL pages between automatic checkpoints (see [`Meta::open`]).
-const WAL_AUTOCHECKPOINT: i64 = 64;
+/// WAL size (about 64 pages) past which a commit checkpoints and truncates the WAL (see
+/// [`Meta::open`]).
+const WAL_TRUNCATE_BYTES: u64 = 64 * (4096 + 24);
 
 /// The schema version this code reads and writes.
 pub const FORMAT_VERSION: i64 = 1;
@@ -146,15 +147,16 @@ impl Meta {
         conn.busy_timeout(Duration::from_secs(60)).map_err(err)?;
         // Each CLI command is a short-lived process. By default the last connection to close
         // checkpoints the WAL into the database and deletes it (two fsyncs, and the next
-        // process recreates and fsyncs it again). Leave the WAL in place instead; SQLite's
-        // automatic checkpoint (every 1000 pages) keeps it bounded.
+        // process recreates and fsyncs it again). Leave the WAL in place instead.
         conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)
             .map_err(err)?;
-        // The first connection of a process rebuilds the WAL index by reading every frame
-        // written since the last checkpoint, so a long WAL slows every command's start.
-        // Checkpoint every WAL_AUTOCHECKPOINT pages instead of SQLite's 1000: the extra two
-        // fsyncs are amortised over dozens of commits.
-        conn.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT)
+        // The first connection of a process rebuilds the WAL index from the WAL file, and
+        // that forgets how much of it was already checkpointed: with SQLite's automatic
+        // (passive) checkpoints the WAL then never restarts, and every commit past the
+        // threshold checkpoints the whole WAL again (two more fsyncs each time). So automatic
+        // checkpoints are off, and a commit that leaves the WAL past WAL_TRUNCATE_BYTES
+        // checkpoints and truncates it (see `write_with`); the next processes start empty.
+        conn.pragma_update(None, "wal_autocheckpoint", 0)
             .map_err(err)?;
         conn.pragma_update(None, "journal_size_limit", 4 << 20)
             .map_err(err)?;
@@ -243,18 +245,42 @@ impl Meta {
         };
         conn.pragma_update(None, "synchronous", level)
             .map_err(err)?;
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(err)?;
-        let w = WriteTxn {
-            read: ReadTxn {
-                tx,
-                path: &self.path,
-            },
+        let out = {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(err)?;
+            let w = WriteTxn {
+                read: ReadTxn {
+                    tx,
+                    path: &self.path,
+                },
+            };
+            let out = f(&w)?;
+            w.read.tx.commit().map_err(err)?;
+            out
         };
-        let out = f(&w)?;
-        w.read.tx.commit().map_err(err)?;
+        self.truncate_wal_if_long(&conn);
         Ok(out)
+    }
+
+    /// Checkpoints and truncates the WAL once it is long (see [`Meta::open`]). Never waits:
+    /// if another process is reading or writing, a later commit does it.
+    fn truncate_wal_if_long(&self, conn: &Connection) {
+        let mut wal = self.path.clone().into_os_string();
+        wal.push("-wal");
+        let long = std::fs::metadata(&wal).is_ok_and(|m| m.len() > WAL_TRUNCATE_BYTES);
+        if !long {
+            return;
+        }
+        let _ = conn.busy_timeout(Duration::ZERO);
+        match conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+            r.get::<_, i64>(0)
+        }) {
+            Ok(0) => tracing::debug!("WAL checkpointed and truncated"),
+            Ok(_) => tracing::debug!("WAL checkpoint deferred: the store is busy"),
+            Err(e) => tracing::debug!(error = %e, "WAL checkpoint failed; a later commit retries"),
+        }
+        let _ = conn.busy_timeout(Duration::from_secs(60));
     }
 
     /// Runs SQLite's own integrity check; returns the problems it found.

@@ -5,10 +5,11 @@
 //! records the exit. `ps`, `logs`, `exec`, `stop`, `rm` and friends work from the files the
 //! container leaves (see `state.rs`), so no daemon is needed.
 //!
-//! What is here: containers (root), `none`/`host`/`bridge` networks (CNI plugins) with `-p`,
-//! images (`pull`, `push`, `images`, `rmi`, `tag`, `save`, `load`, `import`), container
-//! filesystems (`cp`, `diff`, `commit`, `export`), `system df|prune|info`. Not yet: pods,
-//! rootless mode.
+//! What is here: containers, `none`/`host`/`bridge`/`container:` networks (CNI plugins) with
+//! `-p`, pods (an infra container sharing net, IPC and UTS), images (`pull`, `push`, `images`,
+//! `rmi`, `tag`, `save`, `load`, `import`), container filesystems (`cp`, `diff`, `commit`,
+//! `export`), `system df|prune|info`, and rootless mode (see ARCHITECTURE.md). Not yet:
+//! named volumes, `--userns` modes other than the default, seccomp.
 
 mod attach;
 pub mod commands;

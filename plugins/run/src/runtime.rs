@@ -1,5 +1,5 @@
-//! The OCI runtime, driven through its standard command line (`create` is run by the monitor;
-//! `start`, `state`, `kill`, `delete` and `exec` from here). crun is the default, runc the
+//! The OCI runtime, driven through its standard command line (`run --detach` is run by the
+//! monitor; `state`, `kill`, `delete` and `exec` from here). crun is the default, runc the
 //! alternative; anything else that speaks the same CLI works when named by path.
 //!
 //! Each runtime keeps its state under `<runroot>/runtime/<name>` (its `--root`), apart from
@@ -115,11 +115,6 @@ impl Runtime {
             short(id),
             explain(String::from_utf8_lossy(&out.stderr).trim())
         )
-    }
-
-    pub fn start(&self, id: &str) -> Result<()> {
-        let out = self.run("start", &["start", id])?;
-        self.check("start", id, out)
     }
 
     /// Sends `signal` (a name such as `TERM` or a number) to the container's init, or to all

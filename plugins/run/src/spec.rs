@@ -468,7 +468,14 @@ pub fn generate(inp: &SpecInputs<'_>) -> Result<Spec> {
         })
         .set_mounts(Some(mounts(inp)?))
         .set_annotations(None)
-        .set_linux(Some(linux.build()?));
+        .set_linux(Some({
+            let mut linux = linux.build()?;
+            if inp.rootless {
+                // The builder's default is an empty device list, which still asks for cgroups.
+                linux.set_resources(None);
+            }
+            linux
+        }));
     Ok(spec)
 }
 

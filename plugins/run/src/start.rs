@@ -209,7 +209,7 @@ fn start_locked(
         .and_then(|v| v.as_str())
         .map(str::to_owned);
     let etc = etc_files(c, ip.as_deref())?;
-    let spec = spec::generate(&SpecInputs {
+    let mut spec = spec::generate(&SpecInputs {
         config: &c.config,
         rootfs: &rootfs,
         user: &user,
@@ -221,6 +221,16 @@ fn start_locked(
         etc_files: etc,
         rootless: ctx.info.rootless,
     })?;
+    // The terminal starts with the user's size: the process may ask for it at once.
+    if c.config.tty && matches!(follow, Follow::Attach { .. }) {
+        if let (Some((rows, cols)), Some(p)) = (crate::attach::window_size(), spec.process_mut()) {
+            let size = oci_spec::runtime::BoxBuilder::default()
+                .height(u64::from(rows))
+                .width(u64::from(cols))
+                .build()?;
+            p.set_console_size(Some(size));
+        }
+    }
     let spec_path = c.paths.spec();
     std::fs::write(&spec_path, serde_json::to_vec(&spec)?)
         .with_context(|| format!("write {}", spec_path.display()))?;
@@ -247,8 +257,21 @@ fn start_locked(
     args.stdin = c.config.stdin;
     args.exit_command = Some(exit_cmd);
     args.exit_command_args = exit_args.into_iter().map(Into::into).collect();
-    let launched = launch(&ctx.monitor_path()?, &args)
-        .map_err(|e| anyhow::anyhow!("{}", runtime::explain(&e.to_string())))?;
+    // One runtime call creates and starts (`run --detach`); an attaching caller is connected
+    // from before the container exists, so no output is missed.
+    args.start = true;
+    let monitor = ctx.monitor_path()?;
+    let explain =
+        |e: strata_monitor::LaunchError| anyhow::anyhow!("{}", runtime::explain(&e.to_string()));
+    let (launched, attach) = match follow {
+        Follow::Detach => (launch(&monitor, &args).map_err(explain)?, None),
+        Follow::Attach { cleanup } => {
+            let (launched, client) =
+                strata_monitor::launch::launch_attached(&monitor, &args, cleanup)
+                    .map_err(explain)?;
+            (launched, Some(client))
+        }
+    };
     st.status = Status::Running;
     st.pid = Some(launched.container_pid);
     st.monitor_pid = Some(launched.monitor_pid);
@@ -258,21 +281,6 @@ fn start_locked(
     st.finished_at = None;
     st.finished_unix = None;
     st.cleaned = false;
-    let attach = match follow {
-        Follow::Detach => None,
-        Follow::Attach { cleanup } => {
-            let mut client = AttachClient::connect(&c.paths.run_dir, cleanup)
-                .with_context(|| format!("attach to container {}", c.info.name))?;
-            // The terminal's size must be set before the process starts and asks for it.
-            if c.config.tty {
-                if let Some((rows, cols)) = crate::attach::window_size() {
-                    let _ = client.resize(rows, cols);
-                }
-            }
-            Some(client)
-        }
-    };
-    rt.start(c.id())?;
     let now = state::now();
     st.started_at = Some(now.0);
     st.started_unix = Some(now.1);

@@ -49,6 +49,13 @@ pub struct MonitorArgs {
     pub exit_command_args: Vec<OsString>,
     /// How long to wait for a cleanup-owning attach client's acknowledgement.
     pub exit_delay: Duration,
+    /// `--start`: create and start in one runtime call (`run --detach`) instead of `create`,
+    /// leaving `start` to the caller. The caller must not miss output: it attaches first
+    /// (see `attach_fd`) or only reads the log.
+    pub start: bool,
+    /// `--attach-fd N`: an inherited, already connected attach socket, served as the first
+    /// client from before the container exists (see `launch::launch_attached`).
+    pub attach_fd: Option<RawFd>,
 }
 
 /// A malformed monitor command line.
@@ -93,6 +100,8 @@ impl MonitorArgs {
             exit_command: None,
             exit_command_args: Vec::new(),
             exit_delay: DEFAULT_EXIT_DELAY,
+            start: false,
+            attach_fd: None,
         }
     }
 
@@ -126,11 +135,17 @@ impl MonitorArgs {
             "--exit-delay-ms",
             OsStr::new(&self.exit_delay.as_millis().to_string()),
         );
+        if let Some(fd) = self.attach_fd {
+            pair("--attach-fd", OsStr::new(&fd.to_string()));
+        }
         if self.terminal {
             argv.push("--terminal".into());
         }
         if self.stdin {
             argv.push("--stdin".into());
+        }
+        if self.start {
+            argv.push("--start".into());
         }
         argv
     }
@@ -150,6 +165,10 @@ impl MonitorArgs {
             match flag.to_str() {
                 Some("--terminal") => args.terminal = true,
                 Some("--stdin") => args.stdin = true,
+                Some("--start") => args.start = true,
+                Some("--attach-fd") => {
+                    args.attach_fd = Some(number("--attach-fd", value("--attach-fd")?)?);
+                }
                 Some("--id") => id = Some(value("--id")?.to_string_lossy().into_owned()),
                 Some("--bundle") => bundle = Some(PathBuf::from(value("--bundle")?)),
                 Some("--runtime") => runtime = Some(PathBuf::from(value("--runtime")?)),

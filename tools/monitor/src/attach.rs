@@ -53,6 +53,15 @@ impl AttachClient {
         Ok(client)
     }
 
+    /// A client over an already connected stream (the launcher's end of `--attach-fd`);
+    /// says hello like [`AttachClient::connect`].
+    pub fn from_stream(stream: UnixStream, cleanup: bool) -> io::Result<AttachClient> {
+        let mut client = AttachClient { stream };
+        let hello = serde_json::to_vec(&Hello { cleanup }).map_err(io::Error::other)?;
+        client.send(FrameType::Hello, &hello)?;
+        Ok(client)
+    }
+
     /// A second handle on the same connection (for a separate reader or writer thread).
     pub fn try_clone(&self) -> io::Result<AttachClient> {
         Ok(AttachClient {

@@ -16,15 +16,19 @@
 
 use std::io::{self, Read};
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use rustix::event::{PollFd, PollFlags, Timespec};
 use rustix::io::FdFlags;
+use rustix::net::{AddressFamily, SocketFlags, SocketType};
 use rustix::pipe::PipeFlags;
 use serde::{Deserialize, Serialize};
 use strata_graph_types::{ErrorKind, HasKind};
+
+use crate::attach::AttachClient;
 
 pub use crate::args::MonitorArgs;
 
@@ -87,6 +91,53 @@ const POLL_INTERVAL: Duration = Duration::from_millis(100);
 /// Spawns `monitor_binary` for `args` and waits until the container is created (or creating
 /// it failed).
 pub fn launch(monitor_binary: &Path, args: &MonitorArgs) -> Result<Launched, LaunchError> {
+    launch_with(monitor_binary, args, None)
+}
+
+/// Like [`launch`], with the caller attached from before the container exists: the monitor
+/// gets one end of a connected socket pair (`--attach-fd`) and serves it as its first client,
+/// so with `--start` (create and start in one runtime call) no output is missed. Returns the
+/// caller's end as an [`AttachClient`] (hello sent, with `cleanup`).
+pub fn launch_attached(
+    monitor_binary: &Path,
+    args: &MonitorArgs,
+    cleanup: bool,
+) -> Result<(Launched, AttachClient), LaunchError> {
+    let pipe_err = |source| LaunchError::Pipe {
+        id: args.id.clone(),
+        source,
+    };
+    let (ours, theirs) = rustix::net::socketpair(
+        AddressFamily::UNIX,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC,
+        None,
+    )
+    .map_err(|e| pipe_err(e.into()))?;
+    let theirs = inheritable(theirs).map_err(pipe_err)?;
+    let client = AttachClient::from_stream(UnixStream::from(ours), cleanup).map_err(pipe_err)?;
+    let mut args = args.clone();
+    args.attach_fd = Some(theirs.as_raw_fd());
+    let launched = launch_with(monitor_binary, &args, Some(theirs))?;
+    Ok((launched, client))
+}
+
+/// A descriptor the child inherits: not close-on-exec, and above stdio.
+fn inheritable(fd: OwnedFd) -> io::Result<OwnedFd> {
+    let fd = if fd.as_raw_fd() < 3 {
+        rustix::io::fcntl_dupfd_cloexec(&fd, 3)?
+    } else {
+        fd
+    };
+    rustix::io::fcntl_setfd(&fd, FdFlags::empty())?;
+    Ok(fd)
+}
+
+fn launch_with(
+    monitor_binary: &Path,
+    args: &MonitorArgs,
+    inherited: Option<OwnedFd>,
+) -> Result<Launched, LaunchError> {
     let pipe_err = |source| LaunchError::Pipe {
         id: args.id.clone(),
         source,
@@ -103,6 +154,7 @@ pub fn launch(monitor_binary: &Path, args: &MonitorArgs) -> Result<Launched, Lau
             source,
         })?;
     drop(write_end);
+    drop(inherited);
     let monitor_pid = i32::try_from(child.id()).unwrap_or(i32::MAX);
 
     let read_err = |source| LaunchError::Read {

@@ -193,6 +193,13 @@ mod tests {
     }
 
     #[test]
+    fn a_missing_helper_says_which_package_has_it() {
+        let e = helper("strata-no-such-helper").unwrap_err().to_string();
+        assert!(e.contains("strata-no-such-helper"), "{e}");
+        assert!(e.contains("apt-get install uidmap"), "{e}");
+    }
+
+    #[test]
     fn maps_put_the_user_at_zero_and_the_ranges_after_it() {
         let r = [
             Range {

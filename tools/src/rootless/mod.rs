@@ -120,14 +120,11 @@ pub fn enter() -> Result<()> {
 /// Creates `dir` (mode 0700) or checks that it is a directory of ours: `/tmp/strata-<uid>`
 /// sits in a world-writable directory where someone else could have made it first.
 fn private_dir(dir: &Path, uid: u32) -> Result<()> {
-    match std::fs::DirBuilder::new()
+    std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir)
-    {
-        Ok(()) => {}
-        Err(e) => bail!("cannot create {}: {e}", dir.display()),
-    }
+        .with_context(|| format!("cannot create {}", dir.display()))?;
     let m = std::fs::symlink_metadata(dir)
         .with_context(|| format!("cannot inspect {}", dir.display()))?;
     if !m.is_dir() || m.uid() != uid {

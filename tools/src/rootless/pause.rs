@@ -25,6 +25,7 @@
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::MetadataExt;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 
@@ -57,8 +58,11 @@ pub fn find(pidfile: &Path, uid: u32) -> Option<u32> {
 pub fn spawn(pidfile: &Path) -> Result<u32> {
     // Checked first, so a missing range or helper is reported before anything is started.
     let plan = Plan::for_current_user()?;
-    // /proc/self/exe works even when the binary was replaced since this process started.
+    // /proc/self/exe works even when the binary was replaced since this process started;
+    // `ps` shows the binary's name.
+    let name = std::env::current_exe().map_or_else(|_| "strata".into(), PathBuf::into_os_string);
     let mut child = Command::new("/proc/self/exe")
+        .arg0(name)
         .arg(PAUSE_COMMAND)
         .arg(pidfile)
         .stdin(Stdio::piped())

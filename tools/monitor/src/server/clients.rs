@@ -161,6 +161,30 @@ impl Clients {
         }
     }
 
+    /// Clients, with `first` (the launcher's connection, if any) already attached.
+    pub fn with_first(listener: UnixListener, first: Option<UnixStream>) -> Clients {
+        let mut clients = Clients::new(listener);
+        if let Some(stream) = first {
+            if stream.set_nonblocking(true).is_ok() {
+                clients.push(stream);
+            }
+        }
+        clients
+    }
+
+    fn push(&mut self, stream: UnixStream) -> &mut Client {
+        self.list.push(Client {
+            id: self.next_id,
+            stream,
+            decoder: FrameDecoder::default(),
+            out: Vec::new(),
+            cleanup: false,
+            dead: false,
+        });
+        self.next_id += 1;
+        self.list.last_mut().expect("just pushed")
+    }
+
     /// Accepts every pending connection.
     pub fn accept_all(&mut self, trail: &Trail) {
         loop {
@@ -177,19 +201,11 @@ impl Clients {
                 trail.note(format_args!("attach client refused: {e}"));
                 continue;
             }
-            let mut client = Client {
-                id: self.next_id,
-                stream,
-                decoder: FrameDecoder::default(),
-                out: Vec::new(),
-                cleanup: false,
-                dead: false,
-            };
-            self.next_id += 1;
-            if let Some(frame) = &self.exit_frame {
+            let exit_frame = self.exit_frame.clone();
+            let client = self.push(stream);
+            if let Some(frame) = &exit_frame {
                 client.queue(frame, trail);
             }
-            self.list.push(client);
         }
     }
 

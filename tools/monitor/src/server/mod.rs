@@ -71,8 +71,9 @@ struct Started {
 
 /// Runs the monitor to the end; the process's exit code.
 pub fn run(args: MonitorArgs, sync_fd: Option<RawFd>) -> ExitCode {
-    raw::close_inherited_fds(sync_fd);
-    let sync = match sync_fd.map(raw::adopt_fd).transpose() {
+    let keep: Vec<RawFd> = sync_fd.into_iter().chain(args.attach_fd).collect();
+    raw::close_inherited_fds(&keep);
+    let sync = match sync_fd.map(|fd| raw::adopt_fd(fd, "--sync-fd")).transpose() {
         Ok(fd) => SyncFd::new(fd),
         Err(e) => {
             eprintln!("strata-monitor: {e}");
@@ -113,7 +114,19 @@ pub fn run(args: MonitorArgs, sync_fd: Option<RawFd>) -> ExitCode {
         std::process::id(),
         args.id
     ));
-    let started = match start(&args) {
+    // The launcher's own connection, made before the container exists (`--attach-fd`).
+    let first_client = match args
+        .attach_fd
+        .map(|fd| raw::adopt_fd(fd, "--attach-fd"))
+        .transpose()
+    {
+        Ok(fd) => fd.map(std::os::unix::net::UnixStream::from),
+        Err(e) => {
+            sync.report_error(&format!("adopting the attach connection: {e}"));
+            return ExitCode::FAILURE;
+        }
+    };
+    let started = match start(&args, first_client) {
         Ok(started) => started,
         Err(e) => {
             trail.note(format_args!("start failed: {e}"));
@@ -143,7 +156,10 @@ pub fn run(args: MonitorArgs, sync_fd: Option<RawFd>) -> ExitCode {
 }
 
 /// Creates the container and everything the monitor serves it with.
-fn start(args: &MonitorArgs) -> Result<Started, StartError> {
+fn start(
+    args: &MonitorArgs,
+    first_client: Option<std::os::unix::net::UnixStream>,
+) -> Result<Started, StartError> {
     let state = &args.state_dir;
     let pid_file = statedir::path(state, statedir::MONITOR_PID_FILE);
     std::fs::write(&pid_file, format!("{}\n", std::process::id()))
@@ -203,7 +219,7 @@ fn start(args: &MonitorArgs) -> Result<Started, StartError> {
             container_pid,
             pidfd,
             stdio,
-            clients: Clients::new(listener),
+            clients: Clients::with_first(listener, first_client),
             log,
         }),
         Err(e) => {

@@ -15,12 +15,21 @@ use rustix::io::FdFlags;
 /// Closes every descriptor above stderr except `keep`. A launcher that spawns several monitors
 /// at once from different threads can leak one launch's sync pipe into another monitor; this
 /// keeps such strays away from the runtime and the container (conmon does the same).
-pub fn close_inherited_fds(keep: Option<RawFd>) {
-    let keep = keep.and_then(|fd| libc::c_uint::try_from(fd).ok());
-    let ranges = match keep {
-        Some(fd) if fd >= 3 => [(3, fd - 1), (fd + 1, libc::c_uint::MAX)],
-        _ => [(3, libc::c_uint::MAX), (1, 0)],
-    };
+pub fn close_inherited_fds(keep: &[RawFd]) {
+    let mut keep: Vec<libc::c_uint> = keep
+        .iter()
+        .filter_map(|fd| libc::c_uint::try_from(*fd).ok())
+        .filter(|fd| *fd >= 3)
+        .collect();
+    keep.sort_unstable();
+    keep.dedup();
+    let mut ranges = Vec::new();
+    let mut first: libc::c_uint = 3;
+    for fd in keep {
+        ranges.push((first, fd.saturating_sub(1)));
+        first = fd + 1;
+    }
+    ranges.push((first, libc::c_uint::MAX));
     for (first, last) in ranges {
         if first > last {
             continue;
@@ -34,18 +43,18 @@ pub fn close_inherited_fds(keep: Option<RawFd>) {
     }
 }
 
-/// Takes ownership of the descriptor the parent passed as `--sync-fd` and makes it
-/// close-on-exec so it does not reach the runtime or the container.
-pub fn adopt_fd(raw: RawFd) -> io::Result<OwnedFd> {
+/// Takes ownership of a descriptor the parent passed by number (`flag`: `--sync-fd`,
+/// `--attach-fd`) and makes it close-on-exec so it does not reach the runtime or the container.
+pub fn adopt_fd(raw: RawFd, flag: &str) -> io::Result<OwnedFd> {
     if raw < 3 {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            format!("--sync-fd {raw} would be one of the monitor's own stdio descriptors"),
+            format!("{flag} {raw} would be one of the monitor's own stdio descriptors"),
         ));
     }
     // Refuse a number that is not an open descriptor before claiming it.
     std::fs::symlink_metadata(format!("/proc/self/fd/{raw}"))
-        .map_err(|e| io::Error::new(e.kind(), format!("--sync-fd {raw} is not open: {e}")))?;
+        .map_err(|e| io::Error::new(e.kind(), format!("{flag} {raw} is not open: {e}")))?;
     // SAFETY: the descriptor is open (checked above) and was opened by our parent for us
     // alone; it is adopted exactly once, at startup, before anything else in this process
     // could have taken it, so no other owner exists.

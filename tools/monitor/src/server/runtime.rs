@@ -31,9 +31,15 @@ pub fn create(
     let mut cmd = Command::new(&args.runtime);
     cmd.args(&args.runtime_args)
         .arg(format!("--log={}", log.display()))
-        .arg("--log-format=json")
-        .arg("create")
-        .arg("--bundle")
+        .arg("--log-format=json");
+    // `run --detach` creates and starts in one process (one fork and exec fewer than
+    // `create` plus the caller's `start`).
+    if args.start {
+        cmd.arg("run").arg("--detach");
+    } else {
+        cmd.arg("create");
+    }
+    cmd.arg("--bundle")
         .arg(&args.bundle)
         .arg("--pid-file")
         .arg(statedir::path(
@@ -60,7 +66,8 @@ pub fn create(
     if errors.is_empty() {
         errors.extend(stderr.and_then(printed_text));
     }
-    let mut message = format!("{} create failed ({status})", args.runtime.display());
+    let verb = if args.start { "run" } else { "create" };
+    let mut message = format!("{} {verb} failed ({status})", args.runtime.display());
     if !errors.is_empty() {
         message.push_str(": ");
         message.push_str(&errors.join("; "));
