@@ -19,6 +19,7 @@ pub mod netns;
 mod overlay;
 mod setattr;
 mod unmount;
+pub mod userns;
 
 use std::path::Path;
 
@@ -29,6 +30,7 @@ pub use guard::MountGuard;
 pub use mountinfo::mounts_using;
 pub use netns::{create_netns, remove_netns};
 pub use unmount::{is_mounted, unmount, unmount_detach};
+pub use userns::in_user_namespace;
 
 /// Performs `m` at `target` (an existing directory). The new mount is stacked on whatever is
 /// already mounted there.

@@ -2,8 +2,8 @@
 //!
 //! A layer's tar is extracted into its own `diff` directory with whiteouts in the kernel's
 //! format (0:0 character devices and `trusted.overlay.opaque=y`, or the `user.overlay.*` forms
-//! and the `userxattr` mount option when rootless: asked for by the caller, or found by
-//! [`in_user_namespace`]), so layers are independent: an image's layers can be staged in parallel and
+//! and the `userxattr` mount option when the store says it is rootless (a non-root user, or root
+//! of a user namespace)), so layers are independent: an image's layers can be staged in parallel and
 //! a layer is never copied. Views are overlay mounts described by [`mounts`]; the changes of a
 //! container are read from its upper directory alone ([`changes`]).
 //!
@@ -89,7 +89,7 @@ impl OverlayDriver {
         }
         Ok(OverlayDriver {
             home: config.home.clone(),
-            rootless: config.rootless || in_user_namespace(),
+            rootless: config.rootless,
             extra,
         })
     }
@@ -164,16 +164,6 @@ fn parse_options(options: &[(String, String)]) -> Result<Vec<String>> {
         }
     }
     Ok(extra)
-}
-
-/// Whether this process is in a user namespace other than the initial one (its uid map is not
-/// the identity map). Rootless strata runs as root of its own user namespace, where
-/// `trusted.overlay.*` cannot be written and overlay needs `userxattr` (without it the kernel
-/// mounts, but ignores the opaque markers a rootless store writes), so the driver switches to
-/// its rootless forms by itself there, whatever the caller's euid says.
-pub fn in_user_namespace() -> bool {
-    std::fs::read_to_string("/proc/self/uid_map")
-        .is_ok_and(|m| !m.split_whitespace().eq(["0", "0", "4294967295"]))
 }
 
 /// Fails clearly when the kernel has no overlayfs at all.

@@ -84,7 +84,7 @@ impl Store {
         }
         let cfg = DriverConfig {
             home: paths.driver_home(&opts.driver),
-            rootless: !rustix::process::geteuid().is_root(),
+            rootless: !rustix::process::geteuid().is_root() || strata_mount::in_user_namespace(),
             options: opts.driver_options.clone(),
         };
         std::fs::create_dir_all(&cfg.home).map_err(StoreError::io("create", &cfg.home))?;

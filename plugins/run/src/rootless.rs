@@ -23,8 +23,7 @@ use crate::errors::kinded;
 /// Whether this process is in a user namespace other than the initial one (its uid map is not
 /// the identity map): the run front end is rootless there even though its euid is 0.
 pub fn in_user_namespace() -> bool {
-    std::fs::read_to_string("/proc/self/uid_map")
-        .is_ok_and(|m| !m.split_whitespace().eq(["0", "0", "4294967295"]))
+    strata_mount::in_user_namespace()
 }
 
 /// Checks a new container's config against what rootless mode can do, and replaces the root

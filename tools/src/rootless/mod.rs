@@ -36,13 +36,7 @@ pub use pause::{pause_main, PAUSE_COMMAND};
 
 /// Whether this process is in a user namespace other than the initial one: its uid map is
 /// not the identity map (`0 0 4294967295`).
-pub fn in_user_namespace() -> bool {
-    std::fs::read_to_string("/proc/self/uid_map").is_ok_and(|m| !is_identity_map(&m))
-}
-
-fn is_identity_map(map: &str) -> bool {
-    map.split_whitespace().eq(["0", "0", "4294967295"])
-}
+pub use strata_mount::in_user_namespace;
 
 /// Whether strata runs rootless: as a non-root user, or as root of a user namespace (ours,
 /// after [`enter`], or any other one).
@@ -207,9 +201,13 @@ mod tests {
 
     #[test]
     fn the_initial_namespace_has_the_identity_map() {
-        assert!(is_identity_map("         0          0 4294967295\n"));
-        assert!(!is_identity_map("0 1000 1\n1 100000 65536\n"));
-        assert!(!is_identity_map(""));
+        assert!(strata_mount::userns::is_identity_map(
+            "         0          0 4294967295\n"
+        ));
+        assert!(!strata_mount::userns::is_identity_map(
+            "0 1000 1\n1 100000 65536\n"
+        ));
+        assert!(!strata_mount::userns::is_identity_map(""));
     }
 
     #[test]

@@ -56,9 +56,9 @@ pub struct CreateArgs {
     /// Mount the root filesystem read-only (with tmpfs on /tmp, /var/tmp and /run)
     #[arg(long)]
     pub read_only: bool,
-    /// Network: bridge (default), none, host, or container:NAME
-    #[arg(long, alias = "net", value_name = "MODE", default_value = "bridge")]
-    pub network: String,
+    /// Network: bridge (the default for root), none (the default rootless), host, or container:NAME
+    #[arg(long, alias = "net", value_name = "MODE")]
+    pub network: Option<String>,
     /// Publish a port: [[IP:][HOST-PORT]:]CONTAINER-PORT[/PROTOCOL]
     #[arg(short = 'p', long = "publish", value_name = "SPEC")]
     pub publish: Vec<String>,
@@ -297,8 +297,19 @@ pub fn build_config(ctx: &Ctx<'_>, a: &CreateArgs) -> Result<ContainerConfig> {
     for m in &a.mount {
         mounts.push(parse_mount(m)?);
     }
-    let network =
-        NetworkMode::parse(&a.network).map_err(|e| kinded(ErrorKind::InvalidArgument, e))?;
+    // podman's defaults: a bridge for root; rootless containers cannot have one (see
+    // rootless.rs), so theirs is `none`, and an explicit bridge is refused there.
+    let network = match &a.network {
+        Some(n) => NetworkMode::parse(n).map_err(|e| kinded(ErrorKind::InvalidArgument, e))?,
+        None if ctx.info.rootless => NetworkMode::None,
+        None => NetworkMode::Bridge,
+    };
+    if ctx.info.rootless && network == NetworkMode::Bridge {
+        bail!(kinded(
+            ErrorKind::Unsupported,
+            "--network bridge needs root (veth pairs, iptables); rootless containers use none (the default) or host"
+        ));
+    }
     if !a.publish.is_empty() && network != NetworkMode::Bridge {
         bail!(kinded(
             ErrorKind::InvalidArgument,

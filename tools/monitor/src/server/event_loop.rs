@@ -30,6 +30,10 @@ const REAP_INTERVAL: Timespec = Timespec {
 /// How often a busy monitor reaps orphans.
 const REAP_EVERY: Duration = Duration::from_secs(2);
 
+/// How long an exited init may take to be reparented to the monitor (its first parent, a
+/// runtime process, exiting) before its status counts as lost.
+const REPARENT_GRACE: Duration = Duration::from_secs(5);
+
 /// Bytes read from the container per read call.
 pub const READ_CHUNK: usize = 32 * 1024;
 
@@ -84,6 +88,9 @@ impl<'t> Monitor<'t> {
     pub fn run_until_exit(&mut self) -> Option<WaitStatus> {
         let mut buf = vec![0u8; READ_CHUNK];
         let mut last_reap = Instant::now();
+        // When the init exited while its first parent (a runtime process) was still alive, it
+        // becomes our child only once that parent exits: wait a little for the reparenting.
+        let mut orphan_since: Option<Instant> = None;
         loop {
             let ready = self.poll();
             // Orphans are collected when things are quiet, and at least every interval when
@@ -122,6 +129,11 @@ impl<'t> Monitor<'t> {
                     return Some(status);
                 }
                 if exited && !reaper::is_child(self.container) {
+                    let since = *orphan_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() < REPARENT_GRACE {
+                        std::thread::sleep(Duration::from_millis(1));
+                        continue;
+                    }
                     self.trail.note(
                         "the container's process exited but is not the monitor's child; \
                          its exit status is unknown",
