@@ -13,6 +13,7 @@
 //! The CLI tests themselves live in `tests/tests/*.rs`.
 
 pub mod cli;
+pub mod containers;
 pub mod fixtures;
 pub mod layout;
 mod privileged;

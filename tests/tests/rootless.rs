@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use strata_tests::containers::wait_for;
 use strata_tests::{fixtures, require_privileged, LayerSpec, LayoutBuilder, TarBuilder};
 
 const RUNTIMES: &[&str] = &["crun", "runc"];
@@ -400,17 +401,6 @@ fn pids_in_userns(ns: &Path) -> Vec<u32> {
         .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
         .filter(|pid| std::fs::read_link(format!("/proc/{pid}/ns/user")).is_ok_and(|l| l == ns))
         .collect()
-}
-
-fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("timed out waiting for {what}");
 }
 
 fn owner(p: &Path) -> (u32, u32) {

@@ -12,17 +12,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use strata_tests::cli::mounts_below;
+use strata_tests::containers::{busybox_store, wait_for};
 use strata_tests::{fixtures, require_privileged, Strata};
 
 const RUNTIMES: &[&str] = &["crun", "runc"];
-
-/// A store with the busybox fixture loaded as `localhost/busybox:latest`.
-fn store() -> Strata {
-    let s = Strata::new("overlay");
-    let id = s.load(&format!("{}:latest", fixtures::oci("busybox")), &[]);
-    s.ok(["tag", &id, "busybox"]);
-    s
-}
 
 fn run_ok(s: &Strata, args: &[&str]) -> String {
     s.ok(args)
@@ -36,17 +29,6 @@ fn ps_all(s: &Strata) -> Vec<Value> {
 fn state_of(s: &Strata, name: &str) -> Value {
     let v = s.json(["inspect", "--type", "container", name]);
     v[0]["State"].clone()
-}
-
-fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("timed out waiting for {what}");
 }
 
 /// Processes whose command line mentions `needle` (monitors carry the store's paths).
@@ -107,7 +89,7 @@ fn privileged_run_rm_passes_the_exit_code_and_leaves_nothing() {
     if !require_privileged("run_rm_exit_code", "runs containers with crun and runc") {
         return;
     }
-    let s = store();
+    let s = busybox_store();
     for rt in RUNTIMES {
         let out = s.run([
             "run",
@@ -192,7 +174,7 @@ fn privileged_detached_containers_log_exec_stop_and_remove() {
     ) {
         return;
     }
-    let s = store();
+    let s = busybox_store();
     for rt in RUNTIMES {
         let name = format!("web-{rt}");
         let id = run_ok(
@@ -292,7 +274,7 @@ fn privileged_rm_refuses_running_containers_without_force() {
     if !require_privileged("run_rm_force", "runs containers with crun") {
         return;
     }
-    let s = store();
+    let s = busybox_store();
     let id = run_ok(
         &s,
         &[
@@ -324,7 +306,7 @@ fn privileged_flags_land_inside_the_container() {
     if !require_privileged("run_flags", "runs containers with crun and runc") {
         return;
     }
-    let s = store();
+    let s = busybox_store();
     let host_dir = s.scratch().join("vol");
     std::fs::create_dir_all(&host_dir).expect("vol");
     std::fs::write(host_dir.join("x"), "from-host\n").expect("x");
@@ -378,7 +360,7 @@ fn privileged_resource_limits_are_visible_inside() {
     ) {
         return;
     }
-    let s = store();
+    let s = busybox_store();
     let script = "cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/cpu/cpu.cfs_quota_us 2>/dev/null \
                   || cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max /sys/fs/cgroup/cpu.max";
     for rt in RUNTIMES {
@@ -417,7 +399,7 @@ fn privileged_tty_is_a_terminal() {
     if !require_privileged("run_tty", "runs containers with a pty") {
         return;
     }
-    let s = store();
+    let s = busybox_store();
     for rt in RUNTIMES {
         let (text, code) = in_pty(
             &s,
@@ -503,7 +485,7 @@ fn privileged_killed_cli_and_killed_monitor_are_survivable() {
     if !require_privileged("run_kill_cli_monitor", "runs containers with crun") {
         return;
     }
-    let s = store();
+    let s = busybox_store();
     // An attached run whose CLI is SIGKILLed: the container keeps running and stays manageable.
     let mut cli = s.spawn([
         "run",
@@ -592,7 +574,7 @@ fn privileged_pod_members_share_localhost_and_namespaces() {
     if !require_privileged("run_pod", "runs a pod with crun and runc") {
         return;
     }
-    let s = store();
+    let s = busybox_store();
     for rt in RUNTIMES {
         let pod = format!("pod-{rt}");
         let pod_id = s
@@ -678,7 +660,7 @@ fn privileged_bridge_network_publishes_ports_to_the_host() {
     if !require_privileged("run_bridge_publish", "runs bridged containers with CNI") {
         return;
     }
-    let s = store();
+    let s = busybox_store();
     for (i, rt) in RUNTIMES.iter().enumerate() {
         let port = 18180 + i as u16;
         let name = format!("web-{rt}");

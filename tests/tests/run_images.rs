@@ -15,15 +15,8 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
 use strata_tests::cli::mounts_below;
+use strata_tests::containers::busybox_store;
 use strata_tests::{fixtures, require_privileged, Strata};
-
-/// A store with the busybox fixture loaded as `localhost/busybox:latest`.
-fn store() -> Strata {
-    let s = Strata::new("overlay");
-    let id = s.load(&format!("{}:latest", fixtures::oci("busybox")), &[]);
-    s.ok(["tag", &id, "busybox"]);
-    s
-}
 
 fn image_id(s: &Strata, name: &str) -> String {
     let v = s.json(["inspect", "--type", "image", name]);
@@ -135,7 +128,7 @@ fn privileged_podman_archives_load_here_and_run() {
     if !require_privileged("run_images_from_podman", "runs podman and containers") {
         return;
     }
-    let s = store();
+    let s = busybox_store();
     let id = image_id(&s, "busybox");
     let podman = Podman::new();
     // Into podman through an oci-archive of ours, out of podman as its default docker-archive.
@@ -184,7 +177,7 @@ fn privileged_our_archives_load_in_podman_and_run() {
     if !require_privileged("run_images_to_podman", "runs podman and containers") {
         return;
     }
-    let s = store();
+    let s = busybox_store();
     let id = image_id(&s, "busybox");
     for format in ["docker-archive", "oci-archive"] {
         let file = s.scratch().join(format!("{format}.tar"));
@@ -221,7 +214,7 @@ fn privileged_save_and_load_keep_the_image_id_and_names() {
     if !require_privileged("run_images_save_load", "loads images into an overlay store") {
         return;
     }
-    let s = store();
+    let s = busybox_store();
     let id = image_id(&s, "busybox");
     s.ok(["tag", "busybox", "quay.io/example/box:1.0"]);
     for (format, name) in [
@@ -285,7 +278,7 @@ fn privileged_export_and_import_round_trip() {
     if !require_privileged("run_images_export_import", "runs containers") {
         return;
     }
-    let s = store();
+    let s = busybox_store();
     s.ok([
         "run",
         "--name",
@@ -364,7 +357,7 @@ fn privileged_diff_lists_added_changed_and_deleted_paths() {
     if !require_privileged("run_images_diff", "runs containers") {
         return;
     }
-    let s = store();
+    let s = busybox_store();
     s.ok([
         "run",
         "--name",
@@ -419,7 +412,7 @@ fn privileged_commit_makes_a_runnable_image_with_the_change_and_settings() {
     if !require_privileged("run_images_commit", "runs containers") {
         return;
     }
-    let s = store();
+    let s = busybox_store();
     s.ok([
         "run",
         "--name",
@@ -532,7 +525,7 @@ fn privileged_cp_copies_in_and_out_of_running_and_stopped_containers() {
     if !require_privileged("run_images_cp", "runs containers") {
         return;
     }
-    let s = store();
+    let s = busybox_store();
     let src = host_tree(&s.scratch());
     let src_arg = src.to_str().expect("utf-8");
     s.ok([
@@ -632,7 +625,7 @@ fn privileged_cp_never_follows_container_links_to_the_host() {
     if !require_privileged("run_images_cp_hostile", "runs containers") {
         return;
     }
-    let s = store();
+    let s = busybox_store();
     let scratch = s.scratch();
     let secret = scratch.join("secret");
     std::fs::write(&secret, "HOST-SECRET").expect("write");
@@ -782,7 +775,7 @@ fn privileged_system_df_info_and_prune() {
     if !require_privileged("run_images_system", "runs containers") {
         return;
     }
-    let s = store();
+    let s = busybox_store();
     let busybox = image_id(&s, "busybox");
     let tar = s.scratch().join("tiny.tar");
     tiny_tar(&tar);

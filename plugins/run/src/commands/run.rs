@@ -310,6 +310,13 @@ pub fn build_config(ctx: &Ctx<'_>, a: &CreateArgs) -> Result<ContainerConfig> {
             "--network bridge needs root (veth pairs, iptables); rootless containers use none (the default) or host"
         ));
     }
+    if ctx.info.rootless && !a.publish.is_empty() {
+        bail!(kinded(
+            ErrorKind::Unsupported,
+            "-p/--publish needs bridge networking, which needs root; rootless containers can use \
+             --network host and listen on the host's ports directly"
+        ));
+    }
     if !a.publish.is_empty() && network != NetworkMode::Bridge {
         bail!(kinded(
             ErrorKind::InvalidArgument,

@@ -212,16 +212,33 @@ impl Container {
                 "process {pid} is still there"
             );
         }
-        for entry in std::fs::read_dir("/proc").expect("read /proc").flatten() {
-            let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
-                continue;
-            };
-            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-            assert!(
-                !cmdline.contains(&self.id),
-                "process {:?} is left: {cmdline}",
-                entry.file_name()
-            );
+        // A process can show a stale command line for a moment (between fork and exec, or
+        // while it exits under load): only one that stays is a leak.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let left: Vec<String> = std::fs::read_dir("/proc")
+                .expect("read /proc")
+                .flatten()
+                .filter_map(|entry| {
+                    let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+                    let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+                    let status =
+                        std::fs::read_to_string(entry.path().join("status")).unwrap_or_default();
+                    let state: String = status
+                        .lines()
+                        .filter(|l| l.starts_with("State:") || l.starts_with("PPid:"))
+                        .collect::<Vec<_>>()
+                        .join(" ");
+                    cmdline
+                        .contains(&self.id)
+                        .then(|| format!("{:?} ({state}): {cmdline}", entry.file_name()))
+                })
+                .collect();
+            if left.is_empty() {
+                break;
+            }
+            assert!(Instant::now() < deadline, "processes are left: {left:#?}");
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 
