@@ -883,3 +883,96 @@ fn privileged_rootless_user_without_subordinate_ids_is_told_how_to_add_them() {
         "{out:?}"
     );
 }
+
+/// Runs `strata ARGS` as the session's user with a real pty as its terminal (`script`,
+/// sized 33x101), as that user's terminal would be; returns what it showed and the exit code.
+fn in_pty(s: &Session, args: &[&str]) -> (String, Option<i32>) {
+    let base = s.command(std::iter::empty::<&str>());
+    let mut parts: Vec<std::ffi::OsString> = base.get_args().map(|a| a.to_owned()).collect();
+    parts.pop(); // the strata binary: `script` runs it
+    let line = std::iter::once(s.bin.display().to_string())
+        .chain(args.iter().map(|a| a.to_string()))
+        .map(|a| format!("'{a}'"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let out = Command::new("runuser")
+        .args(parts)
+        .args([
+            "script",
+            "-qec",
+            &format!("stty rows 33 cols 101; {line}"),
+            "/dev/null",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run script as the user");
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        out.status.code(),
+    )
+}
+
+#[test]
+fn privileged_rootless_terminals_and_pods_work() {
+    if !require_privileged("rootless_tty_pod", "runs containers as a rootless user") {
+        return;
+    }
+    let s = Session::new(USER, true);
+    s.load_busybox();
+    for rt in RUNTIMES {
+        let (text, code) = in_pty(
+            &s,
+            &[
+                "run",
+                "--rm",
+                "-t",
+                "--runtime",
+                rt,
+                "busybox",
+                "sh",
+                "-c",
+                "tty; stty size; exit 4",
+            ],
+        );
+        assert!(text.contains("/dev/pts/0"), "{rt}: tty output {text:?}");
+        assert!(text.contains("33 101"), "{rt}: terminal size {text:?}");
+        assert_eq!(code, Some(4), "{rt}: exit code through the pty; {text:?}");
+        // A pod: the second container reaches the first on localhost.
+        let pod = format!("pod-{rt}");
+        s.ok(&["pod", "create", "--name", &pod, "--runtime", rt]);
+        s.ok(&[
+            "run",
+            "-d",
+            "--runtime",
+            rt,
+            "--pod",
+            &pod,
+            "--name",
+            &format!("srv-{rt}"),
+            "busybox",
+            "sh",
+            "-c",
+            "mkdir -p /www && echo rootless-pod > /www/index.html && exec httpd -f -p 8080 -h /www",
+        ]);
+        let mut got = String::new();
+        wait_for("the pod's web server", Duration::from_secs(10), || {
+            let out = s.run(&[
+                "run",
+                "--rm",
+                "--runtime",
+                rt,
+                "--pod",
+                &pod,
+                "busybox",
+                "wget",
+                "-qO-",
+                "http://127.0.0.1:8080/index.html",
+            ]);
+            got = String::from_utf8_lossy(&out.stdout).into_owned();
+            out.status.success()
+        });
+        assert_eq!(got, "rootless-pod\n", "{rt}");
+        s.ok(&["pod", "rm", "-f", &pod]);
+        s.assert_nothing_left(rt);
+    }
+}
