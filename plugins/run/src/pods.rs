@@ -260,10 +260,7 @@ pub fn create(ctx: &Ctx<'_>, o: PodOptions) -> Result<Pod> {
         ..ContainerConfig::default()
     };
     let infra = crate::start::create(ctx, Some(format!("{}-infra", &id[..12])), config)?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
+    let now = crate::state::unix_now();
     let pod = Pod {
         id,
         name,

@@ -196,12 +196,15 @@ pub fn process_start(pid: i32) -> Option<u64> {
 
 /// Now, as RFC 3339 (UTC, nanoseconds) and unix seconds.
 pub fn now() -> (String, i64) {
-    let t = strata_monitor::timestamp::timestamp_now();
-    let secs = std::time::SystemTime::now()
+    (strata_monitor::timestamp::timestamp_now(), unix_now())
+}
+
+/// Now, in unix seconds (what records and listings compare ages with).
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    (t, secs)
+        .unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -186,10 +186,7 @@ pub fn images(host: &Host, cmd: ImagesCmd) -> Result<Outcome> {
             println!("{}", serde_json::to_string_pretty(&v)?);
         }
         "table" => {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs() as i64)
-                .unwrap_or(0);
+            let now = crate::state::unix_now();
             let mut rows = vec![[
                 "REPOSITORY".to_owned(),
                 "TAG".into(),

@@ -7,7 +7,7 @@ use strata_plugin_api::{ErrorKind, Host, Outcome};
 
 use crate::context::{Container, Ctx};
 use crate::errors::kinded;
-use crate::state::{State, Status};
+use crate::state::{unix_now, State, Status};
 use crate::stop;
 
 #[derive(Debug, Parser)]
@@ -38,13 +38,6 @@ pub struct InspectCmd {
     pub kind: String,
     #[arg(required = true)]
     pub names: Vec<String>,
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 /// "5 seconds", "3 minutes", ... as podman writes durations.
