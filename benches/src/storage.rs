@@ -330,7 +330,7 @@ fn in_process(out: &mut Vec<Measurement>, store: &Path, driver: &str, n: usize) 
             "bench",
             CreateOptions {
                 name: Some(format!("lib{i}")),
-                metadata: None,
+                ..Default::default()
             },
         )?;
         let c_t = t.elapsed();

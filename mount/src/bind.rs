@@ -10,13 +10,20 @@ use std::path::Path;
 use rustix::fs::CWD;
 use rustix::mount::{move_mount, open_tree, MoveMountFlags, OpenTreeFlags};
 
+use crate::idmap::UserNs;
 use crate::{setattr, MountError};
 
-pub(crate) fn mount_bind(source: &Path, read_only: bool, target: &Path) -> Result<(), MountError> {
+pub(crate) fn mount_bind(
+    source: &Path,
+    read_only: bool,
+    idmap: Option<&UserNs>,
+    target: &Path,
+) -> Result<(), MountError> {
     let description = format!(
-        "bind of {}{}",
+        "bind of {}{}{}",
         source.display(),
-        if read_only { " (read-only)" } else { "" }
+        if read_only { " (read-only)" } else { "" },
+        if idmap.is_some() { " (idmapped)" } else { "" }
     );
     let fail = |step: &str, errno| MountError::Mount {
         description: description.clone(),
@@ -33,6 +40,10 @@ pub(crate) fn mount_bind(source: &Path, read_only: bool, target: &Path) -> Resul
             | OpenTreeFlags::AT_SYMLINK_NOFOLLOW,
     )
     .map_err(|e| fail("open_tree", e))?;
+    if let Some(ns) = idmap {
+        setattr::set_idmap(tree.as_fd(), ns.fd().as_fd())
+            .map_err(|e| fail("mount_setattr idmap", e))?;
+    }
     if read_only {
         setattr::set_read_only(tree.as_fd()).map_err(|e| fail("mount_setattr ro", e))?;
     }

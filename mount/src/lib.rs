@@ -14,6 +14,7 @@
 mod bind;
 mod error;
 mod guard;
+mod idmap;
 mod mountinfo;
 pub mod netns;
 mod overlay;
@@ -21,12 +22,14 @@ mod setattr;
 mod unmount;
 pub mod userns;
 
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use strata_driver_api::Mount;
 
 pub use error::MountError;
 pub use guard::MountGuard;
+pub use idmap::{IdMap, IdRange, UserNs};
 pub use mountinfo::mounts_using;
 pub use netns::{create_netns, remove_netns};
 pub use unmount::{is_mounted, unmount, unmount_detach};
@@ -35,8 +38,34 @@ pub use userns::in_user_namespace;
 /// Performs `m` at `target` (an existing directory). The new mount is stacked on whatever is
 /// already mounted there.
 pub fn mount(m: &Mount, target: &Path) -> Result<(), MountError> {
+    mount_in(m, None, target)
+}
+
+/// Performs `m` at `target` with every layer idmapped by `map`, for a container in its own user
+/// namespace (see the `idmap` module). An identity map mounts plainly.
+pub fn mount_idmapped(m: &Mount, map: &IdMap, target: &Path) -> Result<(), MountError> {
+    if map.is_identity() {
+        return mount_in(m, None, target);
+    }
+    if let Mount::Overlay {
+        upper: Some(upper), ..
+    } = m
+    {
+        // The container's root directory is the upper directory's root: hand it to the
+        // container's root user (a fresh one belongs to host root, which the map cannot show).
+        let meta = std::fs::metadata(upper).map_err(MountError::io("stat", upper))?;
+        if (meta.uid(), meta.gid()) == (0, 0) {
+            let (uid, gid) = (map.host_uid(0), map.host_gid(0));
+            std::os::unix::fs::chown(upper, uid, gid).map_err(MountError::io("chown", upper))?;
+        }
+    }
+    let ns = UserNs::new(map)?;
+    mount_in(m, Some(&ns), target)
+}
+
+fn mount_in(m: &Mount, idmap: Option<&UserNs>, target: &Path) -> Result<(), MountError> {
     match m {
-        Mount::Bind { source, read_only } => bind::mount_bind(source, *read_only, target),
+        Mount::Bind { source, read_only } => bind::mount_bind(source, *read_only, idmap, target),
         Mount::Overlay {
             lower,
             upper,
@@ -48,6 +77,7 @@ pub fn mount(m: &Mount, target: &Path) -> Result<(), MountError> {
                 upper: upper.as_deref(),
                 work: work.as_deref(),
                 options,
+                idmap,
             },
             target,
         ),

@@ -21,6 +21,7 @@ use rustix::mount::{
     FsMountFlags, FsOpenFlags, MountAttrFlags, MoveMountFlags,
 };
 
+use crate::idmap::{StagedLowers, UserNs};
 use crate::MountError;
 
 /// The overlay parameters of a `Mount::Overlay`, borrowed.
@@ -30,6 +31,8 @@ pub(crate) struct OverlaySpec<'a> {
     pub upper: Option<&'a Path>,
     pub work: Option<&'a Path>,
     pub options: &'a [String],
+    /// When set, every layer (lower, upper, work) is passed as an idmapped detached mount.
+    pub idmap: Option<&'a UserNs>,
 }
 
 impl OverlaySpec<'_> {
@@ -47,6 +50,9 @@ impl OverlaySpec<'_> {
         }
         if !self.options.is_empty() {
             s.push_str(&format!(", options {}", self.options.join(",")));
+        }
+        if self.idmap.is_some() {
+            s.push_str(", idmapped layers");
         }
         s.push(')');
         s
@@ -103,7 +109,18 @@ pub(crate) fn mount_overlay(spec: OverlaySpec<'_>, target: &Path) -> Result<(), 
     };
     let fs = fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC)
         .map_err(|e| fail(None, "fsopen".into(), e))?;
-    for (i, dir) in spec.lower.iter().enumerate() {
+    // Idmapped, each lower directory is first attached as an idmapped mount under a scratch
+    // tmpfs at `target` (overlay clones its layers' mounts, which only works for attached ones);
+    // the overlay keeps private clones, and the scratch tree is detached again before the
+    // overlay is moved to `target`. The upper directory is not idmapped: overlay does its
+    // internal work (work dir, copy-up) with the mounter's credentials, which an idmapped upper
+    // cannot represent. Files the container creates land there with its host ids.
+    let staged = match spec.idmap {
+        Some(ns) => Some(StagedLowers::attach(spec.lower, ns, target)?),
+        None => None,
+    };
+    let lowers = staged.as_ref().map_or(spec.lower, |s| s.paths());
+    for (i, dir) in lowers.iter().enumerate() {
         fsconfig_set_string(&fs, "lowerdir+", dir).map_err(|e| {
             fail(
                 Some(&fs),
@@ -130,6 +147,7 @@ pub(crate) fn mount_overlay(spec: OverlaySpec<'_>, target: &Path) -> Result<(), 
         attrs |= MountAttrFlags::MOUNT_ATTR_RDONLY;
     }
     fsconfig_create(&fs).map_err(|e| fail(Some(&fs), "fsconfig_create".into(), e))?;
+    drop(staged);
     let mnt = fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, attrs)
         .map_err(|e| fail(Some(&fs), "fsmount".into(), e))?;
     move_mount(
@@ -194,6 +212,7 @@ mod tests {
             upper: Some(Path::new("/c/diff")),
             work: Some(Path::new("/c/work")),
             options: &["userxattr".to_owned()],
+            idmap: None,
         };
         assert_eq!(
             spec.describe(),

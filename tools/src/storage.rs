@@ -293,6 +293,7 @@ pub fn run(s: &Settings, cmd: StorageCommand) -> Result<()> {
                 CreateOptions {
                     name,
                     metadata: None,
+                    ..Default::default()
                 },
             )?;
             writeln!(out, "{}", c.id)?;

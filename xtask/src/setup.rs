@@ -91,6 +91,40 @@ pub fn prepare_host() -> Result<()> {
     Ok(())
 }
 
+/// What the tests need of the host beyond packages, made as a Debian host with podman would
+/// have it (idempotent; root only):
+/// - `containers` ranges in /etc/subuid and /etc/subgid, podman's convention for
+///   `--userns auto` (`containers:2147483647:2147483648`), when there are none;
+/// - `/dev/net/tun` mode 0666 (Debian's default; this machine ships 0600), so that a non-root
+///   user's slirp4netns can open it for rootless port publishing.
+pub fn prepare_test_host() -> Result<()> {
+    if !process::is_root()? {
+        return Ok(());
+    }
+    for file in ["/etc/subuid", "/etc/subgid"] {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        if !text.lines().any(|l| l.starts_with("containers:")) {
+            let mut text = text;
+            if !text.is_empty() && !text.ends_with('\n') {
+                text.push('\n');
+            }
+            text.push_str("containers:2147483647:2147483648\n");
+            std::fs::write(file, text).with_context(|| format!("cannot write {file}"))?;
+            eprintln!("xtask: added podman's `containers` range to {file} (for --userns auto)");
+        }
+    }
+    let tun = std::path::Path::new("/dev/net/tun");
+    if let Ok(meta) = std::fs::metadata(tun) {
+        use std::os::unix::fs::PermissionsExt;
+        if meta.permissions().mode() & 0o777 != 0o666 {
+            std::fs::set_permissions(tun, std::fs::Permissions::from_mode(0o666))
+                .with_context(|| format!("cannot chmod {}", tun.display()))?;
+            eprintln!("xtask: /dev/net/tun is now 0666 (Debian's default) for rootless networking");
+        }
+    }
+    Ok(())
+}
+
 /// Installs whichever of `packages` are missing (`apt-get update` once, then one
 /// `apt-get install`). Fails when something is missing and we are not root.
 pub fn ensure_packages(packages: &[&str]) -> Result<()> {

@@ -40,6 +40,7 @@ pub fn run(ws: &Workspace) -> Result<()> {
     .context("clippy found problems")?;
     setup::ensure_packages(setup::TEST_PACKAGES)?;
     setup::prepare_host()?;
+    setup::prepare_test_host()?;
     let fixtures_dir = ws.fixtures_dir();
     fixtures::build(ws, &fixtures_dir, fixtures::Selection::All)?;
     process::run(cargo(&ws.root).args(["build", "--workspace", "--all-targets"]))?;

@@ -41,6 +41,22 @@ pub fn write_changes(
     source: &Path,
     out: impl Write,
 ) -> Result<(Digest, u64), ArchiveError> {
+    write_changes_with_owners(changes, source, &|uid, gid| (uid, gid), out)
+}
+
+/// Maps an on-disk (uid, gid) to the owner a tar entry records.
+pub type OwnerMap<'a> = &'a dyn Fn(u32, u32) -> (u32, u32);
+
+/// [`write_changes`] for a tree whose files carry host ids that differ from the image's: a
+/// container in its own user namespace writes its upper directory with its host ids, and
+/// `owners` maps them back to the ids the layer must record (containers/storage's reverse
+/// mapping on diff).
+pub fn write_changes_with_owners(
+    changes: &[Change],
+    source: &Path,
+    owners: OwnerMap<'_>,
+    out: impl Write,
+) -> Result<(Digest, u64), ArchiveError> {
     let _span =
         tracing::debug_span!("write_changes", source = %source.display(), changes = changes.len())
             .entered();
@@ -50,6 +66,7 @@ pub fn write_changes(
     })?;
     let mut w = Writer {
         root,
+        owners,
         out: HashWriter::new(BufWriter::with_capacity(COPY_BUFFER, out)),
         links: HashMap::new(),
         hdr: Vec::with_capacity(4096),
@@ -94,8 +111,9 @@ fn write_err(source: io::Error) -> ArchiveError {
     ArchiveError::Write { source }
 }
 
-struct Writer<W: Write> {
+struct Writer<'o, W: Write> {
     root: Root,
+    owners: OwnerMap<'o>,
     out: HashWriter<BufWriter<W>>,
     /// (dev, ino) of multiply-linked inodes already written -> their path in this tar.
     links: HashMap<(u64, u64), Vec<u8>>,
@@ -103,7 +121,7 @@ struct Writer<W: Write> {
     buf: Vec<u8>,
 }
 
-impl<W: Write> Writer<W> {
+impl<W: Write> Writer<'_, W> {
     /// A zero-size whiteout or opaque marker entry.
     fn marker(&mut self, path: &[u8]) -> Result<(), ArchiveError> {
         self.header(&EntryHeader {
@@ -198,12 +216,13 @@ impl<W: Write> Writer<W> {
             (0, 0)
         };
         let size = if file.is_some() { st.st_size as u64 } else { 0 };
+        let (uid, gid) = (self.owners)(st.st_uid, st.st_gid);
         self.header(&EntryHeader {
             path: &tar_path,
             typeflag,
             mode: st.st_mode & 0o7777,
-            uid: u64::from(st.st_uid),
-            gid: u64::from(st.st_gid),
+            uid: u64::from(uid),
+            gid: u64::from(gid),
             mtime: st.st_mtime,
             size,
             link: &link,

@@ -42,7 +42,7 @@ mod tree;
 mod whiteout;
 
 pub use apply::apply;
-pub use changes::write_changes;
+pub use changes::{write_changes, write_changes_with_owners, OwnerMap};
 pub use compression::{compressor, Compression, Compressor};
 pub use error::ArchiveError;
 pub use export::export_tarsplit;

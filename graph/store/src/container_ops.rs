@@ -8,8 +8,9 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use strata_driver_api::ChangeKind;
-use strata_graph_archive::write_changes;
+use strata_graph_archive::{write_changes, write_changes_with_owners};
 use strata_graph_types::{ContainerId, Digest, ImageId};
+use strata_mount::IdMap;
 
 use crate::blobs::{random_hex, TempFile};
 use crate::containers::{validate_name, Container};
@@ -19,6 +20,9 @@ use crate::meta::now;
 use crate::paths::container_key;
 use crate::store::Store;
 
+/// The id the kernel shows for an id a user namespace cannot map (`/proc/sys/kernel/overflowuid`).
+const OVERFLOW_ID: u32 = 65534;
+
 /// Options for [`Store::create_container`].
 #[derive(Debug, Clone, Default)]
 pub struct CreateOptions {
@@ -26,6 +30,9 @@ pub struct CreateOptions {
     pub name: Option<String>,
     /// Front-end metadata, stored verbatim.
     pub metadata: Option<serde_json::Value>,
+    /// A user-namespace map for a container in its own user namespace (`--userns auto`):
+    /// its mounts then idmap the image layers, and its diff maps owners back.
+    pub id_map: Option<IdMap>,
 }
 
 impl Store {
@@ -63,6 +70,7 @@ impl Store {
             parent_layer: img.top_layer.clone(),
             created: now(),
             metadata: opts.metadata.unwrap_or_else(|| serde_json::json!({})),
+            id_map: opts.id_map.filter(|m| !m.is_identity()),
         };
         if let Err(e) = self.meta.write_additive(|tx| {
             if tx.image(&img.id)?.is_none() {
@@ -91,7 +99,10 @@ impl Store {
         let mounts = self.driver.mounts(&container_key(&c.id), &parents, true);
         std::fs::create_dir_all(&target).map_err(StoreError::io("create mount point", &target))?;
         for m in &mounts {
-            strata_mount::mount(m, &target)?;
+            match &c.id_map {
+                Some(map) => strata_mount::mount_idmapped(m, map, &target)?,
+                None => strata_mount::mount(m, &target)?,
+            }
         }
         tracing::info!(container = %c.id.short(), target = %target.display(), "mounted");
         Ok(target)
@@ -159,11 +170,24 @@ impl Store {
             .meta
             .read(|tx| Store::chain_keys(tx, c.parent_layer.as_ref()))?;
         let changes = self.driver.changes(&key, &parents)?;
-        write_changes(&changes, &self.driver.changes_source(&key), out).map_err(|source| {
-            StoreError::Archive {
-                layer: format!("container {}", c.id.short()),
-                source,
+        let source = self.driver.changes_source(&key);
+        let written = match &c.id_map {
+            None => write_changes(&changes, &source, out),
+            Some(map) => {
+                // The container wrote with its host ids; the layer records image ids. An id the
+                // map cannot show is what the container saw it as: the overflow id.
+                let back = |uid, gid| {
+                    (
+                        map.container_uid(uid).unwrap_or(OVERFLOW_ID),
+                        map.container_gid(gid).unwrap_or(OVERFLOW_ID),
+                    )
+                };
+                write_changes_with_owners(&changes, &source, &back, out)
             }
+        };
+        written.map_err(|source| StoreError::Archive {
+            layer: format!("container {}", c.id.short()),
+            source,
         })
     }
 

@@ -3,6 +3,7 @@
 use rusqlite::{params, OptionalExtension, Row};
 use serde::Serialize;
 use strata_graph_types::{ContainerId, ImageId, LayerId};
+use strata_mount::IdMap;
 
 use crate::error::{Result, StoreError};
 use crate::layers::digest_col;
@@ -19,6 +20,10 @@ pub struct Container {
     pub created: i64,
     /// Free-form JSON owned by the front end that created the container.
     pub metadata: serde_json::Value,
+    /// The container's user-namespace map, when it has its own: mounts idmap the image's
+    /// layers with it, and diffs map the host ids its files get back to image ids.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_map: Option<IdMap>,
 }
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Container> {
@@ -41,10 +46,22 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Container> {
             .map(LayerId),
         created: r.get(4)?,
         metadata: serde_json::from_str(&meta).unwrap_or(serde_json::Value::Null),
+        id_map: r
+            .get::<_, Option<String>>(6)?
+            .map(|m| {
+                serde_json::from_str(&m).map_err(|e| {
+                    rusqlite::Error::FromSqlConversionFailure(
+                        6,
+                        rusqlite::types::Type::Text,
+                        e.into(),
+                    )
+                })
+            })
+            .transpose()?,
     })
 }
 
-const COLS: &str = "id, name, image, parent_layer, created, metadata";
+const COLS: &str = "id, name, image, parent_layer, created, metadata, id_map";
 
 /// Container names follow podman's rule: `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
 pub fn validate_name(name: &str) -> Result<()> {
@@ -148,14 +165,17 @@ impl WriteTxn<'_> {
         }
         self.sql()
             .execute(
-                &format!("INSERT INTO containers ({COLS}) VALUES (?1,?2,?3,?4,?5,?6)"),
+                &format!("INSERT INTO containers ({COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7)"),
                 params![
                     c.id.as_str(),
                     c.name,
                     c.image.0.as_str(),
                     c.parent_layer.as_ref().map(|l| l.0.as_str()),
                     c.created,
-                    c.metadata.to_string()
+                    c.metadata.to_string(),
+                    c.id_map
+                        .as_ref()
+                        .map(|m| serde_json::to_string(m).expect("an id map serialises")),
                 ],
             )
             .map_err(self.err())?;

@@ -10,14 +10,16 @@
 //! metadata take a [`WriteTxn`] (begun `IMMEDIATE`, so it holds SQLite's write lock from its
 //! first statement and can never deadlock upgrading). A `WriteTxn` derefs to a `ReadTxn`.
 //!
-//! Schema (format version 1, kept in `PRAGMA user_version`):
+//! Schema (format version 2, kept in `PRAGMA user_version`; version 1 lacked `containers.id_map`
+//! and is upgraded in place on open):
 //! ```text
 //! meta(key PK, value)                              driver name, created time
 //! layers(id PK = chain ID, parent -> layers, diff_id, blob_digest?, blob_size?,
 //!        compression?, size = uncompressed tar bytes, created)
 //! images(id PK = config digest, top_layer -> layers?, manifest_digest, created)
 //! image_names(name PK, image -> images ON DELETE CASCADE)
-//! containers(id PK, name UNIQUE, image -> images, parent_layer -> layers?, created, metadata JSON)
+//! containers(id PK, name UNIQUE, image -> images, parent_layer -> layers?, created, metadata JSON,
+//!            id_map JSON?)
 //! ```
 //! Invariant: a row exists only while its payload (driver key, tar-split file, blobs) exists.
 //! Payload is written before the row is inserted and removed after the row is deleted, so a crash
@@ -42,7 +44,7 @@ use crate::error::{Result, StoreError};
 const WAL_TRUNCATE_BYTES: u64 = 64 * (4096 + 24);
 
 /// The schema version this code reads and writes.
-pub const FORMAT_VERSION: i64 = 1;
+pub const FORMAT_VERSION: i64 = 2;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS meta (
@@ -77,7 +79,8 @@ CREATE TABLE IF NOT EXISTS containers (
     image        TEXT NOT NULL REFERENCES images(id) DEFERRABLE INITIALLY DEFERRED,
     parent_layer TEXT REFERENCES layers(id) DEFERRABLE INITIALLY DEFERRED,
     created      INTEGER NOT NULL,
-    metadata     TEXT NOT NULL DEFAULT '{}'
+    metadata     TEXT NOT NULL DEFAULT '{}',
+    id_map       TEXT
 );
 "#;
 
@@ -181,6 +184,12 @@ impl Meta {
         if version < FORMAT_VERSION {
             let tx = rusqlite::Transaction::new_unchecked(&conn, TransactionBehavior::Immediate)
                 .map_err(err)?;
+            // Re-read under the write lock: another process may have upgraded meanwhile.
+            let version = user_version(&tx).map_err(err)?;
+            if version == 1 {
+                tx.execute_batch("ALTER TABLE containers ADD COLUMN id_map TEXT;")
+                    .map_err(err)?;
+            }
             tx.execute_batch(SCHEMA).map_err(err)?;
             tx.pragma_update(None, "user_version", FORMAT_VERSION)
                 .map_err(err)?;
@@ -333,4 +342,40 @@ pub(crate) fn now() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests: a panic is the failure report
+mod tests {
+    use super::*;
+
+    /// A store written by format 1 (no `containers.id_map`) opens, is upgraded in place, and
+    /// keeps its rows.
+    #[test]
+    fn a_format_1_store_is_upgraded_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, lock) = (dir.path().join("meta.db"), dir.path().join("init.lock"));
+        {
+            let conn = Connection::open(&db).unwrap();
+            let v1 = SCHEMA.replace(",\n    id_map       TEXT\n", "\n");
+            assert_ne!(v1, SCHEMA, "the format-1 schema is derived from the current one");
+            conn.execute_batch(&v1).unwrap();
+            conn.execute_batch(
+                "INSERT INTO images VALUES ('sha256:aa', NULL, 'sha256:bb', 1);
+                 INSERT INTO containers (id, name, image, parent_layer, created, metadata)
+                 VALUES ('c1', 'old', 'sha256:aa', NULL, 1, '{}');
+                 PRAGMA user_version = 1;",
+            )
+            .unwrap();
+        }
+        let meta = Meta::open(&db, &lock).unwrap();
+        let conn = meta.lock();
+        assert_eq!(user_version(&conn).unwrap(), FORMAT_VERSION);
+        let (name, map): (String, Option<String>) = conn
+            .query_row("SELECT name, id_map FROM containers", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        assert_eq!((name.as_str(), map), ("old", None));
+    }
 }

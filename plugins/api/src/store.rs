@@ -147,6 +147,26 @@ pub struct CreateContainerRequest {
     pub name: Option<String>,
     /// Front-end metadata, stored verbatim with the container.
     pub metadata: serde_json::Value,
+    /// A user-namespace map for a container with its own user namespace (since 1.3): the
+    /// store idmaps the image's layers with it on every mount and maps owners back on diff.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_map: Option<IdMap>,
+}
+
+/// One range of a user-namespace map: container ids `inside..inside+count` are host ids
+/// `outside..outside+count` (a `uid_map` line).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdRange {
+    pub inside: u32,
+    pub outside: u32,
+    pub count: u32,
+}
+
+/// A user namespace's uid and gid maps.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct IdMap {
+    pub uids: Vec<IdRange>,
+    pub gids: Vec<IdRange>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -167,6 +187,9 @@ pub struct ContainerInfo {
     pub dir: String,
     /// The front end's volatile directory on the runroot.
     pub run_dir: String,
+    /// The container's user-namespace map, if it has its own (since 1.3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_map: Option<IdMap>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -36,7 +36,8 @@ pub struct ContainerConfig {
     pub cap_drop: Vec<String>,
     pub privileged: bool,
     pub resources: Resources,
-    /// `--userns`: empty (none) or `host`; `keep-id`/`auto` are not supported yet.
+    /// `--userns` as given (see `crate::userns`); the map it led to is the store's record
+    /// (`ContainerInfo::id_map`).
     pub userns: String,
     /// The OCI runtime's name (`crun`, `runc`) or path.
     pub runtime: String,

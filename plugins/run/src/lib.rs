@@ -27,6 +27,7 @@ mod start;
 mod state;
 mod stop;
 pub mod user;
+pub mod userns;
 
 use strata_plugin_api::{export_plugin, Command, Host, Outcome};
 

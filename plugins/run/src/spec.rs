@@ -18,10 +18,12 @@ use std::str::FromStr;
 
 use anyhow::{bail, Context, Result};
 use oci_spec::runtime::{
-    Capability, LinuxBuilder, LinuxCpuBuilder, LinuxDeviceCgroupBuilder, LinuxMemoryBuilder,
-    LinuxNamespace, LinuxNamespaceBuilder, LinuxNamespaceType, LinuxPidsBuilder,
-    LinuxResourcesBuilder, Mount, MountBuilder, ProcessBuilder, RootBuilder, Spec, UserBuilder,
+    Capability, LinuxBuilder, LinuxCpuBuilder, LinuxDeviceCgroupBuilder, LinuxIdMapping,
+    LinuxIdMappingBuilder, LinuxMemoryBuilder, LinuxNamespace, LinuxNamespaceBuilder,
+    LinuxNamespaceType, LinuxPidsBuilder, LinuxResourcesBuilder, Mount, MountBuilder,
+    ProcessBuilder, RootBuilder, Spec, UserBuilder,
 };
+use strata_plugin_api::store::{IdMap, IdRange};
 
 use crate::config::ContainerConfig;
 use crate::user::ResolvedUser;
@@ -119,6 +121,8 @@ pub struct SpecInputs<'a> {
     pub etc_files: Vec<(String, PathBuf)>,
     /// Rootless mode: the runtime runs as root of the user's user namespace, without cgroups.
     pub rootless: bool,
+    /// The container's own user namespace map (`--userns auto|keep-id`), if any.
+    pub id_map: Option<&'a IdMap>,
 }
 
 fn caps(config: &ContainerConfig) -> Result<HashSet<Capability>> {
@@ -203,8 +207,10 @@ fn mounts(inp: &SpecInputs<'_>) -> Result<Vec<Mount>> {
             &["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
         )?,
     ];
-    if inp.net == Ns::Host {
-        // sysfs belongs to the network namespace that mounts it: share the host's.
+    // sysfs belongs to the network namespace that mounts it, and a user namespace may mount it
+    // only if it owns that network namespace: otherwise share the host's.
+    let own_netns = inp.net == Ns::New;
+    if inp.net == Ns::Host || (inp.id_map.is_some() && !own_netns) {
         m.push(mount(
             "/sys",
             "bind",
@@ -214,7 +220,8 @@ fn mounts(inp: &SpecInputs<'_>) -> Result<Vec<Mount>> {
     } else {
         m.push(mount("/sys", "sysfs", "sysfs", sys_opts)?);
     }
-    if inp.rootless {
+    // Neither a rootless runtime nor a container's own user namespace may mount cgroup v1.
+    if inp.rootless || (inp.id_map.is_some() && !crate::runtime::cgroup_v2_only()) {
         m.push(mount(
             "/sys/fs/cgroup",
             "bind",
@@ -409,7 +416,30 @@ pub fn generate(inp: &SpecInputs<'_>) -> Result<Spec> {
                 .build()?,
         );
     }
+    if inp.id_map.is_some() {
+        namespaces.push(
+            LinuxNamespaceBuilder::default()
+                .typ(LinuxNamespaceType::User)
+                .build()?,
+        );
+    }
     let mut linux = LinuxBuilder::default().namespaces(namespaces);
+    if let Some(map) = inp.id_map {
+        let ranges = |rs: &[IdRange]| -> Result<Vec<LinuxIdMapping>> {
+            rs.iter()
+                .map(|r| {
+                    Ok(LinuxIdMappingBuilder::default()
+                        .container_id(r.inside)
+                        .host_id(r.outside)
+                        .size(r.count)
+                        .build()?)
+                })
+                .collect()
+        };
+        linux = linux
+            .uid_mappings(ranges(&map.uids)?)
+            .gid_mappings(ranges(&map.gids)?);
+    }
     if inp.rootless {
         let r = &c.resources;
         if r.memory.is_some() || r.cpus.is_some() || r.pids_limit.is_some() {
@@ -518,6 +548,7 @@ mod tests {
                 PathBuf::from("/var/lib/strata/containers/x/hosts"),
             )],
             rootless: false,
+            id_map: None,
         }
     }
 

@@ -4,7 +4,7 @@
 //! Order matters for crash safety: every step is recorded or undoable, and a failed start
 //! undoes what it did (runtime record, network, mount) so the container stays `created`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use strata_monitor::attach::AttachClient;
@@ -29,12 +29,33 @@ pub fn create(
     if ctx.info.rootless {
         crate::rootless::adapt(&mut config)?;
     }
+    let mode = crate::userns::parse(&config.userns, ctx.info.rootless)?;
+    // An `auto` block is chosen and recorded (in the store, with the container) under one
+    // lock, so two creates never pick the same block.
+    let _alloc = match mode {
+        crate::userns::Mode::Auto { .. } => {
+            Some(crate::userns::allocation_lock(Path::new(&ctx.info.root))?)
+        }
+        _ => None,
+    };
+    let used: Vec<(u32, u32)> = match mode {
+        crate::userns::Mode::Auto { .. } => ctx
+            .store
+            .containers()
+            .map_err(call)?
+            .iter()
+            .filter_map(|c| c.id_map.as_ref().and_then(crate::userns::held_block))
+            .collect(),
+        _ => Vec::new(),
+    };
+    let id_map = crate::userns::id_map(mode, &used)?;
     let info = ctx
         .store
         .create_container(&CreateContainerRequest {
             image: config.image_id.clone(),
             name,
             metadata: serde_json::json!({ METADATA_KEY: config }),
+            id_map,
         })
         .map_err(call)?;
     let c = Container::from_info(info)?;
@@ -220,6 +241,7 @@ fn start_locked(
         cgroupns: runtime::cgroup_v2_only(),
         etc_files: etc,
         rootless: ctx.info.rootless,
+        id_map: c.info.id_map.as_ref(),
     })?;
     // The terminal starts with the user's size: the process may ask for it at once.
     if c.config.tty && matches!(follow, Follow::Attach { .. }) {

@@ -160,6 +160,10 @@ pub(crate) fn dispatch(
                     CreateOptions {
                         name: req.name,
                         metadata: Some(req.metadata),
+                        id_map: req.id_map.map(|m| strata_mount::IdMap {
+                            uids: ranges_in(&m.uids),
+                            gids: ranges_in(&m.gids),
+                        }),
                     },
                 )
                 .map_err(store_err)?;
@@ -322,7 +326,31 @@ fn container_info(store: &Store, c: Container) -> api::ContainerInfo {
         image: c.image.0.to_string(),
         created: c.created,
         metadata: c.metadata,
+        id_map: c.id_map.map(|m| api::IdMap {
+            uids: ranges_out(&m.uids),
+            gids: ranges_out(&m.gids),
+        }),
     }
+}
+
+fn ranges_in(r: &[api::IdRange]) -> Vec<strata_mount::IdRange> {
+    r.iter()
+        .map(|r| strata_mount::IdRange {
+            inside: r.inside,
+            outside: r.outside,
+            count: r.count,
+        })
+        .collect()
+}
+
+fn ranges_out(r: &[strata_mount::IdRange]) -> Vec<api::IdRange> {
+    r.iter()
+        .map(|r| api::IdRange {
+            inside: r.inside,
+            outside: r.outside,
+            count: r.count,
+        })
+        .collect()
 }
 
 /// Streams what `write` produces (a layer tar) through a pipe from a writing thread. A failed

@@ -246,6 +246,16 @@ fn inspect_container(ctx: &Ctx<'_>, c: &Container) -> Result<serde_json::Value> 
             "PidsLimit": cfg.resources.pids_limit.unwrap_or(0),
             "NetworkMode": serde_json::to_value(&cfg.network)?,
             "Runtime": cfg.runtime,
+            "UsernsMode": cfg.userns,
+            // podman's shape: "container:host:size" per range.
+            "IDMappings": c.info.id_map.as_ref().map(|m| {
+                let show = |rs: &[strata_plugin_api::store::IdRange]| {
+                    rs.iter()
+                        .map(|r| format!("{}:{}:{}", r.inside, r.outside, r.count))
+                        .collect::<Vec<_>>()
+                };
+                serde_json::json!({ "UidMap": show(&m.uids), "GidMap": show(&m.gids) })
+            }),
         },
         "Pod": cfg.pod,
     }))

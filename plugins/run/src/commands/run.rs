@@ -80,7 +80,8 @@ pub struct CreateArgs {
     /// Maximum number of processes (-1 for no limit)
     #[arg(long, value_name = "N")]
     pub pids_limit: Option<i64>,
-    /// User namespace: host (the default; the only mode so far)
+    /// User namespace: host (default), auto[:size=N] (a private block of ids from the
+    /// "containers" ranges of /etc/subuid and /etc/subgid), keep-id
     #[arg(long, value_name = "MODE")]
     pub userns: Option<String>,
     /// OCI runtime: crun (default), runc, or a path
@@ -327,12 +328,13 @@ pub fn build_config(ctx: &Ctx<'_>, a: &CreateArgs) -> Result<ContainerConfig> {
         crate::network::parse_publish(p)
             .map_err(|e| kinded(ErrorKind::InvalidArgument, e.to_string()))?;
     }
-    match a.userns.as_deref() {
-        None | Some("") | Some("host") => {}
-        Some(other) => bail!(kinded(
+    let userns = crate::userns::parse(a.userns.as_deref().unwrap_or(""), ctx.info.rootless)?;
+    if userns != crate::userns::Mode::Host && a.pod.is_some() {
+        bail!(kinded(
             ErrorKind::Unsupported,
-            format!("--userns={other} is not supported yet (only host)")
-        )),
+            "--userns with --pod: a pod's members share its infra container's namespaces, and \
+             pods with their own user namespace are not supported yet"
+        ));
     }
     let runtime = match &a.runtime {
         Some(r) => r.clone(),
