@@ -6,8 +6,10 @@
 //! detached containers log, exec, stop and go away, flags and volumes land inside, files are
 //! owned by the user (container root) or by a subordinate id (other container users) on the
 //! host, `--rm` leaves no mounts and no processes, the first commands racing share one
-//! namespace, and what needs root (resource limits, published ports, a user without
-//! subordinate ids) fails with a message that says what to do.
+//! namespace, slirp4netns gives containers a network and publishes ports, and what cannot work
+//! (resource limits on cgroup v1, a bridge, a user without subordinate ids) fails with a
+//! message that says what to do. Setup (`cargo xtask test`) makes `/dev/net/tun` 0666, Debian's
+//! default, as slirp4netns needs.
 //!
 //! The tests run as root (to create users and to look at the host's view); each one has its
 //! own `$XDG_RUNTIME_DIR`, so its own pause process, which it kills (by pid) at the end.
@@ -714,9 +716,32 @@ fn privileged_rootless_refuses_what_needs_root_with_clear_messages() {
         assert_eq!(code, 8, "unsupported: {err}");
         assert!(err.contains("need cgroup v2 delegation or root"), "{err}");
     }
-    let (code, err) = s.fail(&["run", "--rm", "-p", "8080:80", "busybox", "true"]);
+    let (code, err) = s.fail(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-p",
+        "8080:80",
+        "busybox",
+        "true",
+    ]);
+    assert_eq!(code, 5, "invalid: {err}");
+    assert!(
+        err.contains("needs --network bridge or slirp4netns"),
+        "{err}"
+    );
+    let (code, err) = s.fail(&["run", "--rm", "--network", "bridge", "busybox", "true"]);
     assert_eq!(code, 8, "unsupported: {err}");
     assert!(err.contains("needs root"), "{err}");
+    for mode in ["auto", "keep-id"] {
+        let (code, err) = s.fail(&["run", "--rm", "--userns", mode, "busybox", "true"]);
+        assert_eq!(code, 8, "unsupported: {err}");
+        assert!(
+            err.contains("not supported for rootless containers yet"),
+            "{err}"
+        );
+    }
     assert_eq!(
         s.ok(&["ps", "-aq"]),
         "",
@@ -974,5 +999,217 @@ fn privileged_rootless_terminals_and_pods_work() {
         assert_eq!(got, "rootless-pod\n", "{rt}");
         s.ok(&["pod", "rm", "-f", &pod]);
         s.assert_nothing_left(rt);
+    }
+}
+
+/// Every process below `pid` (children first found through /proc/<pid>/task/*/children).
+fn descendants(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    let mut todo = vec![pid];
+    while let Some(p) = todo.pop() {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{p}/task")) else {
+            continue;
+        };
+        for t in tasks.flatten() {
+            let children = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
+            for c in children.split_whitespace().filter_map(|c| c.parse().ok()) {
+                out.push(c);
+                todo.push(c);
+            }
+        }
+    }
+    out
+}
+
+fn comm(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
+}
+
+#[test]
+fn privileged_rootless_killed_cli_and_killed_monitor_are_survivable() {
+    if !require_privileged(
+        "rootless_kill_cli_monitor",
+        "runs containers as a rootless user",
+    ) {
+        return;
+    }
+    let s = Session::new(USER, true);
+    s.load_busybox();
+    for rt in RUNTIMES {
+        // An attached run whose CLI is SIGKILLed: the container keeps running, manageable.
+        let att = format!("att-{rt}");
+        let mut cli = s
+            .command([
+                "run",
+                "--runtime",
+                rt,
+                "--name",
+                &att,
+                "busybox",
+                "sh",
+                "-c",
+                "echo up; exec sleep 1000",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the attached run");
+        wait_for("the attached container", Duration::from_secs(20), || {
+            let ps: serde_json::Value =
+                serde_json::from_str(&s.ok(&["ps", "--format", "json"])).expect("JSON");
+            ps.as_array()
+                .expect("ps --format json is an array")
+                .iter()
+                .any(|c| c["Names"][0] == att.as_str() && c["State"] == "running")
+        });
+        let strata: Vec<u32> = descendants(cli.id())
+            .into_iter()
+            .filter(|p| comm(*p) == "strata")
+            .collect();
+        assert!(!strata.is_empty(), "{rt}: the CLI process under runuser");
+        for p in strata {
+            kill(p);
+        }
+        let _ = cli.wait();
+        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(
+            s.ok(&["exec", &att, "echo", "alive"]),
+            "alive\n",
+            "{rt}: the container outlives its CLI"
+        );
+        s.ok(&["stop", "-t", "0", &att]);
+        let st: serde_json::Value =
+            serde_json::from_str(&s.ok(&["inspect", "--type", "container", &att])).expect("JSON");
+        assert_eq!(st[0]["State"]["Status"], "exited", "{rt}");
+        s.ok(&["rm", &att]);
+
+        // A killed monitor: ps tells the truth and rm -f cleans everything up.
+        let mon = format!("mon-{rt}");
+        s.ok(&[
+            "run",
+            "-d",
+            "--runtime",
+            rt,
+            "--name",
+            &mon,
+            "busybox",
+            "sleep",
+            "1000",
+        ]);
+        let st: serde_json::Value =
+            serde_json::from_str(&s.ok(&["inspect", "--type", "container", &mon])).expect("JSON");
+        let monitor = st[0]["State"]["ConmonPid"].as_u64().expect("monitor pid") as u32;
+        assert!(monitor > 0);
+        kill(monitor);
+        wait_for("the monitor to die", Duration::from_secs(5), || {
+            std::fs::read_to_string(format!("/proc/{monitor}/stat"))
+                .map(|s| s.contains(") Z"))
+                .unwrap_or(true)
+        });
+        let st: serde_json::Value =
+            serde_json::from_str(&s.ok(&["inspect", "--type", "container", &mon])).expect("JSON");
+        assert_eq!(
+            st[0]["State"]["Status"], "running",
+            "{rt}: the container outlives its monitor"
+        );
+        assert!(
+            st[0]["State"]["Error"]
+                .as_str()
+                .is_some_and(|e| e.contains("monitor")),
+            "{rt}: inspect says the monitor is gone: {st}"
+        );
+        s.ok(&["rm", "-f", &mon]);
+        s.assert_nothing_left(rt);
+    }
+}
+
+/// `GET /` from 127.0.0.1:`port`, the whole response as text (empty on any failure).
+fn http_get(port: u16) -> String {
+    use std::io::{Read, Write};
+    let Ok(mut c) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return String::new();
+    };
+    let _ = c.set_read_timeout(Some(Duration::from_secs(3)));
+    let mut out = String::new();
+    if c.write_all(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .is_ok()
+    {
+        let _ = c.read_to_string(&mut out);
+    }
+    out
+}
+
+/// A TCP port nothing listens on now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind an ephemeral port")
+        .port()
+}
+
+#[test]
+fn privileged_rootless_slirp4netns_networks_and_publishes_ports() {
+    if !require_privileged("rootless_slirp4netns", "runs containers as a rootless user") {
+        return;
+    }
+    let tun = std::fs::metadata("/dev/net/tun").expect("/dev/net/tun");
+    assert_eq!(
+        tun.permissions().mode() & 0o666,
+        0o666,
+        "/dev/net/tun must be open to users for slirp4netns: `cargo xtask test` sets 0666"
+    );
+    let s = Session::new(USER, true);
+    s.load_busybox();
+    for rt in RUNTIMES {
+        // The default network: slirp4netns's address, route and DNS.
+        let out = s.ok(&[
+            "run",
+            "--rm",
+            "--runtime",
+            rt,
+            "busybox",
+            "sh",
+            "-c",
+            "ip -4 addr show tap0; ip route; cat /etc/resolv.conf",
+        ]);
+        assert!(out.contains("inet 10.0.2.100/24"), "{rt}: {out}");
+        assert!(out.contains("default via 10.0.2.2"), "{rt}: {out}");
+        assert!(
+            out.lines().any(|l| l == "nameserver 10.0.2.3"),
+            "{rt}: {out}"
+        );
+
+        // A published port reaches a server in the container from the host.
+        let port = free_port();
+        let name = format!("web-{rt}");
+        s.ok(&[
+            "run",
+            "-d",
+            "--runtime",
+            rt,
+            "--name",
+            &name,
+            "-p",
+            &format!("{port}:8080"),
+            "busybox",
+            "sh",
+            "-c",
+            "mkdir /www && echo hello-rootless > /www/index.html && exec httpd -f -p 8080 -h /www",
+        ]);
+        let mut got = String::new();
+        wait_for("the published port", Duration::from_secs(20), || {
+            got = http_get(port);
+            got.contains("hello-rootless")
+        });
+        s.ok(&["rm", "-f", &name]);
+        // Gone with the container: slirp4netns, its namespace and the forward.
+        s.assert_nothing_left(rt);
+        assert!(
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+            "{rt}: port {port} still open after rm"
+        );
     }
 }

@@ -79,6 +79,9 @@ pub enum NetworkMode {
     None,
     /// The host's network namespace.
     Host,
+    /// A private network namespace connected through slirp4netns, user-mode networking that
+    /// needs no root (podman's rootless default): 10.0.2.100, outbound NAT, `-p` forwarded.
+    Slirp4netns,
     /// The network namespace of another container or pod (`container:NAME`).
     Container(String),
 }
@@ -89,10 +92,15 @@ impl NetworkMode {
             "bridge" | "" => Ok(NetworkMode::Bridge),
             "none" => Ok(NetworkMode::None),
             "host" => Ok(NetworkMode::Host),
+            "slirp4netns" => Ok(NetworkMode::Slirp4netns),
+            other if other.starts_with("slirp4netns:") => Err(format!(
+                "{other:?}: slirp4netns options are not supported; use plain slirp4netns"
+            )),
             other => match other.strip_prefix("container:") {
                 Some(c) if !c.is_empty() => Ok(NetworkMode::Container(c.to_owned())),
                 _ => Err(format!(
-                    "unknown network mode {other:?}: use bridge, none, host or container:NAME"
+                    "unknown network mode {other:?}: use bridge, slirp4netns, none, host or \
+                     container:NAME"
                 )),
             },
         }
@@ -120,6 +128,11 @@ mod tests {
             NetworkMode::parse("container:web"),
             Ok(NetworkMode::Container("web".into()))
         );
+        assert_eq!(
+            NetworkMode::parse("slirp4netns"),
+            Ok(NetworkMode::Slirp4netns)
+        );
+        assert!(NetworkMode::parse("slirp4netns:port_handler=slirp4netns").is_err());
         assert!(NetworkMode::parse("slirp").is_err());
         assert!(NetworkMode::parse("container:").is_err());
     }

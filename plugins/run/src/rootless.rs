@@ -26,9 +26,30 @@ pub fn in_user_namespace() -> bool {
     strata_mount::in_user_namespace()
 }
 
+/// The network a rootless container gets when it names none: slirp4netns, as podman, when
+/// this user can open `/dev/net/tun` (slirp4netns needs it); otherwise `none`, with a warning
+/// saying why.
+pub fn default_network() -> NetworkMode {
+    match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/net/tun")
+    {
+        Ok(_) => NetworkMode::Slirp4netns,
+        Err(e) => {
+            tracing::warn!(
+                error = %e,
+                "/dev/net/tun cannot be opened, so rootless containers get --network none; \
+                 as root, `chmod 0666 /dev/net/tun` (Debian's default) enables slirp4netns"
+            );
+            NetworkMode::None
+        }
+    }
+}
+
 /// Checks a new container's config against what rootless mode can do, and replaces the root
-/// default network (bridge) with `none`. Called before the container is created, so a refused
-/// config leaves nothing behind.
+/// default network (bridge) with the rootless one. Called before the container is created, so
+/// a refused config leaves nothing behind.
 pub fn adapt(config: &mut ContainerConfig) -> Result<()> {
     let r = &config.resources;
     if r.memory.is_some() || r.cpus.is_some() || r.pids_limit.is_some() {
@@ -38,15 +59,15 @@ pub fn adapt(config: &mut ContainerConfig) -> Result<()> {
              rootless containers run without limits",
         ));
     }
-    if !config.publish.is_empty() {
+    if config.network == NetworkMode::Bridge {
+        config.network = default_network();
+    }
+    if !config.publish.is_empty() && config.network != NetworkMode::Slirp4netns {
         return Err(kinded(
             ErrorKind::Unsupported,
-            "-p/--publish needs bridge networking, which needs root; rootless containers can use \
-             --network host and listen on the host's ports directly",
+            "-p/--publish for a rootless container needs --network slirp4netns (which needs \
+             /dev/net/tun open to users: as root, `chmod 0666 /dev/net/tun`)",
         ));
-    }
-    if config.network == NetworkMode::Bridge {
-        config.network = NetworkMode::None;
     }
     Ok(())
 }
@@ -57,11 +78,11 @@ mod tests {
     use crate::config::Resources;
 
     #[test]
-    fn limits_and_ports_are_refused_and_bridge_becomes_none() {
+    fn limits_and_ports_are_checked_and_bridge_becomes_the_rootless_default() {
         let mut c = ContainerConfig::default();
         assert_eq!(c.network, NetworkMode::Bridge);
         adapt(&mut c).expect("a plain config is fine");
-        assert_eq!(c.network, NetworkMode::None);
+        assert_eq!(c.network, default_network());
 
         let mut c = ContainerConfig {
             network: NetworkMode::Host,
@@ -85,9 +106,16 @@ mod tests {
 
         let mut c = ContainerConfig {
             publish: vec!["8080:80".into()],
+            network: NetworkMode::None,
             ..ContainerConfig::default()
         };
-        let e = adapt(&mut c).expect_err("ports");
-        assert!(e.to_string().contains("needs root"), "{e}");
+        let e = adapt(&mut c).expect_err("ports without slirp4netns");
+        assert!(e.to_string().contains("--network slirp4netns"), "{e}");
+        let mut c = ContainerConfig {
+            publish: vec!["8080:80".into()],
+            network: NetworkMode::Slirp4netns,
+            ..ContainerConfig::default()
+        };
+        adapt(&mut c).expect("ports with slirp4netns");
     }
 }

@@ -75,7 +75,10 @@ fn etc_files(c: &Container, ip: Option<&str>) -> Result<Vec<(String, PathBuf)>> 
         let addr = ip.unwrap_or("127.0.1.1");
         hosts.push_str(&format!("{addr}\t{} {}\n", cfg.hostname, c.info.name));
     }
-    let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let mut resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    if cfg.network == NetworkMode::Slirp4netns {
+        resolv = crate::network::slirp::resolv_conf(&resolv);
+    }
     let files = [
         ("/etc/hosts", "hosts", hosts),
         ("/etc/hostname", "hostname", format!("{}\n", cfg.hostname)),
@@ -110,6 +113,18 @@ fn network(ctx: &Ctx<'_>, c: &Container, state: &mut State) -> Result<Ns> {
         // No network: the runtime makes the namespace and brings loopback up itself (crun
         // and runc both do for a new namespace), which is cheaper than pinning one.
         NetworkMode::None => Ok(Ns::New),
+        NetworkMode::Slirp4netns => {
+            // Pinned like a bridge's; slirp4netns (a process of its own, outliving this CLI)
+            // connects it and forwards the published ports.
+            let path = crate::network::netns_path(&ctx.runroot(), c.id());
+            strata_mount::netns::create_netns(&path)
+                .with_context(|| format!("create network namespace {}", path.display()))?;
+            state.netns = Some(path.display().to_string());
+            let ports = publish(&c.config)?;
+            let s = crate::network::slirp::start(&path, &ports, &slirp_dir(ctx), c.id())?;
+            state.network = Some(serde_json::to_value(&s)?);
+            Ok(Ns::Path(path))
+        }
         NetworkMode::Bridge if ctx.info.rootless => Err(kinded(
             ErrorKind::Unsupported,
             "bridge networking needs root; rootless containers use --network none (the default) or host",
@@ -126,6 +141,11 @@ fn network(ctx: &Ctx<'_>, c: &Container, state: &mut State) -> Result<Ns> {
             Ok(Ns::Path(path))
         }
     }
+}
+
+/// Where slirp4netns API sockets and logs live: short, as a socket path must be.
+fn slirp_dir(ctx: &Ctx<'_>) -> PathBuf {
+    ctx.runroot().join("slirp")
 }
 
 /// The bridge network. Its address allocations live in one place per machine
@@ -146,8 +166,14 @@ pub fn publish(cfg: &ContainerConfig) -> Result<Vec<crate::network::PortMapping>
 pub fn teardown_network(c: &Container, state: &mut State) -> Result<()> {
     if let Some(ns) = state.netns.clone() {
         let path = PathBuf::from(&ns);
-        if state.network.is_some() {
-            crate::network::detach(&net_config(), c.id(), &path, &publish(&c.config)?)?;
+        if let Some(n) = &state.network {
+            if c.config.network == NetworkMode::Slirp4netns {
+                let s: crate::network::slirp::Slirp = serde_json::from_value(n.clone())
+                    .context("the container's slirp4netns record is unreadable")?;
+                crate::network::slirp::stop(&s)?;
+            } else {
+                crate::network::detach(&net_config(), c.id(), &path, &publish(&c.config)?)?;
+            }
             state.network = None;
         }
         strata_mount::netns::remove_netns(&path)

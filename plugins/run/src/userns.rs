@@ -271,9 +271,14 @@ mod tests {
             Some(167_536)
         );
         assert_eq!(
-            pick_block(&ranges, &[(100_000, 65536), (165_536, 65536)], 65536),
+            pick_block(&ranges, &[(100_000, 65536), (165_536, 65536)], 70_000),
             None,
-            "two blocks of 65536 leave 68928 ids: not enough for a third"
+            "two blocks of 65536 leave 68928 ids: not enough for 70000"
+        );
+        assert_eq!(
+            pick_block(&ranges, &[(100_000, 65536), (165_536, 65536)], 68_928),
+            Some(231_072),
+            "exactly what is left fits"
         );
         assert_eq!(
             pick_block(&ranges, &[(100_000, 65536), (165_536, 65536)], 1024),

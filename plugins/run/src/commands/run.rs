@@ -298,30 +298,26 @@ pub fn build_config(ctx: &Ctx<'_>, a: &CreateArgs) -> Result<ContainerConfig> {
     for m in &a.mount {
         mounts.push(parse_mount(m)?);
     }
-    // podman's defaults: a bridge for root; rootless containers cannot have one (see
-    // rootless.rs), so theirs is `none`, and an explicit bridge is refused there.
+    // podman's defaults: a bridge for root; slirp4netns for rootless containers, which cannot
+    // have a bridge (see rootless.rs), or `none` where slirp4netns cannot open /dev/net/tun.
     let network = match &a.network {
         Some(n) => NetworkMode::parse(n).map_err(|e| kinded(ErrorKind::InvalidArgument, e))?,
-        None if ctx.info.rootless => NetworkMode::None,
+        None if ctx.info.rootless => crate::rootless::default_network(),
         None => NetworkMode::Bridge,
     };
     if ctx.info.rootless && network == NetworkMode::Bridge {
         bail!(kinded(
             ErrorKind::Unsupported,
-            "--network bridge needs root (veth pairs, iptables); rootless containers use none (the default) or host"
+            "--network bridge needs root (veth pairs, iptables); rootless containers use \
+             slirp4netns (the default), none or host"
         ));
     }
-    if ctx.info.rootless && !a.publish.is_empty() {
-        bail!(kinded(
-            ErrorKind::Unsupported,
-            "-p/--publish needs bridge networking, which needs root; rootless containers can use \
-             --network host and listen on the host's ports directly"
-        ));
-    }
-    if !a.publish.is_empty() && network != NetworkMode::Bridge {
+    if !a.publish.is_empty()
+        && !matches!(network, NetworkMode::Bridge | NetworkMode::Slirp4netns)
+    {
         bail!(kinded(
             ErrorKind::InvalidArgument,
-            "-p/--publish needs --network bridge"
+            "-p/--publish needs --network bridge or slirp4netns"
         ));
     }
     for p in &a.publish {

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use strata_graph_types::{ErrorKind, HasKind};
 
+use super::Protocol;
+
 #[derive(Debug, thiserror::Error)]
 pub enum NetworkError {
     /// A `-p`/`--publish` value that cannot be understood.
@@ -31,6 +33,38 @@ pub enum NetworkError {
     /// An iptables command of the masquerade cleanup failed.
     #[error("iptables {args}: {reason}")]
     Iptables { args: String, reason: String },
+    /// A helper program rootless networking runs is not installed.
+    #[error("{program} not found in {search_path}; install {package} for rootless networking")]
+    HelperNotFound {
+        program: &'static str,
+        package: &'static str,
+        search_path: String,
+    },
+    /// slirp4netns cannot create its TAP device: `/dev/net/tun` is missing or closed to the
+    /// user. `reason` says what to do about it.
+    #[error("slirp4netns cannot open /dev/net/tun: {reason}")]
+    TunUnavailable { reason: String },
+    /// slirp4netns failed to start, or its API socket failed.
+    #[error("slirp4netns for container {container}: {reason}")]
+    Slirp { container: String, reason: String },
+    /// Another socket already holds a published port's host address.
+    #[error(
+        "cannot publish {protocol} port {host_port} on {host_ip}: the address is already in use"
+    )]
+    PortInUse {
+        host_ip: String,
+        host_port: u16,
+        protocol: Protocol,
+    },
+    /// A published port's host address cannot be taken for another reason (a port below
+    /// `net.ipv4.ip_unprivileged_port_start` without root, an address the host lacks).
+    #[error("cannot publish {protocol} port {host_port} on {host_ip}: {reason}")]
+    PortUnavailable {
+        host_ip: String,
+        host_port: u16,
+        protocol: Protocol,
+        reason: String,
+    },
     #[error("{op} {path}: {source}")]
     Io {
         op: &'static str,
@@ -74,9 +108,12 @@ impl HasKind for NetworkError {
             NetworkError::InvalidPublish { .. } | NetworkError::InvalidConfig(_) => {
                 ErrorKind::InvalidArgument
             }
-            NetworkError::PluginNotFound { .. } | NetworkError::NetnsMissing(_) => {
-                ErrorKind::FailedPrecondition
-            }
+            NetworkError::PluginNotFound { .. }
+            | NetworkError::NetnsMissing(_)
+            | NetworkError::HelperNotFound { .. }
+            | NetworkError::TunUnavailable { .. }
+            | NetworkError::PortUnavailable { .. } => ErrorKind::FailedPrecondition,
+            NetworkError::PortInUse { .. } => ErrorKind::Busy,
             NetworkError::AlreadyAttached { .. } => ErrorKind::AlreadyExists,
             // The spec's codes: 1 incompatible version, 2 unsupported field, 4 invalid
             // environment, 6 decoding failure, 7 invalid network config, 11 try again later.
@@ -85,7 +122,9 @@ impl HasKind for NetworkError {
                 Some(11) => ErrorKind::Unavailable,
                 _ => ErrorKind::Internal,
             },
-            NetworkError::BadResult { .. } | NetworkError::Iptables { .. } => ErrorKind::Internal,
+            NetworkError::BadResult { .. }
+            | NetworkError::Iptables { .. }
+            | NetworkError::Slirp { .. } => ErrorKind::Internal,
             NetworkError::Io { source, .. } => ErrorKind::from_io(source),
         }
     }

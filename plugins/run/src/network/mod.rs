@@ -28,6 +28,7 @@ mod error;
 mod masquerade;
 mod publish;
 mod result;
+pub mod slirp;
 mod state;
 
 use std::path::{Path, PathBuf};
