@@ -34,7 +34,7 @@ pub struct GlobalArgs {
     /// Directory for transient state (mount points)
     #[arg(long, global = true, env = "STRATA_RUNROOT", value_name = "DIR")]
     pub runroot: Option<PathBuf>,
-    /// Storage driver: overlay or vfs
+    /// Storage driver: overlay, vfs or btrfs (the store must then be on btrfs)
     #[arg(long, global = true, env = "STRATA_DRIVER", value_name = "NAME")]
     pub driver: Option<String>,
     /// Driver option as KEY=VALUE (repeatable)

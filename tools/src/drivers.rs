@@ -3,12 +3,13 @@
 use strata_driver_api::{Driver, DriverConfig, DriverError, Result};
 
 /// Names of the drivers this binary carries.
-pub const NAMES: &[&str] = &["overlay", "vfs"];
+pub const NAMES: &[&str] = &["overlay", "vfs", "btrfs"];
 
 pub fn make(name: &str, cfg: DriverConfig) -> Result<Box<dyn Driver>> {
     match name {
         "overlay" => Ok(Box::new(strata_driver_overlay::OverlayDriver::open(&cfg)?)),
         "vfs" => Ok(Box::new(strata_driver_vfs::VfsDriver::open(&cfg)?)),
+        "btrfs" => Ok(Box::new(strata_driver_btrfs::BtrfsDriver::open(&cfg)?)),
         other => Err(DriverError::Unsupported {
             driver: "unknown",
             reason: format!(
