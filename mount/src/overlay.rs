@@ -11,14 +11,14 @@
 //! It does not check the directories beforehand: the kernel does, and its refusal is reported
 //! with the step that failed and the messages from the filesystem context's log.
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-use rustix::fs::CWD;
+use rustix::fs::{OFlags, CWD};
 use rustix::io::Errno;
 use rustix::mount::{
     fsconfig_create, fsconfig_set_flag, fsconfig_set_string, fsmount, fsopen, move_mount,
-    FsMountFlags, FsOpenFlags, MountAttrFlags, MoveMountFlags,
+    FsMountFlags, FsOpenFlags, MountAttrFlags, MountFlags, MoveMountFlags,
 };
 
 use crate::idmap::{StagedLowers, UserNs};
@@ -120,7 +120,24 @@ pub(crate) fn mount_overlay(spec: OverlaySpec<'_>, target: &Path) -> Result<(), 
         None => None,
     };
     let lowers = staged.as_ref().map_or(spec.lower, |s| s.paths());
+    if !kernel_has_lowerdir_add() {
+        drop(fs);
+        let r = mount_legacy(&spec, lowers, target);
+        drop(staged);
+        return r;
+    }
     for (i, dir) in lowers.iter().enumerate() {
+        if i == 0 && fsconfig_set_string(&fs, "lowerdir+", dir) == Err(Errno::INVAL) {
+            // Kernels before 6.8 have no `lowerdir+` (Debian 12's 6.1, for one): the legacy
+            // option page is what they take.
+            drop(fs);
+            let r = mount_legacy(&spec, lowers, target);
+            drop(staged);
+            return r;
+        }
+        if i == 0 {
+            continue; // set just above
+        }
         fsconfig_set_string(&fs, "lowerdir+", dir).map_err(|e| {
             fail(
                 Some(&fs),
@@ -162,6 +179,141 @@ pub(crate) fn mount_overlay(spec: OverlaySpec<'_>, target: &Path) -> Result<(), 
     Ok(())
 }
 
+/// Whether overlay takes `lowerdir+` (Linux 6.8). Before 6.5 overlay parsed its options only
+/// at `fsconfig_create` (an unknown key is not refused when set), so the release is the test,
+/// read once per process.
+fn kernel_has_lowerdir_add() -> bool {
+    static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *HAS.get_or_init(|| {
+        let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+        release_at_least(&release, (6, 8))
+    })
+}
+
+/// Whether a kernel release string (`6.1.0-28-amd64`) is at least `major.minor`.
+fn release_at_least(release: &str, want: (u32, u32)) -> bool {
+    let mut parts = release.trim().split(['.', '-']);
+    let major = parts.next().and_then(|p| p.parse().ok());
+    let minor = parts.next().and_then(|p| p.parse().ok());
+    match (major, minor) {
+        (Some(a), Some(b)) => (a, b) >= want,
+        _ => true, // unknown: try the new API, which reports its own refusal
+    }
+}
+
+/// The legacy `mount(2)` form, for kernels without `lowerdir+`: every option in one string,
+/// which must fit the kernel's one-page option buffer (about 140 short layer paths).
+fn mount_legacy(
+    spec: &OverlaySpec<'_>,
+    lowers: &[PathBuf],
+    target: &Path,
+) -> Result<(), MountError> {
+    let fail = |step: String, errno: Errno| MountError::Mount {
+        description: spec.describe(),
+        target: target.into(),
+        step,
+        errno,
+        log: vec![],
+    };
+    let mut names: Vec<String> = Vec::with_capacity(lowers.len());
+    for dir in lowers {
+        let d = dir
+            .to_str()
+            .filter(|d| !d.contains([',', ':', '\\']))
+            .ok_or_else(|| MountError::InvalidSpec {
+                target: target.into(),
+                reason: format!(
+                    "{} cannot be written in the legacy overlay options (this kernel lacks \
+                     lowerdir+, Linux 6.8)",
+                    dir.display()
+                ),
+            })?;
+        names.push(d.to_owned());
+    }
+    // Deep chains: each lower dir as `/proc/self/fd/N` of an `O_PATH` descriptor (about 18
+    // bytes, whatever the store's path), which the kernel follows when it resolves the option.
+    // That fits about 200 layers in the page; the descriptors live until the mount is made.
+    let mut held = Vec::new();
+    if names.iter().map(|n| n.len() + 1).sum::<usize>() > 3072 {
+        names.clear();
+        for dir in lowers {
+            let fd = rustix::fs::open(
+                dir,
+                OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                rustix::fs::Mode::empty(),
+            )
+            .map_err(|e| fail(format!("open {}", dir.display()), e))?;
+            names.push(format!("/proc/self/fd/{}", fd.as_raw_fd()));
+            held.push(fd);
+        }
+    }
+    let mut data = format!("lowerdir={}", names.join(":"));
+    if let (Some(upper), Some(work)) = (spec.upper, spec.work) {
+        data.push_str(&format!(
+            ",upperdir={},workdir={}",
+            upper.display(),
+            work.display()
+        ));
+    }
+    let (attrs, params) = split_options(spec.options);
+    for (key, value) in params {
+        data.push(',');
+        data.push_str(key);
+        if let Some(v) = value {
+            data.push('=');
+            data.push_str(v);
+        }
+    }
+    // One page, less the terminating NUL.
+    if data.len() >= 4096 {
+        return Err(MountError::InvalidSpec {
+            target: target.into(),
+            reason: format!(
+                "{} layers do not fit the legacy overlay option page ({} bytes) and this kernel \
+                 lacks lowerdir+ (Linux 6.8)",
+                lowers.len(),
+                data.len()
+            ),
+        });
+    }
+    let mut flags = MountFlags::empty();
+    for (a, f) in [
+        (MountAttrFlags::MOUNT_ATTR_RDONLY, MountFlags::RDONLY),
+        (MountAttrFlags::MOUNT_ATTR_NODEV, MountFlags::NODEV),
+        (MountAttrFlags::MOUNT_ATTR_NOSUID, MountFlags::NOSUID),
+        (MountAttrFlags::MOUNT_ATTR_NOEXEC, MountFlags::NOEXEC),
+        (MountAttrFlags::MOUNT_ATTR_NOATIME, MountFlags::NOATIME),
+        (
+            MountAttrFlags::MOUNT_ATTR_NODIRATIME,
+            MountFlags::NODIRATIME,
+        ),
+        (
+            MountAttrFlags::MOUNT_ATTR_STRICTATIME,
+            MountFlags::STRICTATIME,
+        ),
+        (
+            MountAttrFlags::MOUNT_ATTR_NOSYMFOLLOW,
+            MountFlags::NOSYMFOLLOW,
+        ),
+    ] {
+        if attrs.contains(a) {
+            flags |= f;
+        }
+    }
+    if spec.upper.is_none() {
+        flags |= MountFlags::RDONLY;
+    }
+    let data = std::ffi::CString::new(data).map_err(|_| MountError::InvalidSpec {
+        target: target.into(),
+        reason: "a NUL byte in the overlay options".into(),
+    })?;
+    rustix::mount::mount("overlay", target, "overlay", flags, data.as_c_str())
+        .map_err(|e| fail("mount(2) with legacy options".into(), e))?;
+    drop(held);
+    tracing::debug!(target = %target.display(), mount = %spec.describe(), "mounted overlay (legacy options)");
+    Ok(())
+}
+
 /// Drains the filesystem context's message log (each read returns one message; `ENODATA` when
 /// it is empty).
 fn read_log(fs: &OwnedFd) -> Vec<String> {
@@ -181,6 +333,15 @@ fn read_log(fs: &OwnedFd) -> Vec<String> {
 #[allow(clippy::unwrap_used)] // tests: a panic is the failure report
 mod tests {
     use super::*;
+
+    #[test]
+    fn kernel_releases_compare_by_major_and_minor() {
+        assert!(!release_at_least("6.1.0-28-amd64", (6, 8)));
+        assert!(release_at_least("6.8.0", (6, 8)));
+        assert!(release_at_least("6.18.2-strata\n", (6, 8)));
+        assert!(release_at_least("7.0", (6, 8)));
+        assert!(!release_at_least("5.19.17", (6, 8)));
+    }
 
     #[test]
     fn mount_point_flags_become_attributes() {

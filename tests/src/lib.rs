@@ -23,5 +23,5 @@ pub mod tree;
 
 pub use cli::Strata;
 pub use layout::{Compression, LayerSpec, Layout, LayoutBuilder};
-pub use privileged::{markers_dir, require_privileged};
+pub use privileged::{markers_dir, require_kernel, require_privileged, KernelFeature};
 pub use tarball::{EntrySpec, EntryType, TarBuilder};

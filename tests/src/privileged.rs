@@ -43,3 +43,57 @@ pub fn require_privileged(test: &str, what: &str) -> bool {
     let _ = std::fs::write(dir.join(name), what);
     true
 }
+
+/// A kernel feature this host may lack and the VM tier's guest (Debian's stock kernel under
+/// qemu, `cargo xtask vm`) has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KernelFeature {
+    /// A pure cgroup v2 hierarchy at /sys/fs/cgroup (this host is hybrid v1).
+    Cgroup2,
+    /// Device-mapper (`/dev/mapper/control`; not in this host's kernel).
+    DeviceMapper,
+}
+
+impl KernelFeature {
+    pub fn name(self) -> &'static str {
+        match self {
+            KernelFeature::Cgroup2 => "cgroup2",
+            KernelFeature::DeviceMapper => "devicemapper",
+        }
+    }
+
+    pub fn present(self) -> bool {
+        match self {
+            KernelFeature::Cgroup2 => rustix::fs::statfs("/sys/fs/cgroup")
+                .map(|s| s.f_type == 0x6367_7270)
+                .unwrap_or(false),
+            KernelFeature::DeviceMapper => std::path::Path::new("/dev/mapper/control").exists(),
+        }
+    }
+}
+
+/// Gate for a privileged test that also needs `feature`. Present: as [`require_privileged`].
+/// Absent: returns `false` only when the run explicitly leaves the feature's tests out
+/// (`STRATA_LEAVE_OUT` lists it, comma-separated: the host tier of `cargo xtask test` does,
+/// because its VM tier runs them); otherwise fails naming how to run them.
+pub fn require_kernel(test: &str, feature: KernelFeature, what: &str) -> bool {
+    if !feature.present() {
+        let left_out = std::env::var("STRATA_LEAVE_OUT")
+            .is_ok_and(|v| v.split(',').any(|f| f.trim() == feature.name()));
+        if left_out || std::env::var("STRATA_SKIP_PRIVILEGED").is_ok_and(|v| v == "1") {
+            eprintln!(
+                "test {test} left out: this kernel lacks {} (STRATA_LEAVE_OUT); the VM tier runs it",
+                feature.name()
+            );
+            return false;
+        }
+        panic!(
+            "test {test} needs {} for {what}, which this kernel lacks; run it in the VM tier \
+             (`cargo xtask test` does, or `cargo xtask vm -- <test binary> {test}`), or set \
+             STRATA_LEAVE_OUT={} to leave it out",
+            feature.name(),
+            feature.name()
+        );
+    }
+    require_privileged(test, what)
+}

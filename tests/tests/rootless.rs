@@ -141,6 +141,8 @@ struct Session {
     user: &'static str,
     ids: Ids,
     bin: PathBuf,
+    /// A cgroup v2 directory every command is started in (see `Delegation`).
+    cgroup: Option<PathBuf>,
 }
 
 impl Session {
@@ -168,6 +170,7 @@ impl Session {
             dir,
             user,
             ids,
+            cgroup: None,
         };
         if !s.can_use_installed_binaries() {
             s.bin = s.copy_binaries();
@@ -235,7 +238,16 @@ impl Session {
         I: IntoIterator<Item = S>,
         S: AsRef<std::ffi::OsStr>,
     {
-        let mut c = Command::new("runuser");
+        let mut c = match &self.cgroup {
+            None => Command::new("runuser"),
+            Some(cg) => {
+                // Moved into the cgroup first (as root), then the user's command.
+                let mut c = Command::new("sh");
+                c.args(["-c", "echo $$ > \"$0/cgroup.procs\" && exec runuser \"$@\""])
+                    .arg(cg);
+                c
+            }
+        };
         c.args(["-u", self.user, "--", "env", "-i"])
             .arg("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
             .arg(format!("HOME={}", self.path("home").display()))
@@ -1212,4 +1224,125 @@ fn privileged_rootless_slirp4netns_networks_and_publishes_ports() {
             "{rt}: port {port} still open after rm"
         );
     }
+}
+
+/// A cgroup v2 subtree delegated to a user, as systemd's `Delegate=yes` makes
+/// `user@UID.service`: the directory and its control files belong to the user, the
+/// controllers are enabled above it, and the user's processes live in a child (`session`),
+/// never in the delegated cgroup itself. Removed (after its processes) on drop.
+struct Delegation {
+    dir: PathBuf,
+}
+
+impl Delegation {
+    fn new(ids: Ids) -> Delegation {
+        let root = Path::new("/sys/fs/cgroup");
+        std::fs::write(root.join("cgroup.subtree_control"), "+cpu +memory +pids")
+            .expect("enable controllers at the root");
+        let dir = root.join(format!("strata-test-{}", std::process::id()));
+        let d = Delegation { dir };
+        for cg in [d.dir.clone(), d.dir.join("session")] {
+            std::fs::create_dir(&cg).expect("mkdir cgroup");
+            for f in [
+                "",
+                "cgroup.procs",
+                "cgroup.subtree_control",
+                "cgroup.threads",
+            ] {
+                rustix::fs::chown(
+                    cg.join(f),
+                    Some(rustix::fs::Uid::from_raw(ids.uid)),
+                    Some(rustix::fs::Gid::from_raw(ids.gid)),
+                )
+                .expect("chown cgroup");
+            }
+        }
+        d
+    }
+
+    fn session(&self) -> PathBuf {
+        self.dir.join("session")
+    }
+}
+
+impl Drop for Delegation {
+    fn drop(&mut self) {
+        // Children first (depth-first), each emptied of processes.
+        fn remove(dir: &Path) {
+            if let Ok(entries) = std::fs::read_dir(dir) {
+                for e in entries.flatten() {
+                    if e.file_type().is_ok_and(|t| t.is_dir()) {
+                        remove(&e.path());
+                    }
+                }
+            }
+            for pid in std::fs::read_to_string(dir.join("cgroup.procs"))
+                .unwrap_or_default()
+                .split_whitespace()
+                .filter_map(|p| p.parse().ok())
+            {
+                kill(pid);
+            }
+            for _ in 0..50 {
+                if std::fs::remove_dir(dir).is_ok() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        remove(&self.dir);
+    }
+}
+
+#[test]
+fn privileged_rootless_cgroup2_delegation_gives_resource_limits() {
+    if !strata_tests::require_kernel(
+        "rootless::privileged_rootless_cgroup2_delegation_gives_resource_limits",
+        strata_tests::KernelFeature::Cgroup2,
+        "rootless resource limits in a delegated cgroup v2 subtree",
+    ) {
+        return;
+    }
+    let mut s = Session::new(USER, true);
+    let delegation = Delegation::new(s.ids);
+    s.cgroup = Some(delegation.session());
+    s.load_busybox();
+    for rt in RUNTIMES {
+        let out = s.ok(&[
+            "run",
+            "--rm",
+            "--runtime",
+            rt,
+            "--network",
+            "none",
+            "--memory",
+            "64m",
+            "--pids-limit",
+            "50",
+            "--cpus",
+            "0.5",
+            "busybox",
+            "sh",
+            "-c",
+            "cat /proc/self/cgroup /sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max \
+             /sys/fs/cgroup/cpu.max",
+        ]);
+        assert_eq!(
+            out.lines().collect::<Vec<_>>(),
+            ["0::/", "67108864", "50", "50000 100000"],
+            "{rt}: cgroup and limits inside a rootless container"
+        );
+        let strata = delegation.dir.join("strata");
+        let left: Vec<_> = std::fs::read_dir(&strata)
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| e.path().is_dir())
+                    .map(|e| e.file_name())
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert!(left.is_empty(), "{rt}: container cgroups left: {left:?}");
+    }
+    // The session (its pause process) ends before its cgroups are removed.
+    drop(s);
 }

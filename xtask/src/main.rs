@@ -7,6 +7,8 @@
 //! - `install`: builds the release binary and plugins and installs them under a prefix
 //!   (`bin/strata`, `lib/strata/plugins/*.so`).
 //! - `bench`: the benchmark harness (storage and pulls, against the reference tools).
+//! - `vm`: runs a command in a throwaway qemu guest (stock Debian kernel, pure cgroup v2,
+//!   device-mapper) over the host's root; see `vm/mod.rs`.
 //! - `demo`: the README's demo: load the busybox image, create and mount a container, run
 //!   busybox inside it with chroot, clean up.
 //!
@@ -19,6 +21,8 @@ mod fixtures;
 mod process;
 mod setup;
 mod suite;
+mod vm;
+mod vmtier;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -69,6 +73,9 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Run a command in a throwaway qemu guest with Debian's stock kernel (pure cgroup v2,
+    /// device-mapper), over the host's root: `cargo xtask vm -- <command> [args...]`.
+    Vm(vm::VmArgs),
 }
 
 /// Paths of the workspace xtask works on.
@@ -122,6 +129,7 @@ fn run(task: Task) -> Result<()> {
         }
         Task::Test => suite::run(&ws),
         Task::Demo { driver, strata } => demo::run(&ws, &driver, strata),
+        Task::Vm(args) => vm::run_cli(&ws, args),
         Task::Install { prefix } => {
             process::run(process::cargo(&ws.root).args([
                 "build",

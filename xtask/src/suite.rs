@@ -1,7 +1,8 @@
 //! `cargo xtask test`, the README's test command and what CI runs: formatting and lints first
 //! (fail fast), then packages, fixtures, a full build, every test of the workspace as root,
 //! and proof that the privileged tier ran (marker files written by
-//! `strata_tests::require_privileged`).
+//! `strata_tests::require_privileged`), then the VM tier (`vmtier`: what this kernel cannot
+//! run, in a qemu guest).
 //!
 //! It ends with the plain closing line `summary: N passed, N failed, N skipped` summed over
 //! every test binary. It does not select or filter tests: the suite runs whole.
@@ -52,7 +53,7 @@ pub fn run(ws: &Workspace) -> Result<()> {
     }
     fs::create_dir_all(&markers).with_context(|| format!("cannot create {}", markers.display()))?;
 
-    let (totals, tests_ok) = cargo_test(ws, &fixtures_dir, &markers)?;
+    let (mut totals, tests_ok) = cargo_test(ws, &fixtures_dir, &markers)?;
     let marker_count = fs::read_dir(&markers)
         .with_context(|| format!("cannot read {}", markers.display()))?
         .count();
@@ -62,10 +63,16 @@ pub fn run(ws: &Workspace) -> Result<()> {
         markers.display(),
         started.elapsed().as_secs()
     );
+    // The VM tier runs even when the host tier failed, so one run shows both.
+    let vm = crate::vmtier::run(ws, &fixtures_dir);
+    if let Ok(t) = &vm {
+        totals.add(*t);
+    }
     println!(
         "summary: {} passed, {} failed, {} skipped",
         totals.passed, totals.failed, totals.ignored
     );
+    vm?;
     if !tests_ok {
         bail!(
             "tests failed ({} failed); see the output above",
@@ -92,6 +99,7 @@ fn cargo_test(ws: &Workspace, fixtures_dir: &Path, markers: &Path) -> Result<(To
     cmd.args(["test", "--workspace", "--no-fail-fast"])
         .env("STRATA_FIXTURES", fixtures_dir)
         .env("STRATA_PRIVILEGED_MARKERS", markers)
+        .env("STRATA_LEAVE_OUT", crate::vmtier::LEFT_OUT)
         .env_remove("STRATA_SKIP_PRIVILEGED")
         .stdin(Stdio::null())
         .stdout(Stdio::piped());
@@ -124,15 +132,15 @@ fn cargo_test(ws: &Workspace, fixtures_dir: &Path, markers: &Path) -> Result<(To
 
 /// Test counts from libtest's closing lines.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-struct Totals {
-    passed: u64,
-    failed: u64,
-    ignored: u64,
+pub(crate) struct Totals {
+    pub(crate) passed: u64,
+    pub(crate) failed: u64,
+    pub(crate) ignored: u64,
 }
 
 impl Totals {
     /// Parses `test result: ok. 3 passed; 1 failed; 2 ignored; 0 measured; 0 filtered out; ...`.
-    fn parse(line: &str) -> Option<Totals> {
+    pub(crate) fn parse(line: &str) -> Option<Totals> {
         let rest = line.trim().strip_prefix("test result: ")?;
         let (_, counts) = rest.split_once(". ")?;
         let mut totals = Totals::default();
@@ -151,7 +159,7 @@ impl Totals {
         Some(totals)
     }
 
-    fn add(&mut self, other: Totals) {
+    pub(crate) fn add(&mut self, other: Totals) {
         self.passed += other.passed;
         self.failed += other.failed;
         self.ignored += other.ignored;

@@ -12,6 +12,7 @@
 //! named volumes, `--userns` modes other than the default, seccomp.
 
 mod attach;
+mod cgroups;
 pub mod commands;
 pub mod config;
 mod context;

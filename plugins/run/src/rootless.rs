@@ -52,11 +52,14 @@ pub fn default_network() -> NetworkMode {
 /// a refused config leaves nothing behind.
 pub fn adapt(config: &mut ContainerConfig) -> Result<()> {
     let r = &config.resources;
-    if r.memory.is_some() || r.cpus.is_some() || r.pids_limit.is_some() {
+    let limits = r.memory.is_some() || r.cpus.is_some() || r.pids_limit.is_some();
+    if limits && crate::cgroups::delegated().is_none() {
         return Err(kinded(
             ErrorKind::Unsupported,
-            "resource limits (--memory, --cpus, --pids-limit) need cgroup v2 delegation or root; \
-             rootless containers run without limits",
+            "resource limits (--memory, --cpus, --pids-limit) need cgroup v2 delegation or root: \
+             a rootless container gets a cgroup only on a pure cgroup v2 host where a subtree \
+             above this process's cgroup is delegated to (owned by) the user, as systemd's \
+             user@UID.service is",
         ));
     }
     if config.network == NetworkMode::Bridge {

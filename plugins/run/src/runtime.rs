@@ -5,9 +5,10 @@
 //! Each runtime keeps its state under `<runroot>/runtime/<name>` (its `--root`), apart from
 //! podman's, so the two never see each other's containers.
 //!
-//! Rootless (in a user namespace), runtimes are told not to touch cgroups: crun with
-//! `--cgroup-manager disabled`, runc with `--rootless true` (its cgroup errors are then
-//! ignored). Other runtimes get no extra flag. `kill --all` is not used there (see
+//! Rootless (in a user namespace), runtimes are told not to touch cgroups unless a cgroup v2
+//! subtree is delegated to the user (`crate::cgroups`): crun with `--cgroup-manager disabled`
+//! (`cgroupfs` when delegated), runc with `--rootless true` (its cgroup errors are then
+//! ignored). Other runtimes get no extra flag. Without cgroups `kill --all` is not used (see
 //! [`Runtime::kill`]).
 
 use std::path::{Path, PathBuf};
@@ -26,8 +27,10 @@ pub struct Runtime {
     pub path: PathBuf,
     /// The runtime's `--root` (its state directory).
     pub root: PathBuf,
-    /// Whether it runs in a user namespace without cgroups (rootless mode).
+    /// Whether it runs in a user namespace (rootless mode).
     pub rootless: bool,
+    /// Whether containers have cgroups (root, or rootless with a delegated v2 subtree).
+    pub cgroups: bool,
 }
 
 /// What `runtime state` says.
@@ -68,11 +71,13 @@ impl Runtime {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| name.to_owned());
         let root = runroot.join("runtime").join(&name);
+        let rootless = crate::rootless::in_user_namespace();
         Ok(Runtime {
             name,
             path,
             root,
-            rootless: crate::rootless::in_user_namespace(),
+            rootless,
+            cgroups: !rootless || crate::cgroups::delegated().is_some(),
         })
     }
 
@@ -81,6 +86,7 @@ impl Runtime {
         let mut args = vec!["--root".into(), self.root.display().to_string()];
         if self.rootless {
             match self.name.as_str() {
+                "crun" if self.cgroups => args.push("--cgroup-manager=cgroupfs".into()),
                 "crun" => args.push("--cgroup-manager=disabled".into()),
                 "runc" => args.push("--rootless=true".into()),
                 _ => {}
@@ -123,7 +129,7 @@ impl Runtime {
     /// its own PID namespace, which ends with its init (so SIGKILL reaches them all anyway).
     pub fn kill(&self, id: &str, signal: &str, all: bool) -> Result<()> {
         let mut args = vec!["kill"];
-        if all && !self.rootless {
+        if all && self.cgroups {
             args.push("--all");
         }
         args.extend([id, signal]);

@@ -7,7 +7,8 @@
 //! It sets no rlimits (the process inherits the caller's): raising `RLIMIT_NOFILE` past the
 //! hard limit, as podman's defaults do, fails on machines without `CAP_SYS_RESOURCE`.
 //!
-//! Rootless ([`SpecInputs::rootless`]): no `cgroupsPath` and no `linux.resources` (cgroup v1
+//! Rootless ([`SpecInputs::rootless`]) without a delegated cgroup v2 subtree (see
+//! `crate::cgroups`): no `cgroupsPath` and no `linux.resources` (cgroup v1
 //! cannot be delegated to a user), and `/sys/fs/cgroup` is the host's, bind-mounted, since a
 //! user namespace cannot mount a cgroup v1 hierarchy (see `crate::rootless`).
 //! There is no seccomp profile yet.
@@ -110,8 +111,9 @@ pub struct SpecInputs<'a> {
     pub config: &'a ContainerConfig,
     pub rootfs: &'a Path,
     pub user: &'a ResolvedUser,
-    /// `cgroupsPath`, e.g. `/strata/<id>`.
-    pub cgroups_path: String,
+    /// `cgroupsPath`, e.g. `/strata/<id>`; `None` for a rootless container without a
+    /// delegated cgroup v2 subtree (see `crate::cgroups`): no cgroup, no resource limits.
+    pub cgroups_path: Option<String>,
     pub net: Ns,
     pub ipc: Ns,
     pub uts: Ns,
@@ -220,8 +222,11 @@ fn mounts(inp: &SpecInputs<'_>) -> Result<Vec<Mount>> {
     } else {
         m.push(mount("/sys", "sysfs", "sysfs", sys_opts)?);
     }
-    // Neither a rootless runtime nor a container's own user namespace may mount cgroup v1.
-    if inp.rootless || (inp.id_map.is_some() && !crate::runtime::cgroup_v2_only()) {
+    // Neither a rootless runtime without a cgroup of its own nor a container's own user
+    // namespace may mount cgroup v1.
+    if (inp.rootless && inp.cgroups_path.is_none())
+        || ((inp.rootless || inp.id_map.is_some()) && !crate::runtime::cgroup_v2_only())
+    {
         m.push(mount(
             "/sys/fs/cgroup",
             "bind",
@@ -440,15 +445,18 @@ pub fn generate(inp: &SpecInputs<'_>) -> Result<Spec> {
             .uid_mappings(ranges(&map.uids)?)
             .gid_mappings(ranges(&map.gids)?);
     }
-    if inp.rootless {
-        let r = &c.resources;
-        if r.memory.is_some() || r.cpus.is_some() || r.pids_limit.is_some() {
-            bail!("resource limits need cgroup v2 delegation or root");
+    match &inp.cgroups_path {
+        None => {
+            let r = &c.resources;
+            if r.memory.is_some() || r.cpus.is_some() || r.pids_limit.is_some() {
+                bail!("resource limits need cgroup v2 delegation or root");
+            }
         }
-    } else {
-        linux = linux
-            .resources(resources.build()?)
-            .cgroups_path(PathBuf::from(&inp.cgroups_path));
+        Some(path) => {
+            linux = linux
+                .resources(resources.build()?)
+                .cgroups_path(PathBuf::from(path));
+        }
     }
     if !c.privileged {
         linux = linux
@@ -500,7 +508,7 @@ pub fn generate(inp: &SpecInputs<'_>) -> Result<Spec> {
         .set_annotations(None)
         .set_linux(Some({
             let mut linux = linux.build()?;
-            if inp.rootless {
+            if inp.cgroups_path.is_none() {
                 // The builder's default is an empty device list, which still asks for cgroups.
                 linux.set_resources(None);
             }
@@ -538,7 +546,7 @@ mod tests {
             config: c,
             rootfs: Path::new("/run/strata/mounts/x"),
             user: u,
-            cgroups_path: "/strata/x".into(),
+            cgroups_path: Some("/strata/x".into()),
             net: Ns::New,
             ipc: Ns::New,
             uts: Ns::New,
@@ -679,6 +687,7 @@ mod tests {
         let (mut c, u) = (config(), user());
         let mut i = inputs(&c, &u);
         i.rootless = true;
+        i.cgroups_path = None;
         let v = json(&generate(&i).expect("spec"));
         assert!(v["linux"].get("cgroupsPath").is_none(), "{}", v["linux"]);
         assert!(v["linux"].get("resources").is_none(), "{}", v["linux"]);
@@ -696,6 +705,7 @@ mod tests {
         c.resources.memory = Some(1 << 20);
         let mut i = inputs(&c, &u);
         i.rootless = true;
+        i.cgroups_path = None;
         let e = generate(&i).expect_err("limits");
         assert!(
             e.to_string().contains("cgroup v2 delegation or root"),

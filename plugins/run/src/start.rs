@@ -260,7 +260,13 @@ fn start_locked(
         config: &c.config,
         rootfs: &rootfs,
         user: &user,
-        cgroups_path: format!("/strata/{}", c.id()),
+        cgroups_path: if ctx.info.rootless {
+            crate::cgroups::delegated()
+                .map(|d| crate::cgroups::prepare_rootless(&d, c.id()))
+                .transpose()?
+        } else {
+            Some(format!("/strata/{}", c.id()))
+        },
         net,
         ipc,
         uts,
