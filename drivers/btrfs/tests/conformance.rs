@@ -1,9 +1,8 @@
 //! The shared driver conformance suite, run against btrfs on a loop-mounted filesystem.
 //!
 //! Every check needs btrfs, and making one needs root, including the checks the suite runs
-//! unprivileged for other drivers: so each check is gated here before its fixture is made
-//! (`conformance_tests!` makes the driver before a check's own gate), and the list of checks is
-//! compared with the suite's so that a new check cannot be forgotten.
+//! unprivileged for other drivers: so each check is gated before its fixture is made (the
+//! macro's `gate`).
 //!
 //! Each fixture's home becomes the mount point of a fresh btrfs, owned by the driver wrapper
 //! below: the fixture drops its driver before its temporary directory, so the filesystem is
@@ -82,58 +81,9 @@ fn make(home: &Path) -> Box<dyn Driver> {
     Box::new(OnLoopBtrfs { driver, _fs: fs })
 }
 
-/// One gated `#[test]` per check, plus the test that the list is the suite's whole list.
-macro_rules! btrfs_conformance {
-    ($($check:ident),* $(,)?) => {
-        $(
-            #[test]
-            fn $check() {
-                if !strata_tests::require_privileged(
-                    concat!("conformance::btrfs::", stringify!($check)),
-                    "a loop-mounted btrfs filesystem (run as root)",
-                ) {
-                    return;
-                }
-                strata_driver_conformance::checks::$check(&make);
-            }
-        )*
-
-        #[test]
-        fn every_check_of_the_suite_runs_here() {
-            let ours = [$(stringify!($check)),*];
-            assert_eq!(suite_checks(), ours, "update the list in tests/conformance.rs");
-        }
-    };
-}
-
-/// The checks `conformance_tests!` expands, read from the suite's source.
-fn suite_checks() -> Vec<String> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../conformance/src/lib.rs");
-    let src = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {path}: {e}"));
-    let start = src
-        .find("(@each $make;")
-        .unwrap_or_else(|| panic!("{path} no longer has the `@each $make;` list"));
-    let list = &src[start + "(@each $make;".len()..];
-    let list = &list[..list.find(')').expect("the list ends")];
-    list.split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect()
-}
-
-btrfs_conformance!(
-    whiteouts_hide_lower_files,
-    opaque_dirs_hide_lower_contents,
-    hardlinks_stay_linked,
-    xattrs_are_visible,
-    ownership_and_modes_are_preserved,
-    deep_chains_mount_the_union,
-    read_only_views_refuse_writes,
-    writable_layers_keep_writes_to_themselves,
-    removal_while_mounted_is_refused,
-    changes_reproduce_the_container,
-    tarsplit_export_reproduces_the_tar,
-    cleanup_staging_removes_only_dead_areas,
-    keys_are_created_listed_replaced_and_removed,
-);
+strata_driver_conformance::conformance_tests!(make, gate = |check: &str| {
+    strata_tests::require_privileged(
+        &format!("conformance::btrfs::{check}"),
+        "a loop-mounted btrfs filesystem (run as root)",
+    )
+});
