@@ -18,11 +18,16 @@
 //!   bare `crun run` of a prepared bundle, `create` against `podman create`, and `ps` with
 //!   100 created containers; median and p90, with the targets checked (see `run`).
 //!
-//! Everything runs as whole commands (process start included, as users run them) on a
+//! - **chain depth** (`--only depth`): layer create and container create + mount latency at
+//!   chain depths 1 to 128, btrfs (on a loop btrfs), overlay and vfs side by side, through the
+//!   driver API in one process; median, p90 and the deepest-to-depth-1 ratio (see `depth`).
+//!
+//! Everything but the depth section runs as whole commands (process start included, as users run them) on a
 //! loop-mounted ext4 image, because the root filesystem's timings swing widely on this machine
 //! (see shared/notes/MACHINE.md). It needs root. It is a benchmark, not a test: it asserts
 //! nothing and only reports.
 
+mod depth;
 mod engines;
 mod layer;
 mod pull;
@@ -56,9 +61,16 @@ struct Args {
     #[arg(long, default_value_t = 30)]
     create_runs: usize,
     /// Which benchmarks: storage (apply, create+mount), pull (registry pulls and copies), run
-    /// (containers: run, create, ps against podman and bare crun), all
-    #[arg(long, default_value = "all", value_parser = ["storage", "pull", "run", "all"])]
+    /// (containers: run, create, ps against podman and bare crun), depth (layer create and
+    /// container create+mount vs chain depth, per driver), all
+    #[arg(long, default_value = "all", value_parser = ["storage", "pull", "run", "depth", "all"])]
     only: String,
+    /// Timed samples per depth and operation in the depth benchmark (after one warm-up)
+    #[arg(long, default_value_t = 15)]
+    depth_runs: usize,
+    /// The deepest chain the depth benchmark builds (it measures at powers of two up to it)
+    #[arg(long, default_value_t = 128)]
+    depth_max: usize,
     /// Repetitions of each pull measurement (the median is reported)
     #[arg(long, default_value_t = 3)]
     pull_runs: usize,
@@ -171,6 +183,15 @@ fn main() -> Result<()> {
         report::print_run(&measured, &summary);
         results.extend(measured);
         run_summary = Some(summary);
+    }
+    if want("depth") {
+        let opts = depth::DepthOptions {
+            runs: args.depth_runs,
+            max_depth: args.depth_max,
+        };
+        let points = depth::depth_benchmarks(&scratch.path, &opts)?;
+        depth::print(&points, &opts);
+        results.extend(depth::measurements(&points));
     }
     if let Some(p) = &args.json {
         let all = Results {

@@ -5,12 +5,22 @@
 //! bind of it), when a mount point lies at or below it, or when an overlay mount names it (or a
 //! path below it) as a lower, upper or work directory.
 //!
+//! "The same filesystem" is the superblock's device number in mountinfo (field 3), found
+//! through the mount that holds the directory (`statx(STATX_MNT_ID)`), never through the
+//! directory's own `st_dev`: on btrfs every subvolume reports its own anonymous `st_dev`, while
+//! mountinfo shows the filesystem's for all of them, so comparing `st_dev` would miss every
+//! bind of a subvolume. Where a mount shows is compared by path inside the filesystem (field
+//! 4, which btrfs reports from its top-level subvolume), so a bind of a subvolume, or of a
+//! directory inside it, is seen whatever `subvol=` the store's own mount used.
+//!
 //! It sees only the calling process's mount namespace: views mounted in another namespace (and
 //! not propagated to this one) are invisible to it.
 
 use std::os::unix::ffi::OsStringExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+
+use rustix::fs::{AtFlags, StatxFlags, CWD};
 
 use crate::MountError;
 
@@ -19,6 +29,8 @@ const MOUNTINFO: &str = "/proc/self/mountinfo";
 /// One line of mountinfo (the fields this crate needs).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct MountEntry {
+    /// The mount's ID (what `statx(STATX_MNT_ID)` reports for files inside it).
+    pub id: u64,
     /// (major, minor) of the mounted filesystem.
     pub dev: (u32, u32),
     /// The directory of the filesystem that is the root of this mount.
@@ -137,6 +149,7 @@ pub(crate) fn parse(text: &str) -> Result<Vec<MountEntry>, MountError> {
             minor.parse().map_err(|_| bad(line, "bad minor"))?,
         );
         out.push(MountEntry {
+            id: head[0].parse().map_err(|_| bad(line, "bad mount ID"))?,
             dev,
             root: unescape(head[3]),
             mount_point: unescape(head[4]),
@@ -161,31 +174,54 @@ pub fn mounts_using(dir: &Path) -> Result<Vec<PathBuf>, MountError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(MountError::io("resolve", dir)(e)),
     };
-    let meta = std::fs::metadata(&dir).map_err(MountError::io("stat", &dir))?;
-    let dev = (rustix::fs::major(meta.dev()), rustix::fs::minor(meta.dev()));
-    Ok(users(&read()?, &dir, dev))
+    let holder = match rustix::fs::statx(CWD, &dir, AtFlags::empty(), StatxFlags::MNT_ID) {
+        Ok(st) if st.stx_mask & StatxFlags::MNT_ID.bits() != 0 => Holder::Mount(st.stx_mnt_id),
+        // Kernels before 5.8 do not report the mount: guess it from the device number (right
+        // everywhere but on btrfs subvolumes).
+        Ok(_) | Err(rustix::io::Errno::NOSYS) => {
+            let meta = std::fs::metadata(&dir).map_err(MountError::io("stat", &dir))?;
+            Holder::Device((rustix::fs::major(meta.dev()), rustix::fs::minor(meta.dev())))
+        }
+        Err(e) => return Err(MountError::io("statx", &dir)(e.into())),
+    };
+    Ok(users(&read()?, &dir, holder))
 }
 
-/// The pure part of [`mounts_using`]: `dir` is canonical and lives on the filesystem `dev`.
-pub(crate) fn users(table: &[MountEntry], dir: &Path, dev: (u32, u32)) -> Vec<PathBuf> {
-    // Where `dir` is inside its filesystem: through the mount that contains it (the longest
-    // mount point prefix of the same filesystem).
-    let containing = table
-        .iter()
-        .enumerate()
-        .filter(|(_, m)| m.dev == dev && dir.starts_with(&m.mount_point))
-        .max_by_key(|(_, m)| m.mount_point.as_os_str().len());
-    let fs_path = containing.and_then(|(_, m)| {
+/// How [`users`] finds the mount that holds the directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Holder {
+    /// The mount with this ID (`statx(STATX_MNT_ID)`).
+    Mount(u64),
+    /// The mount of the filesystem with this device number whose mount point is the longest
+    /// prefix of the directory (a fallback: a btrfs subvolume's `st_dev` matches no mount).
+    Device((u32, u32)),
+}
+
+/// The pure part of [`mounts_using`]: `dir` is canonical and `holder` finds its mount.
+pub(crate) fn users(table: &[MountEntry], dir: &Path, holder: Holder) -> Vec<PathBuf> {
+    let containing = match holder {
+        Holder::Mount(id) => table.iter().position(|m| m.id == id),
+        Holder::Device(dev) => table
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| m.dev == dev && dir.starts_with(&m.mount_point))
+            .max_by_key(|(_, m)| m.mount_point.as_os_str().len())
+            .map(|(i, _)| i),
+    };
+    // Where `dir` is inside its filesystem: the holding mount's root plus the path below its
+    // mount point.
+    let place = containing.and_then(|i| {
+        let m = &table[i];
         dir.strip_prefix(&m.mount_point)
             .ok()
-            .map(|rel| m.root.join(rel))
+            .map(|rel| (m.dev, m.root.join(rel)))
     });
-    let containing_idx = containing.map(|(i, _)| i);
     let mut out = Vec::new();
     for (i, m) in table.iter().enumerate() {
-        let binds_it = Some(i) != containing_idx
-            && m.dev == dev
-            && fs_path.as_ref().is_some_and(|p| m.root.starts_with(p));
+        let binds_it = Some(i) != containing
+            && place
+                .as_ref()
+                .is_some_and(|(dev, p)| m.dev == *dev && m.root.starts_with(p));
         let below = m.mount_point.starts_with(dir);
         let overlay = m.overlay_dirs().iter().any(|d| d.starts_with(dir));
         if binds_it || below || overlay {
@@ -236,30 +272,78 @@ mod tests {
     #[test]
     fn finds_overlays_and_binds_using_a_dir() {
         let t = parse(TABLE).unwrap();
-        let dev = (254, 0);
-        assert_eq!(
-            users(&t, Path::new("/s/overlay/layers/b"), dev),
-            [PathBuf::from("/run/m/c1")]
-        );
-        assert_eq!(
-            users(&t, Path::new("/s/overlay/layers/d"), dev),
-            [PathBuf::from("/run/m/old")]
-        );
-        assert_eq!(
-            users(&t, Path::new("/s/vfs/dir/k1"), dev),
-            [PathBuf::from("/run/m/v1")]
-        );
-        assert_eq!(
-            users(&t, Path::new("/s/my home/dir/k2"), dev),
-            [PathBuf::from("/run/my mnt")]
-        );
-        assert!(users(&t, Path::new("/s/vfs/dir/k10"), dev).is_empty());
-        assert!(users(&t, Path::new("/s/overlay/layers/e"), dev).is_empty());
-        // A mount point inside the directory uses it too.
-        assert_eq!(
-            users(&t, Path::new("/run/m"), dev),
-            ["/run/m/c1", "/run/m/old", "/run/m/v1"].map(PathBuf::from)
-        );
+        for holder in [Holder::Mount(22), Holder::Device((254, 0))] {
+            assert_eq!(
+                users(&t, Path::new("/s/overlay/layers/b"), holder),
+                [PathBuf::from("/run/m/c1")]
+            );
+            assert_eq!(
+                users(&t, Path::new("/s/overlay/layers/d"), holder),
+                [PathBuf::from("/run/m/old")]
+            );
+            assert_eq!(
+                users(&t, Path::new("/s/vfs/dir/k1"), holder),
+                [PathBuf::from("/run/m/v1")]
+            );
+            assert_eq!(
+                users(&t, Path::new("/s/my home/dir/k2"), holder),
+                [PathBuf::from("/run/my mnt")]
+            );
+            assert!(users(&t, Path::new("/s/vfs/dir/k10"), holder).is_empty());
+            assert!(users(&t, Path::new("/s/overlay/layers/e"), holder).is_empty());
+            // A mount point inside the directory uses it too.
+            assert_eq!(
+                users(&t, Path::new("/run/m"), holder),
+                ["/run/m/c1", "/run/m/old", "/run/m/v1"].map(PathBuf::from)
+            );
+        }
         assert!(parse("1 2 3\n").is_err());
+    }
+
+    /// A store on a loop btrfs mounted at /s (mount 44; `stat` there reports 0:41, and 0:42,
+    /// 0:43... inside each subvolume, while mountinfo shows the filesystem's 0:40 everywhere),
+    /// a view of key k1, a bind of a directory inside key k2, and another btrfs whose paths
+    /// look the same.
+    const BTRFS: &str = "\
+22 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw,discard
+44 22 0:40 / /s rw,relatime - btrfs /dev/loop0 rw,space_cache=v2,subvolid=5,subvol=/
+45 22 0:40 /btrfs/subvolumes/k1 /run/v1 ro,relatime - btrfs /dev/loop0 rw,subvolid=257,subvol=/btrfs/subvolumes/k1
+46 22 0:40 /btrfs/subvolumes/k2/etc /run/etc ro - btrfs /dev/loop0 rw,subvolid=258,subvol=/btrfs/subvolumes/k2
+47 22 0:41 /btrfs/subvolumes/k3 /run/other rw,relatime - btrfs /dev/loop1 rw,subvolid=259,subvol=/btrfs/subvolumes/k3
+48 22 0:40 /store /t rw,relatime - btrfs /dev/loop0 rw,subvolid=260,subvol=/store
+49 22 0:40 /store/keys/k4 /run/v4 ro,relatime - btrfs /dev/loop0 rw,subvolid=261,subvol=/store/keys/k4
+";
+
+    #[test]
+    fn finds_binds_of_btrfs_subvolumes_through_the_holding_mount() {
+        let t = parse(BTRFS).unwrap();
+        let s = Holder::Mount(44);
+        assert_eq!(
+            users(&t, Path::new("/s/btrfs/subvolumes/k1"), s),
+            [PathBuf::from("/run/v1")]
+        );
+        assert_eq!(
+            users(&t, Path::new("/s/btrfs/subvolumes/k2"), s),
+            [PathBuf::from("/run/etc")],
+            "a bind of a directory inside the subvolume uses it"
+        );
+        assert!(
+            users(&t, Path::new("/s/btrfs/subvolumes/k3"), s).is_empty(),
+            "the same path on another btrfs is not ours"
+        );
+        assert!(users(&t, Path::new("/s/btrfs/subvolumes/k10"), s).is_empty());
+        // Mounted with subvol=/store at /t: paths inside the filesystem start at /store.
+        assert_eq!(
+            users(&t, Path::new("/t/keys/k4"), Holder::Mount(48)),
+            [PathBuf::from("/run/v4")]
+        );
+        // The subvolume's own st_dev (0:42) matches no mount: the fallback sees no binds.
+        assert!(users(
+            &t,
+            Path::new("/s/btrfs/subvolumes/k1"),
+            Holder::Device((0, 42))
+        )
+        .is_empty());
+        assert!(users(&t, Path::new("/s/btrfs/subvolumes/k1"), Holder::Mount(99)).is_empty());
     }
 }

@@ -27,7 +27,7 @@
 //! Design choices:
 //! - **Raw ioctls** (`sys`, the crate's one `unsafe` module, through `rustix::ioctl`) rather than
 //!   the `btrfsutil` crate: btrfsutil builds its bindings with bindgen and libclang at compile
-//!   time, slow on small build machines and one more system package, for the eight ioctls this
+//!   time, slow on small build machines and one more system package, for the seven ioctls this
 //!   driver needs.
 //! - **Read-only layers by flag**: a staged layer is a writable subvolume; commit sets
 //!   `BTRFS_SUBVOL_RDONLY` on it (`BTRFS_IOC_SUBVOL_SETFLAGS`) and renames it to its key. The
@@ -46,14 +46,14 @@
 //! - **Removal** is one ioctl for root, and for non-root users where the filesystem is mounted
 //!   with `user_subvol_rm_allowed`; elsewhere it falls back to deleting file by file
 //!   (`remove`). A key is refused (kind `Busy`) while a mount in this namespace shows it
-//!   (`busy`).
+//!   (`strata_mount::mounts_using`, which finds the filesystem of a subvolume through its
+//!   mount rather than its per-subvolume `st_dev`).
 //! - **`size=`** limits containers' read-write layers with a quota group ([`quota`]).
 //!
 //! What it deliberately does not do: mount anything, stage a child before its parent is
 //! committed (a snapshot needs its source), or limit the size of committed layers.
 
 mod area;
-mod busy;
 pub mod quota;
 mod remove;
 pub mod subvol;
@@ -239,7 +239,7 @@ impl Driver for BtrfsDriver {
     fn remove(&self, key: &Key) -> Result<()> {
         let _span = tracing::debug_span!("btrfs remove", %key).entered();
         let dir = self.dir(key);
-        busy::refuse_if_mounted(&dir)?;
+        home::refuse_if_mounted(&dir)?;
         area::retire(&dir, &self.subvolumes())
     }
 

@@ -21,8 +21,6 @@ const MAGIC: u8 = 0x94;
 
 /// `BTRFS_SUBVOL_NAME_MAX`: longest subvolume name (bytes, without the terminating NUL).
 pub const SUBVOL_NAME_MAX: usize = 4039;
-/// `BTRFS_INO_LOOKUP_PATH_MAX`.
-const INO_LOOKUP_PATH_MAX: usize = 4080;
 /// `BTRFS_FIRST_FREE_OBJECTID`: the inode number of every subvolume's root directory.
 pub const FIRST_FREE_OBJECTID: u64 = 256;
 /// `BTRFS_SUBVOL_RDONLY`.
@@ -69,15 +67,6 @@ struct QgroupLimitArgs {
     lim: QgroupLimit,
 }
 
-/// `struct btrfs_ioctl_ino_lookup_args` (4096 bytes).
-#[repr(C)]
-struct InoLookupArgs {
-    treeid: u64,
-    objectid: u64,
-    name: [u8; INO_LOOKUP_PATH_MAX],
-}
-
-const INO_LOOKUP: Opcode = opcode::read_write::<InoLookupArgs>(MAGIC, 18);
 const SNAP_CREATE_V2: Opcode = opcode::write::<VolArgsV2>(MAGIC, 23);
 const SUBVOL_CREATE_V2: Opcode = opcode::write::<VolArgsV2>(MAGIC, 24);
 const SUBVOL_GETFLAGS: Opcode = opcode::read::<u64>(MAGIC, 25);
@@ -155,19 +144,6 @@ pub fn set_subvol_flags(subvol: BorrowedFd<'_>, flags: u64) -> Result<(), Errno>
     unsafe { ioctl(subvol, Setter::<SUBVOL_SETFLAGS, u64>::new(flags)) }
 }
 
-/// The ID of the subvolume holding the open file `fd` (unprivileged form of INO_LOOKUP).
-pub fn subvol_id(fd: BorrowedFd<'_>) -> Result<u64, Errno> {
-    let mut args = Box::new(InoLookupArgs {
-        treeid: 0,
-        objectid: FIRST_FREE_OBJECTID,
-        name: [0; INO_LOOKUP_PATH_MAX],
-    });
-    // SAFETY: INO_LOOKUP reads and writes a `struct btrfs_ioctl_ino_lookup_args` (mirrored by
-    // `InoLookupArgs`); with treeid 0 and the first free objectid it only fills in `treeid`.
-    unsafe { ioctl(fd, Updater::<INO_LOOKUP, InoLookupArgs>::new(&mut args))? };
-    Ok(args.treeid)
-}
-
 /// Enables quota groups on the filesystem holding `fd` (a no-op when already enabled).
 pub fn quota_enable(fd: BorrowedFd<'_>) -> Result<(), Errno> {
     let mut args = QuotaCtlArgs {
@@ -212,7 +188,6 @@ mod tests {
         assert_eq!(std::mem::size_of::<VolArgsV2>(), 4096);
         assert_eq!(std::mem::size_of::<QuotaCtlArgs>(), 16);
         assert_eq!(std::mem::size_of::<QgroupLimitArgs>(), 48);
-        assert_eq!(std::mem::size_of::<InoLookupArgs>(), 4096);
         let ops = [
             (SNAP_CREATE_V2, 0x5000_9417u64),
             (SUBVOL_CREATE_V2, 0x5000_9418),
@@ -221,7 +196,6 @@ mod tests {
             (SUBVOL_SETFLAGS, 0x4008_941a),
             (QUOTA_CTL, 0xc010_9428),
             (QGROUP_LIMIT, 0x8030_942b),
-            (INO_LOOKUP, 0xd000_9412),
         ];
         for (got, want) in ops {
             assert_eq!(u64::from(got), want, "opcode {want:#x}");

@@ -81,9 +81,12 @@ fn make(home: &Path) -> Box<dyn Driver> {
     Box::new(OnLoopBtrfs { driver, _fs: fs })
 }
 
-strata_driver_conformance::conformance_tests!(make, gate = |check: &str| {
-    strata_tests::require_privileged(
-        &format!("conformance::btrfs::{check}"),
-        "a loop-mounted btrfs filesystem (run as root)",
-    )
-});
+strata_driver_conformance::conformance_tests!(
+    make,
+    gate = |check: &str| {
+        strata_tests::require_privileged(
+            &format!("conformance::btrfs::{check}"),
+            "a loop-mounted btrfs filesystem (run as root)",
+        )
+    }
+);

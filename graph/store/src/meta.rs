@@ -358,7 +358,10 @@ mod tests {
         {
             let conn = Connection::open(&db).unwrap();
             let v1 = SCHEMA.replace(",\n    id_map       TEXT\n", "\n");
-            assert_ne!(v1, SCHEMA, "the format-1 schema is derived from the current one");
+            assert_ne!(
+                v1, SCHEMA,
+                "the format-1 schema is derived from the current one"
+            );
             conn.execute_batch(&v1).unwrap();
             conn.execute_batch(
                 "INSERT INTO images VALUES ('sha256:aa', NULL, 'sha256:bb', 1);

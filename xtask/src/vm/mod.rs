@@ -244,7 +244,6 @@ impl GuestCommand {
     }
 }
 
-
 /// `$STRATA_VM_CACHE` or `<target>/vm`, created and made absolute.
 fn cache_dir(ws: &Workspace) -> Result<PathBuf> {
     let dir = std::env::var_os("STRATA_VM_CACHE")

@@ -312,9 +312,7 @@ pub fn build_config(ctx: &Ctx<'_>, a: &CreateArgs) -> Result<ContainerConfig> {
              slirp4netns (the default), none or host"
         ));
     }
-    if !a.publish.is_empty()
-        && !matches!(network, NetworkMode::Bridge | NetworkMode::Slirp4netns)
-    {
+    if !a.publish.is_empty() && !matches!(network, NetworkMode::Bridge | NetworkMode::Slirp4netns) {
         bail!(kinded(
             ErrorKind::InvalidArgument,
             "-p/--publish needs --network bridge or slirp4netns"
