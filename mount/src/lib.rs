@@ -12,6 +12,7 @@
 //! the record), set propagation, or create the target directory (callers own their targets).
 
 mod bind;
+mod block;
 mod error;
 mod guard;
 mod idmap;
@@ -27,6 +28,7 @@ use std::path::Path;
 
 use strata_driver_api::Mount;
 
+pub use block::mount_block;
 pub use error::MountError;
 pub use guard::MountGuard;
 pub use idmap::{IdMap, IdRange, UserNs};

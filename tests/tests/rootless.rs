@@ -463,10 +463,13 @@ fn privileged_rootless_run_rm_passes_exit_codes_and_leaves_nothing() {
         });
         s.assert_nothing_left(rt);
     }
-    // The default network is a private one with only loopback, up.
+    // `--network none` is a private network with only loopback, up (the default, slirp4netns,
+    // is tested with its ports below).
     let out = s.ok(&[
         "run",
         "--rm",
+        "--network",
+        "none",
         "busybox",
         "sh",
         "-c",

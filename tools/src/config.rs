@@ -34,7 +34,8 @@ pub struct GlobalArgs {
     /// Directory for transient state (mount points)
     #[arg(long, global = true, env = "STRATA_RUNROOT", value_name = "DIR")]
     pub runroot: Option<PathBuf>,
-    /// Storage driver: overlay, vfs or btrfs (the store must then be on btrfs)
+    /// Storage driver: overlay, vfs, btrfs (the store must be on btrfs) or devicemapper
+    /// (a thin pool: `--storage-opt dm.thinpooldev=NAME`, or loop files in the store)
     #[arg(long, global = true, env = "STRATA_DRIVER", value_name = "NAME")]
     pub driver: Option<String>,
     /// Driver option as KEY=VALUE (repeatable)

@@ -17,6 +17,13 @@ use crate::process::{self, run};
 /// ext4 and btrfs backing filesystems; a real registry (docker-registry, distribution v2)
 /// with htpasswd (apache2-utils) and openssl for its TLS certificates.
 pub const TEST_PACKAGES: &[&str] = &[
+    // Building the workspace: the devicemapper crate binds libdevmapper with bindgen.
+    "libdevmapper-dev",
+    "pkg-config",
+    "libclang-dev",
+    // The devicemapper driver's tools (run in the VM tier) and its xfs option.
+    "dmsetup",
+    "xfsprogs",
     "docker-registry",
     "apache2-utils",
     "openssl",
@@ -46,15 +53,21 @@ pub const TEST_PACKAGES: &[&str] = &[
     "iptables",
     "catatonit",
     "podman",
+    // Rootless networking (podman only recommends it).
+    "slirp4netns",
 ];
 
 /// What `cargo xtask bench` needs beyond the test packages: the reference tools it compares
 /// with (podman) and GNU time for peak memory.
 pub const BENCH_PACKAGES: &[&str] = &["time"];
 
-/// What `cargo xtask demo` needs: umoci and busybox-static to build the busybox image, crun
-/// to run it, the CNI plugins and iptables for its bridge network.
+/// What `cargo xtask demo` needs: the build's libraries (libdevmapper, libclang for bindgen),
+/// umoci and busybox-static to build the busybox image, crun to run it, the CNI plugins and
+/// iptables for its bridge network.
 pub const DEMO_PACKAGES: &[&str] = &[
+    "libdevmapper-dev",
+    "pkg-config",
+    "libclang-dev",
     "umoci",
     "busybox-static",
     "crun",

@@ -28,6 +28,10 @@ pub fn run(ws: &Workspace) -> Result<()> {
     if !process::is_root()? {
         bail!("`cargo xtask test` runs the privileged test tier and must run as root (sudo -E cargo xtask test)");
     }
+    // Packages first: clippy builds the whole workspace, which needs libdevmapper and libclang.
+    setup::ensure_packages(setup::TEST_PACKAGES)?;
+    setup::prepare_host()?;
+    setup::prepare_test_host()?;
     process::run(cargo(&ws.root).args(["fmt", "--all", "--check"]))
         .context("code is not formatted: run `cargo fmt --all`")?;
     process::run(cargo(&ws.root).args([
@@ -39,9 +43,6 @@ pub fn run(ws: &Workspace) -> Result<()> {
         "warnings",
     ]))
     .context("clippy found problems")?;
-    setup::ensure_packages(setup::TEST_PACKAGES)?;
-    setup::prepare_host()?;
-    setup::prepare_test_host()?;
     let fixtures_dir = ws.fixtures_dir();
     fixtures::build(ws, &fixtures_dir, fixtures::Selection::All)?;
     process::run(cargo(&ws.root).args(["build", "--workspace", "--all-targets"]))?;

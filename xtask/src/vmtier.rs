@@ -23,12 +23,16 @@ pub const LEFT_OUT: &str = "cgroup2,devicemapper";
 /// (package, test target, libtest filters) run in the guest.
 const SUITES: &[(&str, &str, &[&str])] = &[
     ("strata-driver-overlay", "conformance", &[]),
+    ("strata-driver-devicemapper", "conformance", &[]),
+    ("strata-driver-devicemapper", "devices", &[]),
+    ("strata-driver-devicemapper", "crash", &[]),
+    ("strata-tests", "run_devicemapper", &[]),
     ("strata-tests", "cgroup2", &[]),
     ("strata-tests", "rootless", &["cgroup2"]),
 ];
 
 /// The fewest markers the guest must leave (every test above is privileged).
-const MIN_MARKERS: usize = 15;
+const MIN_MARKERS: usize = 35;
 
 /// Runs the tier; returns the summed test counts. Fails when the guest's tests fail, the guest
 /// reports no status, or too few markers came back.

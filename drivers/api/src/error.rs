@@ -26,6 +26,13 @@ pub enum DriverError {
     },
     #[error("invalid driver option {0:?}")]
     InvalidOption(String),
+    /// The driver works here but not in its current state: a thin pool too full for another
+    /// device, say. The message says what to do.
+    #[error("driver {driver}: {reason}")]
+    Precondition {
+        driver: &'static str,
+        reason: String,
+    },
 }
 
 impl DriverError {
@@ -48,6 +55,7 @@ impl HasKind for DriverError {
             DriverError::Io { source, .. } => ErrorKind::from_io(source),
             DriverError::Missing(_) => ErrorKind::Corrupt,
             DriverError::Unsupported { .. } => ErrorKind::Unsupported,
+            DriverError::Precondition { .. } => ErrorKind::FailedPrecondition,
         }
     }
 }
