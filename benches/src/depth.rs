@@ -20,9 +20,10 @@
 //! cleaned, commits its transactions more slowly whatever the depth).
 //!
 //! Drivers and their filesystems: btrfs on a loop-mounted btrfs image (made inside the scratch
-//! filesystem), overlay and vfs on the scratch loop ext4. A driver is one [`Backend`] entry
-//! (filesystem preparation, how to open it, how deep it goes): devicemapper becomes one more
-//! entry whose `prepare` makes its thin pool.
+//! filesystem), overlay and vfs on the scratch loop ext4, devicemapper with its own thin pool on
+//! sparse loop files (only where the kernel has device-mapper: this machine's does not, so it
+//! is measured in the VM tier's guest, `--depth-drivers` choosing the columns). A driver is one
+//! [`Backend`] entry (filesystem preparation, how to open it, its options, how deep it goes).
 //!
 //! What it deliberately does not do: go through the `strata` binary or the store (the storage
 //! section measures whole commands), extract real tars, or assert anything.
@@ -50,6 +51,8 @@ pub struct DepthOptions {
     pub runs: usize,
     /// The deepest chain measured (powers of two up to it, and it).
     pub max_depth: usize,
+    /// The drivers to measure, by name (`btrfs`, `overlay`, `vfs`, `devicemapper`).
+    pub drivers: Vec<String>,
 }
 
 /// A driver's home, on a filesystem made for it when `_keep` is set (undone when dropped).
@@ -70,6 +73,10 @@ struct Backend {
     open: fn(&DriverConfig) -> strata_driver_api::Result<Box<dyn Driver>>,
     /// A cap below `--depth-max` for drivers too slow to go all the way (none so far).
     max_depth: Option<usize>,
+    /// Driver options (`--storage-opt`).
+    options: &'static [(&'static str, &'static str)],
+    /// Why the driver cannot run on this machine, if it cannot.
+    unavailable: fn() -> Option<&'static str>,
 }
 
 const BACKENDS: &[Backend] = &[
@@ -84,6 +91,8 @@ const BACKENDS: &[Backend] = &[
         },
         open: |c| Ok(Box::new(strata_driver_btrfs::BtrfsDriver::open(c)?)),
         max_depth: None,
+        options: &[],
+        unavailable: || None,
     },
     Backend {
         name: "overlay",
@@ -95,6 +104,8 @@ const BACKENDS: &[Backend] = &[
         },
         open: |c| Ok(Box::new(strata_driver_overlay::OverlayDriver::open(c)?)),
         max_depth: None,
+        options: &[],
+        unavailable: || None,
     },
     Backend {
         name: "vfs",
@@ -106,6 +117,37 @@ const BACKENDS: &[Backend] = &[
         },
         open: |c| Ok(Box::new(strata_driver_vfs::VfsDriver::open(c)?)),
         max_depth: None,
+        options: &[],
+        unavailable: || None,
+    },
+    Backend {
+        name: "devicemapper",
+        prepare: |dir| {
+            Ok(Prepared {
+                home: dir.join("home"),
+                _keep: None,
+            })
+        },
+        // Its own pool on sparse loop files in the home, released (devices, pool, loops)
+        // when the driver is dropped.
+        open: |c| {
+            Ok(Box::new(
+                strata_driver_devicemapper::DmDriver::open(c)?.release_on_drop(),
+            ))
+        },
+        max_depth: None,
+        options: &[
+            ("dm.loopdatasize", "16G"),
+            ("dm.loopmetadatasize", "256M"),
+            ("dm.basesize", "1G"),
+        ],
+        unavailable: || {
+            (!Path::new("/dev/mapper/control").exists()).then_some(
+                "this kernel has no device-mapper; measure it in the VM tier's guest: \
+                 cargo xtask vm -- target/release/strata-bench --only depth --depth-drivers \
+                 devicemapper,btrfs,overlay",
+            )
+        },
     },
 ];
 
@@ -150,8 +192,20 @@ pub fn depth_benchmarks(scratch: &Path, opts: &DepthOptions) -> Result<Vec<Point
     if opts.runs == 0 || opts.max_depth == 0 {
         bail!("--depth-runs and --depth-max must be at least 1");
     }
+    for d in &opts.drivers {
+        if !BACKENDS.iter().any(|b| b.name == d) {
+            bail!("unknown driver {d:?} in --depth-drivers");
+        }
+    }
     let mut points = Vec::new();
-    for b in BACKENDS {
+    for b in BACKENDS
+        .iter()
+        .filter(|b| opts.drivers.iter().any(|d| d == b.name))
+    {
+        if let Some(why) = (b.unavailable)() {
+            eprintln!("depth: {} left out: {why}", b.name);
+            continue;
+        }
         let dir = scratch.join("depth").join(b.name);
         fresh(&dir)?;
         let max = opts.max_depth.min(b.max_depth.unwrap_or(usize::MAX));
@@ -160,7 +214,11 @@ pub fn depth_benchmarks(scratch: &Path, opts: &DepthOptions) -> Result<Vec<Point
         let cfg = DriverConfig {
             home: prepared.home.clone(),
             rootless: false,
-            options: Vec::new(),
+            options: b
+                .options
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
         };
         let driver = (b.open)(&cfg).with_context(|| format!("open the {} driver", b.name))?;
         points.extend(
@@ -392,7 +450,12 @@ pub fn measurements(points: &[Point]) -> Vec<Measurement> {
 /// control on the base layer, where measured), and the ratios of the deepest median to the
 /// depth-1 median and to the control's median at the same point.
 pub fn print(points: &[Point], opts: &DepthOptions) {
-    let drivers: Vec<&str> = BACKENDS.iter().map(|b| b.name).collect();
+    // The measured drivers, in the table's order.
+    let drivers: Vec<&str> = BACKENDS
+        .iter()
+        .map(|b| b.name)
+        .filter(|n| points.iter().any(|p| p.driver == *n))
+        .collect();
     let mut depths: Vec<usize> = points.iter().map(|p| p.depth).collect();
     depths.sort_unstable();
     depths.dedup();

@@ -71,6 +71,13 @@ struct Args {
     /// The deepest chain the depth benchmark builds (it measures at powers of two up to it)
     #[arg(long, default_value_t = 128)]
     depth_max: usize,
+    /// The drivers the depth benchmark measures (devicemapper only where the kernel has it)
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "btrfs,overlay,vfs,devicemapper"
+    )]
+    depth_drivers: Vec<String>,
     /// Repetitions of each pull measurement (the median is reported)
     #[arg(long, default_value_t = 3)]
     pull_runs: usize,
@@ -188,6 +195,7 @@ fn main() -> Result<()> {
         let opts = depth::DepthOptions {
             runs: args.depth_runs,
             max_depth: args.depth_max,
+            drivers: args.depth_drivers.clone(),
         };
         let points = depth::depth_benchmarks(&scratch.path, &opts)?;
         depth::print(&points, &opts);
