@@ -17,9 +17,29 @@ use std::fs::Metadata;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use strata_driver_api::{Change, ChangeKind, DriverError, Result};
+use strata_driver_api::{Change, ChangeKind, DriverError, Key, Result};
 
 use crate::xattrs::{self, Node};
+
+/// The changes of the whole tree `dir(key)` against its nearest parent's whole tree, for
+/// drivers whose layers are full trees (vfs, btrfs): a missing layer or parent is
+/// `DriverError::Missing`.
+pub fn full_tree_changes(
+    dir: impl Fn(&Key) -> PathBuf,
+    key: &Key,
+    parents: &[Key],
+) -> Result<Vec<Change>> {
+    let new = dir(key);
+    if !new.is_dir() {
+        return Err(DriverError::Missing(key.to_string()));
+    }
+    let old = match parents.first() {
+        Some(p) if !dir(p).is_dir() => return Err(DriverError::Missing(p.to_string())),
+        Some(p) => Some(dir(p)),
+        None => None,
+    };
+    tree_changes(&new, old.as_deref())
+}
 
 /// Changes that turn `old` (or an empty tree) into `new`, sorted by path.
 pub fn tree_changes(new: &Path, old: Option<&Path>) -> Result<Vec<Change>> {

@@ -151,16 +151,7 @@ impl Driver for VfsDriver {
 
     fn changes(&self, key: &Key, parents: &[Key]) -> Result<Vec<Change>> {
         let _span = tracing::debug_span!("vfs changes", %key).entered();
-        let new = self.dir(key);
-        if !new.is_dir() {
-            return Err(DriverError::Missing(key.to_string()));
-        }
-        let old = match parents.first() {
-            Some(p) if !self.dir(p).is_dir() => return Err(DriverError::Missing(p.to_string())),
-            Some(p) => Some(self.dir(p)),
-            None => None,
-        };
-        changes::tree_changes(&new, old.as_deref())
+        changes::full_tree_changes(|k| self.dir(k), key, parents)
     }
 
     fn remove(&self, key: &Key) -> Result<()> {
