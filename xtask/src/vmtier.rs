@@ -61,7 +61,16 @@ pub fn run(ws: &Workspace, fixtures_dir: &Path) -> Result<Totals> {
         SUITES.len()
     );
     let mut totals = Totals::default();
-    let exit = GuestCommand::new(["sh", "-c", &script])
+    let mut guest = GuestCommand::new(["sh", "-c", &script]);
+    // The guest has its own /tmp and /run over the host root's: a workspace there (a CI clone
+    // in /tmp, say) is shared into the guest at the same path, read-write.
+    if [Path::new("/tmp"), Path::new("/run")]
+        .iter()
+        .any(|p| ws.root.starts_with(p))
+    {
+        guest = guest.share_rw(&ws.root);
+    }
+    let exit = guest
         .cwd(&ws.root)
         .env("STRATA_FIXTURES", fixtures_dir.display().to_string())
         .env("STRATA_PRIVILEGED_MARKERS", markers.display().to_string())
