@@ -188,8 +188,13 @@ fn kill_during_commit() {
     s.load(&fixtures::oci("layers"), &["--name", "layers"]);
     s.create("layers", "c");
     make_changes(&s, "c", 32, 500);
-    let full = timed(&s, &["storage", "commit", "c", "probe"]);
-    s.ok(["storage", "rmi", "probe"]);
+    // The first commit runs cold (page cache, other tests starting): the faster of two is
+    // what the killed runs will take, so the kills spread over all of it.
+    let mut full = Duration::MAX;
+    for _ in 0..2 {
+        full = full.min(timed(&s, &["storage", "commit", "c", "probe"]));
+        s.ok(["storage", "rmi", "probe"]);
+    }
     assert_recovers(&s, "after the unkilled commit");
     let mut killed = 0;
     for i in 0..KILLS {
