@@ -29,13 +29,12 @@
 use std::ffi::OsStr;
 use std::fs::File;
 use std::io::ErrorKind;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use rustix::fs::{FlockOperation, RenameFlags, CWD};
 use rustix::io::Errno;
 use strata_driver_api::{DriverError, Result};
-use strata_driver_vfs::area::lock_path;
+use strata_driver_vfs::area::{self, lock_path, still_named};
 
 use crate::{remove, subvol};
 
@@ -50,61 +49,22 @@ pub fn is_area_name(name: &OsStr) -> bool {
 }
 
 fn random_name() -> Result<String> {
-    let mut b = [0u8; 12];
-    let mut got = 0;
-    while got < b.len() {
-        got += rustix::rand::getrandom(&mut b[got..], rustix::rand::GetRandomFlags::empty())
-            .map_err(|e| DriverError::io("getrandom", "/dev/urandom")(e.into()))?;
-    }
-    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    Ok(format!("{PREFIX}{hex}"))
+    area::random_name(&PREFIX.to_string())
 }
 
 /// Creates a locked staging area in `dir`: `make` is called with the area's path and must
 /// create the subvolume there. Returns the area and the held lock. If `make` fails, whatever
 /// it left is deleted and nothing remains.
 pub fn create(dir: &Path, make: impl FnOnce(&Path) -> Result<()>) -> Result<(PathBuf, File)> {
-    for _ in 0..16 {
-        let area = dir.join(random_name()?);
-        let lock_path = lock_path(&area);
-        let lock = match File::options()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&lock_path)
-        {
-            Ok(f) => f,
-            Err(e) if e.kind() == ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(DriverError::io("create", &lock_path)(e)),
-        };
-        rustix::fs::flock(&lock, FlockOperation::LockExclusive)
-            .map_err(|e| DriverError::io("lock", &lock_path)(e.into()))?;
-        if !still_named(&lock, &lock_path)? {
-            continue; // a cleanup took it between our create and our lock
+    let (area, lock) = area::lock_fresh(dir, &PREFIX.to_string())?;
+    if let Err(e) = make(&area) {
+        if let Err(cleanup) = remove::delete(&area) {
+            tracing::warn!(area = %area.display(), error = %cleanup, "cannot delete a failed staging area; cleanup will retry");
         }
-        if let Err(e) = make(&area) {
-            if let Err(cleanup) = remove::delete(&area) {
-                tracing::warn!(area = %area.display(), error = %cleanup, "cannot delete a failed staging area; cleanup will retry");
-            }
-            let _ = std::fs::remove_file(&lock_path);
-            return Err(e);
-        }
-        return Ok((area, lock));
+        let _ = std::fs::remove_file(area::lock_path(&area));
+        return Err(e);
     }
-    Err(DriverError::io("create staging area in", dir)(
-        std::io::Error::other("lost the race for a fresh staging name 16 times"),
-    ))
-}
-
-/// Whether `path` still names the open file `f`.
-fn still_named(f: &File, path: &Path) -> Result<bool> {
-    let held = f.metadata().map_err(DriverError::io("stat", path))?;
-    match std::fs::symlink_metadata(path) {
-        Ok(m) => Ok(m.ino() == held.ino() && m.dev() == held.dev()),
-        Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(DriverError::io("stat", path)(e)),
-    }
+    Ok((area, lock))
 }
 
 /// Refuses to commit an area that this module did not hand out for `dir`.

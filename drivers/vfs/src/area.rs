@@ -39,22 +39,25 @@ pub fn lock_path(area: &Path) -> PathBuf {
     PathBuf::from(p)
 }
 
-fn random_name() -> Result<String> {
+/// 24 random hex digits, the name of a fresh area (with `prefix` before them).
+pub fn random_name(prefix: &str) -> Result<String> {
     let mut b = [0u8; 12];
     let mut got = 0;
     while got < b.len() {
         got += rustix::rand::getrandom(&mut b[got..], rustix::rand::GetRandomFlags::empty())
             .map_err(|e| DriverError::io("getrandom", "/dev/urandom")(e.into()))?;
     }
-    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
+    Ok(std::iter::once(prefix.to_owned())
+        .chain(b.iter().map(|x| format!("{x:02x}")))
+        .collect())
 }
 
-/// Creates a locked staging area in `staging_dir` (created if missing). Returns the area and
-/// the held lock.
-pub fn create(staging_dir: &Path) -> Result<(PathBuf, File)> {
-    std::fs::create_dir_all(staging_dir).map_err(DriverError::io("create", staging_dir))?;
+/// Picks a fresh area name in `dir` (random, after `prefix`) and takes its lock: the lock
+/// file is created exclusively, locked, and checked to still be the one at its path (a
+/// concurrent cleanup may remove an unlocked lock file). The area itself is not created.
+pub fn lock_fresh(dir: &Path, prefix: &str) -> Result<(PathBuf, File)> {
     for _ in 0..16 {
-        let area = staging_dir.join(random_name()?);
+        let area = dir.join(random_name(prefix)?);
         let lock_path = lock_path(&area);
         let lock = match File::options()
             .read(true)
@@ -72,16 +75,24 @@ pub fn create(staging_dir: &Path) -> Result<(PathBuf, File)> {
         if !still_named(&lock, &lock_path)? {
             continue; // a cleanup took it between our create and our lock
         }
-        std::fs::create_dir(&area).map_err(DriverError::io("create", &area))?;
         return Ok((area, lock));
     }
-    Err(DriverError::io("create staging area in", staging_dir)(
+    Err(DriverError::io("create staging area in", dir)(
         std::io::Error::other("lost the race for a fresh staging name 16 times"),
     ))
 }
 
+/// Creates a locked staging area in `staging_dir` (created if missing). Returns the area and
+/// the held lock.
+pub fn create(staging_dir: &Path) -> Result<(PathBuf, File)> {
+    std::fs::create_dir_all(staging_dir).map_err(DriverError::io("create", staging_dir))?;
+    let (area, lock) = lock_fresh(staging_dir, "")?;
+    std::fs::create_dir(&area).map_err(DriverError::io("create", &area))?;
+    Ok((area, lock))
+}
+
 /// Whether `path` still names the open file `f`.
-fn still_named(f: &File, path: &Path) -> Result<bool> {
+pub fn still_named(f: &File, path: &Path) -> Result<bool> {
     let held = f.metadata().map_err(DriverError::io("stat", path))?;
     match std::fs::symlink_metadata(path) {
         Ok(m) => Ok(m.ino() == held.ino() && m.dev() == held.dev()),
@@ -175,7 +186,7 @@ pub fn cleanup(staging_dir: &Path) -> Result<usize> {
 /// `staging_dir` first, then deleted. Missing payload is fine.
 pub fn retire(payload: &Path, staging_dir: &Path) -> Result<()> {
     std::fs::create_dir_all(staging_dir).map_err(DriverError::io("create", staging_dir))?;
-    let grave = staging_dir.join(format!("{}-removed", random_name()?));
+    let grave = staging_dir.join(format!("{}-removed", random_name("")?));
     match std::fs::rename(payload, &grave) {
         Ok(()) => remove_tree(&grave),
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
