@@ -32,7 +32,7 @@ pub use block::mount_block;
 pub use error::MountError;
 pub use guard::MountGuard;
 pub use idmap::{IdMap, IdRange, UserNs};
-pub use mountinfo::mounts_using;
+pub use mountinfo::{mounts_of_device, mounts_using};
 pub use netns::{create_netns, remove_netns};
 pub use unmount::{is_mounted, unmount, unmount_detach};
 pub use userns::in_user_namespace;

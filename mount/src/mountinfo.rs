@@ -166,6 +166,16 @@ pub(crate) fn read() -> Result<Vec<MountEntry>, MountError> {
     parse(&text)
 }
 
+/// Mount points of every mount in this mount namespace whose filesystem is on device `dev`
+/// (major, minor: mountinfo's field 3), e.g. every mount of a thin device's filesystem.
+pub fn mounts_of_device(dev: (u32, u32)) -> Result<Vec<PathBuf>, MountError> {
+    Ok(read()?
+        .into_iter()
+        .filter(|m| m.dev == dev)
+        .map(|m| m.mount_point)
+        .collect())
+}
+
 /// Mount points of mounts that use `dir` (see the module docs), in mount-table order.
 /// A missing `dir` is used by nothing.
 pub fn mounts_using(dir: &Path) -> Result<Vec<PathBuf>, MountError> {
@@ -235,6 +245,17 @@ pub(crate) fn users(table: &[MountEntry], dir: &Path, holder: Holder) -> Vec<Pat
 #[allow(clippy::unwrap_used)] // tests: a panic is the failure report
 mod tests {
     use super::*;
+
+    #[test]
+    fn mounts_of_a_device_come_from_this_process_mount_table() {
+        // procfs is mounted at /proc, and its st_dev is the one mountinfo shows.
+        let st = rustix::fs::stat("/proc").unwrap();
+        let dev = (rustix::fs::major(st.st_dev), rustix::fs::minor(st.st_dev));
+        assert!(mounts_of_device(dev)
+            .unwrap()
+            .contains(&PathBuf::from("/proc")));
+        assert!(mounts_of_device((u32::MAX, u32::MAX)).unwrap().is_empty());
+    }
 
     const TABLE: &str = "\
 22 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw,discard

@@ -48,7 +48,6 @@ mod fault;
 mod layout;
 mod lifecycle;
 mod loopdev;
-mod mountinfo;
 pub mod options;
 mod plan;
 mod pool;

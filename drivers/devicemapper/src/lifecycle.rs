@@ -16,7 +16,6 @@ use crate::dm::{self, Dm, Removal};
 use crate::error::{Error, Result};
 use crate::fault;
 use crate::layout::{Layout, ROOTFS};
-use crate::mountinfo;
 use crate::plan::{Observed, Step};
 use crate::pool::Pool;
 use crate::record::{self, Record, State};
@@ -167,7 +166,16 @@ impl Devices {
         let Some(info) = self.dm.info(&self.name(rec))? else {
             return Ok(());
         };
-        let others = mountinfo::other_mounts_of(info.dev, &self.mount_point(rec))?;
+        let own = self.mount_point(rec);
+        let others: Vec<_> = strata_mount::mounts_of_device(info.dev)
+            .map_err(|e| Error::Io {
+                op: "read the mount table for",
+                path: own.clone(),
+                source: std::io::Error::other(e.to_string()),
+            })?
+            .into_iter()
+            .filter(|p| *p != own)
+            .collect();
         if others.is_empty() {
             return Ok(());
         }
