@@ -50,7 +50,7 @@ pub fn require_privileged(test: &str, what: &str) -> bool {
 pub enum KernelFeature {
     /// A pure cgroup v2 hierarchy at /sys/fs/cgroup (this host is hybrid v1).
     Cgroup2,
-    /// Device-mapper (`/dev/mapper/control`; not in this host's kernel).
+    /// Device-mapper (the kernel's `device-mapper` misc device; not in this host's kernel).
     DeviceMapper,
 }
 
@@ -67,7 +67,11 @@ impl KernelFeature {
             KernelFeature::Cgroup2 => rustix::fs::statfs("/sys/fs/cgroup")
                 .map(|s| s.f_type == 0x6367_7270)
                 .unwrap_or(false),
-            KernelFeature::DeviceMapper => std::path::Path::new("/dev/mapper/control").exists(),
+            // The kernel's misc device, not the `/dev/mapper/control` node: dmsetup creates
+            // that node even on a kernel without device-mapper.
+            KernelFeature::DeviceMapper => {
+                std::path::Path::new("/sys/class/misc/device-mapper").exists()
+            }
         }
     }
 }
