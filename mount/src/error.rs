@@ -33,6 +33,12 @@ pub enum MountError {
         #[source]
         source: std::io::Error,
     },
+    /// The FUSE overlay server could not be found or did not start.
+    #[error("fuse-overlay on {target}: {reason}")]
+    FuseServer { target: PathBuf, reason: String },
+    /// `/dev/fuse` cannot be opened by this user.
+    #[error("cannot open /dev/fuse: {}; {hint}", std::io::Error::from(*errno))]
+    FuseDevice { errno: Errno, hint: String },
     #[error("cannot parse {path} line {line:?}: {reason}")]
     MountInfo {
         path: PathBuf,
@@ -77,7 +83,10 @@ impl MountError {
         match self {
             MountError::Mount { errno, .. } | MountError::Unmount { errno, .. } => Some(*errno),
             MountError::Io { source, .. } => source.raw_os_error().map(Errno::from_raw_os_error),
-            MountError::InvalidSpec { .. } | MountError::MountInfo { .. } => None,
+            MountError::FuseDevice { errno, .. } => Some(*errno),
+            MountError::InvalidSpec { .. }
+            | MountError::MountInfo { .. }
+            | MountError::FuseServer { .. } => None,
         }
     }
 }
@@ -107,6 +116,8 @@ impl HasKind for MountError {
                 None => ErrorKind::from_io(source),
             },
             MountError::MountInfo { .. } => ErrorKind::Internal,
+            MountError::FuseServer { .. } => ErrorKind::Unavailable,
+            MountError::FuseDevice { .. } => ErrorKind::FailedPrecondition,
         }
     }
 }

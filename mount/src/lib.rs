@@ -14,6 +14,7 @@
 mod bind;
 mod block;
 mod error;
+pub mod fuse;
 mod guard;
 mod idmap;
 mod mountinfo;
@@ -30,6 +31,7 @@ use strata_driver_api::Mount;
 
 pub use block::mount_block;
 pub use error::MountError;
+pub use fuse::{fuse_is_dead, fuse_server_binary};
 pub use guard::MountGuard;
 pub use idmap::{IdMap, IdRange, UserNs};
 pub use mountinfo::{mounts_of_device, mounts_using};
@@ -40,15 +42,94 @@ pub use userns::in_user_namespace;
 /// Performs `m` at `target` (an existing directory). The new mount is stacked on whatever is
 /// already mounted there.
 pub fn mount(m: &Mount, target: &Path) -> Result<(), MountError> {
-    mount_in(m, None, target)
+    mount_with_server(m, None, target).map(drop)
+}
+
+/// What a mount started besides the mount itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mounted {
+    /// The pid of the FUSE server serving it (`FuseOverlay`), which ends when it is unmounted.
+    pub fuse_server: Option<u32>,
+}
+
+/// Performs `m` at `target`, with `map` applied when given (see [`mount_idmapped`]), and says
+/// which server process (if any) now serves it, for callers that record it.
+pub fn mount_with_server(
+    m: &Mount,
+    map: Option<&IdMap>,
+    target: &Path,
+) -> Result<Mounted, MountError> {
+    let plain = Mounted { fuse_server: None };
+    match (m, map) {
+        (
+            Mount::FuseOverlay {
+                lower,
+                upper,
+                work,
+                options,
+            },
+            map,
+        ) => {
+            let opts = fuse::option_string(
+                lower,
+                upper.as_deref(),
+                work.as_deref(),
+                options,
+                map,
+                target,
+            )?;
+            let pid = fuse::mount_fuse_overlay(&opts, upper.is_none(), target)?;
+            Ok(Mounted {
+                fuse_server: Some(pid),
+            })
+        }
+        (_, None) => mount_in(m, None, target).map(|()| plain),
+        (_, Some(map)) if map.is_identity() => mount_in(m, None, target).map(|()| plain),
+        (
+            Mount::Overlay {
+                lower,
+                upper,
+                work,
+                options,
+            },
+            Some(map),
+        ) if in_user_namespace() => {
+            // The kernel idmaps only for the initial namespace's root: in a user's own
+            // namespace the FUSE overlay applies the map over the same layers.
+            let fuse = Mount::FuseOverlay {
+                lower: lower.clone(),
+                upper: upper.clone(),
+                work: work.clone(),
+                options: options
+                    .iter()
+                    .filter(|o| *o == "userxattr")
+                    .cloned()
+                    .collect(),
+            };
+            mount_with_server(&fuse, Some(map), target)
+        }
+        (_, Some(map)) => mount_idmapped_kernel(m, map, target).map(|()| plain),
+    }
+}
+
+/// Whether mounting `m` with an id map applies the map inside the filesystem (the FUSE
+/// overlay), so that files a container writes are stored with its own (image) ids; otherwise
+/// (kernel idmapped layers) they land in the upper directory with its host ids.
+pub fn maps_ids_in_filesystem(m: &Mount) -> bool {
+    match m {
+        Mount::FuseOverlay { .. } => true,
+        Mount::Overlay { .. } => in_user_namespace(),
+        Mount::Bind { .. } => false,
+    }
 }
 
 /// Performs `m` at `target` with every layer idmapped by `map`, for a container in its own user
 /// namespace (see the `idmap` module). An identity map mounts plainly.
 pub fn mount_idmapped(m: &Mount, map: &IdMap, target: &Path) -> Result<(), MountError> {
-    if map.is_identity() {
-        return mount_in(m, None, target);
-    }
+    mount_with_server(m, Some(map), target).map(drop)
+}
+
+fn mount_idmapped_kernel(m: &Mount, map: &IdMap, target: &Path) -> Result<(), MountError> {
     if let Mount::Overlay {
         upper: Some(upper), ..
     } = m
@@ -83,6 +164,7 @@ fn mount_in(m: &Mount, idmap: Option<&UserNs>, target: &Path) -> Result<(), Moun
             },
             target,
         ),
+        Mount::FuseOverlay { .. } => mount_with_server(m, None, target).map(drop),
     }
 }
 

@@ -13,6 +13,9 @@
 //! 4, which btrfs reports from its top-level subvolume), so a bind of a subvolume, or of a
 //! directory inside it, is seen whatever `subvol=` the store's own mount used.
 //!
+//! A FUSE overlay (`fuse.strata-overlay`) uses the directories its server's command line names
+//! (`-o lowerdir=...,upperdir=...`), for as long as the mount is in this namespace's table.
+//!
 //! It sees only the calling process's mount namespace: views mounted in another namespace (and
 //! not propagated to this one) are invisible to it.
 
@@ -194,7 +197,18 @@ pub fn mounts_using(dir: &Path) -> Result<Vec<PathBuf>, MountError> {
         }
         Err(e) => return Err(MountError::io("statx", &dir)(e.into())),
     };
-    Ok(users(&read()?, &dir, holder))
+    let table = read()?;
+    let mut out = users(&table, &dir, holder);
+    // A FUSE overlay's layers are not in the mount table; its server's command line names them.
+    for mp in crate::fuse::servers_using(&dir) {
+        let mounted_here = table
+            .iter()
+            .any(|m| m.mount_point == mp && m.fs_type == crate::fuse::FS_TYPE);
+        if mounted_here && !out.contains(&mp) {
+            out.push(mp);
+        }
+    }
+    Ok(out)
 }
 
 /// How [`users`] finds the mount that holds the directory.

@@ -58,6 +58,8 @@ pub fn is_mounted(target: &Path) -> Result<bool, MountError> {
     ) {
         Ok(st) => st,
         Err(Errno::NOENT) => return Ok(false),
+        // A FUSE mount whose server died: mounted, and unusable until unmounted.
+        Err(Errno::NOTCONN) => return Ok(true),
         Err(e) => return Err(MountError::io("statx", target)(e.into())),
     };
     if st.stx_attributes_mask.contains(StatxAttributes::MOUNT_ROOT) {

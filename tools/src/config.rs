@@ -86,15 +86,35 @@ fn kernel_version() -> Option<(u32, u32)> {
     Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
 }
 
-/// The default driver: overlay, unless rootless where overlay cannot be mounted.
+/// The default driver: overlay; for a rootless user whose kernel cannot mount overlay in a
+/// user namespace (before 5.11, or no overlayfs at all), fuse-overlay over the same layout
+/// when `/dev/fuse` is open to the user and the server is installed; vfs otherwise.
 fn default_driver() -> &'static str {
-    if is_root()
-        || (crate::rootless::in_user_namespace() && kernel_version().is_some_and(|v| v >= (5, 11)))
-    {
+    if is_root() {
+        return "overlay";
+    }
+    let kernel_overlay = kernel_version().is_some_and(|v| v >= (5, 11))
+        && std::fs::read_to_string("/proc/filesystems").is_ok_and(|l| {
+            l.lines()
+                .any(|l| l.split_whitespace().last() == Some("overlay"))
+        });
+    if crate::rootless::in_user_namespace() && kernel_overlay {
         "overlay"
+    } else if crate::rootless::in_user_namespace() && fuse_usable() {
+        "fuse-overlay"
     } else {
         "vfs"
     }
+}
+
+/// Whether this user can serve a FUSE overlay: `/dev/fuse` read-write and the server found.
+fn fuse_usable() -> bool {
+    rustix::fs::access(
+        "/dev/fuse",
+        rustix::fs::Access::READ_OK | rustix::fs::Access::WRITE_OK,
+    )
+    .is_ok()
+        && strata_mount::fuse_server_binary().is_ok()
 }
 
 fn env_path(var: &str) -> Option<PathBuf> {

@@ -20,6 +20,17 @@ pub enum Mount {
         work: Option<PathBuf>,
         options: Vec<String>,
     },
+    /// Strata's FUSE overlay filesystem (`strata-fuse-overlay`) over the same layer
+    /// directories as `Overlay` (same order, same whiteout and opaque formats). `options` are
+    /// the filesystem's own (`userxattr`, `squash_to_root`, `passthrough=off`, ...); the mount
+    /// crate adds the layers and, for a container with its own user namespace, the id maps,
+    /// which this filesystem applies itself.
+    FuseOverlay {
+        lower: Vec<PathBuf>,
+        upper: Option<PathBuf>,
+        work: Option<PathBuf>,
+        options: Vec<String>,
+    },
 }
 
 impl Mount {
@@ -27,7 +38,7 @@ impl Mount {
     pub fn read_only(&self) -> bool {
         match self {
             Mount::Bind { read_only, .. } => *read_only,
-            Mount::Overlay { upper, .. } => upper.is_none(),
+            Mount::Overlay { upper, .. } | Mount::FuseOverlay { upper, .. } => upper.is_none(),
         }
     }
 }

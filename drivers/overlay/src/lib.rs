@@ -75,8 +75,7 @@ impl OverlayDriver {
     pub fn open(config: &DriverConfig) -> Result<OverlayDriver> {
         let extra = parse_options(&config.options)?;
         check_kernel()?;
-        home::prepare(&config.home, &["layers", "staging", "empty"], "overlay")?;
-        home::set_mode(&config.home.join("empty"), 0o755)?;
+        let d = OverlayDriver::open_layout(config, extra)?;
         if home::fs_name(&config.home) == "overlay" {
             return Err(DriverError::Unsupported {
                 driver: "overlay",
@@ -87,6 +86,15 @@ impl OverlayDriver {
                 ),
             });
         }
+        Ok(d)
+    }
+
+    /// Opens (creating if needed) the layout alone, without the kernel overlay checks: for
+    /// the FUSE overlay driver, which serves the same layout itself. `extra` are the options
+    /// `mounts` puts on every mount.
+    pub fn open_layout(config: &DriverConfig, extra: Vec<String>) -> Result<OverlayDriver> {
+        home::prepare(&config.home, &["layers", "staging", "empty"], "overlay")?;
+        home::set_mode(&config.home.join("empty"), 0o755)?;
         Ok(OverlayDriver {
             home: config.home.clone(),
             rootless: config.rootless,

@@ -91,7 +91,12 @@ impl Store {
         let c = self.container(name)?;
         let target = self.paths.mountpoint(&c.id);
         if strata_mount::is_mounted(&target)? {
-            return Ok(target);
+            if !strata_mount::fuse_is_dead(&target) {
+                return Ok(target);
+            }
+            // Its FUSE server died (killed, crashed): the mount answers nothing but ENOTCONN.
+            tracing::warn!(container = %c.id.short(), "the filesystem server of this container's mount died; mounting it again");
+            self.unmount_container(&c)?;
         }
         let parents = self
             .meta
@@ -99,9 +104,11 @@ impl Store {
         let mounts = self.driver.mounts(&container_key(&c.id), &parents, true);
         std::fs::create_dir_all(&target).map_err(StoreError::io("create mount point", &target))?;
         for m in &mounts {
-            match &c.id_map {
-                Some(map) => strata_mount::mount_idmapped(m, map, &target)?,
-                None => strata_mount::mount(m, &target)?,
+            let done = strata_mount::mount_with_server(m, c.id_map.as_ref(), &target)?;
+            if let Some(pid) = done.fuse_server {
+                let record = self.paths.mount_server(&c.id);
+                std::fs::write(&record, format!("{pid}\n"))
+                    .map_err(StoreError::io("record the mount's server", &record))?;
             }
         }
         tracing::info!(container = %c.id.short(), target = %target.display(), "mounted");
@@ -119,12 +126,37 @@ impl Store {
         while strata_mount::is_mounted(&target)? {
             strata_mount::unmount(&target)?;
         }
+        self.wait_for_mount_server(&c.id);
         match std::fs::remove_dir(&target) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                 Err(StoreError::io("remove mount point", &target)(e))
             }
             _ => Ok(()),
         }
+    }
+
+    /// After an unmount, waits (briefly) for the FUSE server that served the mount to finish,
+    /// so that the container's upper directory is quiet before it is read or removed.
+    fn wait_for_mount_server(&self, c: &ContainerId) {
+        let record = self.paths.mount_server(c);
+        let Ok(text) = std::fs::read_to_string(&record) else {
+            return;
+        };
+        if let Ok(pid) = text.trim().parse::<u32>() {
+            let proc_dir = PathBuf::from(format!("/proc/{pid}"));
+            let is_server = || {
+                std::fs::read(proc_dir.join("cmdline")).is_ok_and(|c| {
+                    c.split(|b| *b == 0)
+                        .next()
+                        .is_some_and(|argv0| argv0.ends_with(b"strata-fuse-overlay"))
+                })
+            };
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while is_server() && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        }
+        let _ = std::fs::remove_file(&record);
     }
 
     /// Removes a container (unmounting it first).
@@ -171,7 +203,16 @@ impl Store {
             .read(|tx| Store::chain_keys(tx, c.parent_layer.as_ref()))?;
         let changes = self.driver.changes(&key, &parents)?;
         let source = self.driver.changes_source(&key);
-        let written = match &c.id_map {
+        // A filesystem that applies the map itself (the FUSE overlay) stores image ids;
+        // kernel idmapped layers leave the container's host ids in the upper directory.
+        let mapped_on_disk = c.id_map.as_ref().filter(|_| {
+            !self
+                .driver
+                .mounts(&key, &parents, true)
+                .first()
+                .is_some_and(strata_mount::maps_ids_in_filesystem)
+        });
+        let written = match mapped_on_disk {
             None => write_changes(&changes, &source, out),
             Some(map) => {
                 // The container wrote with its host ids; the layer records image ids. An id the

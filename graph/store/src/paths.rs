@@ -11,9 +11,11 @@
 //! │   └── <chain-hex>.lock         held while a layer is being imported (one extraction per layer)
 //! ├── containers/<container-id>/   the front end's persistent files of a container (logs,
 //! │                                runtime bundle); made before its row, removed after it
-//! └── <driver>/                    the driver's home: payload keyed by opaque keys
+//! └── <driver>/                    the driver's home: payload keyed by opaque keys (fuse-overlay
+//!                                  shares overlay/: one layout, two ways to mount it)
 //! <runroot>/                       --runroot, default /run/strata (tmpfs: gone after reboot)
 //! ├── mounts/<container-id>/       mount points of mounted containers
+//! ├── mounts/<container-id>.server pid of the FUSE server serving that mount (fuse-overlay)
 //! └── containers/<container-id>/   the front end's volatile files (sockets, pid and exit files)
 //! ```
 
@@ -21,6 +23,16 @@ use std::path::{Path, PathBuf};
 
 use strata_driver_api::Key;
 use strata_graph_types::{ContainerId, Digest, LayerId};
+
+/// The payload format a driver reads and writes: drivers with the same format share one home
+/// and one store (`fuse-overlay` serves the `overlay` layout with a FUSE filesystem, so a layer
+/// pulled once serves both, and a store may be opened with either).
+pub fn payload_format(driver: &str) -> &str {
+    match driver {
+        "fuse-overlay" => "overlay",
+        other => other,
+    }
+}
 
 /// Computed paths of one store.
 #[derive(Debug, Clone)]
@@ -52,13 +64,17 @@ impl Paths {
         self.root.join("locks")
     }
     pub fn driver_home(&self, driver: &str) -> PathBuf {
-        self.root.join(driver)
+        self.root.join(payload_format(driver))
     }
     pub fn mounts(&self) -> PathBuf {
         self.runroot.join("mounts")
     }
     pub fn mountpoint(&self, c: &ContainerId) -> PathBuf {
         self.mounts().join(c.as_str())
+    }
+    /// The pid file of the FUSE server of a container's mount.
+    pub fn mount_server(&self, c: &ContainerId) -> PathBuf {
+        self.mounts().join(format!("{}.server", c.as_str()))
     }
     pub fn containers_dir(&self) -> PathBuf {
         self.root.join("containers")

@@ -68,7 +68,8 @@ pub struct StoreInfo {
 
 impl Store {
     /// Opens the store at `opts.root`, creating it if needed. A store remembers the driver it was
-    /// created with; opening it with another one is refused (their payloads are not compatible).
+    /// created with; opening it with another one is refused (their payloads are not compatible),
+    /// except for drivers of the same payload format (`overlay` and `fuse-overlay`).
     pub fn open(opts: StoreOptions, make_driver: DriverFactory<'_>) -> Result<Store> {
         let paths = Paths {
             root: opts.root.clone(),
@@ -228,7 +229,7 @@ fn recorded_driver(tx: &ReadTxn<'_>) -> Result<Option<String>> {
 
 /// Refuses to open a store with another driver than the one it was created with.
 fn check_driver(opts: &StoreOptions, recorded: &str) -> Result<()> {
-    if recorded == opts.driver {
+    if crate::paths::payload_format(recorded) == crate::paths::payload_format(&opts.driver) {
         return Ok(());
     }
     Err(StoreError::Precondition(format!(

@@ -257,14 +257,23 @@ pub fn ownership_and_modes_are_preserved(make: MakeDriver<'_>) {
     let link = lstat(&v.join("link"));
     assert!(link.file_type().is_symlink());
     assert_eq!((link.uid(), link.gid()), (7, 8), "symlink owner");
-    let null = lstat(&v.join("null"));
-    assert!(null.file_type().is_char_device());
-    assert_eq!(
-        (
-            rustix::fs::major(null.rdev()),
-            rustix::fs::minor(null.rdev())
-        ),
-        (1, 3)
-    );
+    if strata_mount::in_user_namespace() {
+        // No device nodes can be made in a user namespace: the layer pipeline skips them
+        // with a warning, as podman does rootless.
+        assert!(
+            std::fs::symlink_metadata(v.join("null")).is_err(),
+            "a device node in a rootless store"
+        );
+    } else {
+        let null = lstat(&v.join("null"));
+        assert!(null.file_type().is_char_device());
+        assert_eq!(
+            (
+                rustix::fs::major(null.rdev()),
+                rustix::fs::minor(null.rdev())
+            ),
+            (1, 3)
+        );
+    }
     assert!(lstat(&v.join("fifo")).file_type().is_fifo());
 }
