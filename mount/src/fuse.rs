@@ -314,13 +314,15 @@ fn start_server(
     }
 }
 
-/// Whether `target` is a FUSE mount whose server is gone (`ENOTCONN`).
+/// Whether `target` is a FUSE mount whose server is gone (`ENOTCONN`). The attributes are
+/// asked of the filesystem itself (`AT_STATX_FORCE_SYNC`): the kernel's cached ones would
+/// hide a dead server.
 pub fn fuse_is_dead(target: &Path) -> bool {
     matches!(
         rustix::fs::statx(
             rustix::fs::CWD,
             target,
-            rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+            rustix::fs::AtFlags::SYMLINK_NOFOLLOW | rustix::fs::AtFlags::STATX_FORCE_SYNC,
             rustix::fs::StatxFlags::BASIC_STATS,
         ),
         Err(Errno::NOTCONN)

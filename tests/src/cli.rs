@@ -133,6 +133,18 @@ impl Strata {
         }
     }
 
+    /// The same store (root, runroot, config) opened with another driver; it does not own
+    /// the temporary directory (`base` is not available on it).
+    pub fn with_driver(&self, driver: &str) -> Strata {
+        Strata {
+            dir: None,
+            root: self.root.clone(),
+            runroot: self.runroot.clone(),
+            driver: driver.to_owned(),
+            config: self.config.clone(),
+        }
+    }
+
     /// The temporary directory holding everything.
     pub fn base(&self) -> &Path {
         self.dir.as_ref().expect("present until drop").path()
@@ -375,6 +387,9 @@ impl Strata {
 
 impl Drop for Strata {
     fn drop(&mut self) {
+        if self.dir.is_none() {
+            return; // a view of another store (`with_driver`): that one cleans up
+        }
         self.cleanup();
         if let Some(d) = self.dir.take() {
             let path = d.path().to_path_buf();

@@ -192,12 +192,15 @@ impl Session {
     /// Whether the user can run the built binaries where they are (no parent dir blocks it).
     fn can_use_installed_binaries(&self) -> bool {
         let monitor = self.bin.with_file_name("strata-monitor");
+        let fuse = self.bin.with_file_name("strata-fuse-overlay");
         let plugin = self.plugin_dir().join("libstrata_plugin_run.so");
         sh(Command::new("runuser")
             .args(["-u", self.user, "--", "test", "-x"])
             .arg(&self.bin)
             .args(["-a", "-x"])
             .arg(&monitor)
+            .args(["-a", "-x"])
+            .arg(&fuse)
             .args(["-a", "-r"])
             .arg(&plugin))
         .status
@@ -218,7 +221,7 @@ impl Session {
             std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).expect("chmod");
         }
         let from = self.bin.parent().expect("bin dir");
-        for f in ["strata", "strata-monitor"] {
+        for f in ["strata", "strata-monitor", "strata-fuse-overlay"] {
             std::fs::copy(from.join(f), to.join(f)).expect("copy binary");
         }
         for e in std::fs::read_dir(self.plugin_dir())
@@ -749,14 +752,9 @@ fn privileged_rootless_refuses_what_needs_root_with_clear_messages() {
     let (code, err) = s.fail(&["run", "--rm", "--network", "bridge", "busybox", "true"]);
     assert_eq!(code, 8, "unsupported: {err}");
     assert!(err.contains("needs root"), "{err}");
-    for mode in ["auto", "keep-id"] {
-        let (code, err) = s.fail(&["run", "--rm", "--userns", mode, "busybox", "true"]);
-        assert_eq!(code, 8, "unsupported: {err}");
-        assert!(
-            err.contains("not supported for rootless containers yet"),
-            "{err}"
-        );
-    }
+    let (code, err) = s.fail(&["run", "--rm", "--userns", "ns:/x", "busybox", "true"]);
+    assert_eq!(code, 8, "unsupported: {err}");
+    assert!(err.contains("not supported yet"), "{err}");
     assert_eq!(
         s.ok(&["ps", "-aq"]),
         "",
@@ -1348,4 +1346,176 @@ fn privileged_rootless_cgroup2_delegation_gives_resource_limits() {
     }
     // The session (its pause process) ends before its cgroups are removed.
     drop(s);
+}
+
+/// Every (path, inode, owner, mode) under `dir`: the image's layer files, to show they are
+/// never chowned or copied.
+fn tree_identity(dir: &Path) -> Vec<(PathBuf, u64, u32, u32, u32)> {
+    let mut out: Vec<_> = walkdir::WalkDir::new(dir)
+        .into_iter()
+        .flatten()
+        .map(|e| {
+            let m = e.metadata().expect("stat");
+            (e.path().to_path_buf(), m.ino(), m.uid(), m.gid(), m.mode())
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn privileged_rootless_user_namespaces_shift_owners_without_copying_the_image() {
+    if !require_privileged(
+        "rootless_userns_fuse",
+        "runs rootless containers with --userns keep-id/nomap/auto (FUSE overlay, /dev/fuse)",
+    ) {
+        return;
+    }
+    for driver in ["overlay", "fuse-overlay"] {
+        let s = Session::new(USER, true);
+        std::fs::write(
+            s.path("config/strata/strata.toml"),
+            format!("driver = \"{driver}\"\n"),
+        )
+        .or_else(|_| {
+            std::fs::create_dir_all(s.path("config/strata"))?;
+            std::fs::write(
+                s.path("config/strata/strata.toml"),
+                format!("driver = \"{driver}\"\n"),
+            )
+        })
+        .expect("config");
+        s.chown_to_user(&s.path("config"));
+        let info = s.ok(&["storage", "info", "--format", "json"]);
+        assert!(info.contains(&format!("\"{driver}\"")), "{driver}: {info}");
+        s.load_busybox();
+        let layers = s.store().join("overlay/layers");
+        let image_files = tree_identity(&layers);
+        for rt in RUNTIMES {
+            // keep-id: the user's own uid inside, the image's files with their image owners.
+            let out = s.ok(&[
+                "run",
+                "--rm",
+                "--runtime",
+                rt,
+                "--userns",
+                "keep-id",
+                "busybox",
+                "sh",
+                "-c",
+                "id -u; id -g; stat -c %u:%g / /bin/sh /etc/passwd",
+            ]);
+            assert_eq!(
+                out,
+                format!("{}\n{}\n0:0\n0:0\n0:0\n", s.ids.uid, s.ids.gid),
+                "{driver}/{rt}: keep-id"
+            );
+            // nomap: the user's ids are not mapped; root inside owns the image's files.
+            let out = s.ok(&[
+                "run",
+                "--rm",
+                "--runtime",
+                rt,
+                "--userns",
+                "nomap",
+                "busybox",
+                "sh",
+                "-c",
+                "id -u; stat -c %u:%g /bin/sh; cat /proc/self/uid_map",
+            ]);
+            let lines: Vec<&str> = out.lines().collect();
+            assert_eq!(&lines[..2], ["0", "0:0"], "{driver}/{rt}: nomap: {out}");
+            assert_eq!(
+                lines[2].split_whitespace().collect::<Vec<_>>(),
+                ["0", "1", "65536"],
+                "{driver}/{rt}: nomap maps the subordinate ids only, not the user (id 0 outside)"
+            );
+        }
+        // auto: a block of the subordinate ids; a file root writes is committed with owner 0,
+        // and one uid 1000 writes with 1000, in image ids.
+        let id = s
+            .ok(&[
+                "run",
+                "-d",
+                "--userns",
+                "auto:size=2000",
+                "--name",
+                "a",
+                "busybox",
+                "sh",
+                "-c",
+                "touch /by-root && chown 1000:1000 /etc/passwd && exec sleep 1000",
+            ])
+            .trim()
+            .to_owned();
+        wait_for(
+            "the container's first command",
+            Duration::from_secs(20),
+            || {
+                s.run(&["exec", "a", "test", "-e", "/by-root"])
+                    .status
+                    .success()
+            },
+        );
+        s.ok(&["exec", "-u", "1000:1000", "a", "touch", "/tmp/by-1000"]);
+        let inside = s.ok(&[
+            "exec",
+            "a",
+            "stat",
+            "-c",
+            "%n %u:%g",
+            "/by-root",
+            "/tmp/by-1000",
+            "/etc/passwd",
+            "/bin/sh",
+        ]);
+        assert_eq!(
+            inside, "/by-root 0:0\n/tmp/by-1000 1000:1000\n/etc/passwd 1000:1000\n/bin/sh 0:0\n",
+            "{driver}: auto"
+        );
+        let upper = s.store().join(format!("overlay/layers/c-{id}/diff"));
+        // The container's files are stored with their image ids (seen in the namespace).
+        let stored = s.ok(&[
+            "unshare",
+            "stat",
+            "-c",
+            "%u:%g",
+            upper.join("by-root").to_str().expect("utf8"),
+            upper.join("tmp/by-1000").to_str().expect("utf8"),
+            upper.join("etc/passwd").to_str().expect("utf8"),
+        ]);
+        assert_eq!(
+            stored, "0:0\n1000:1000\n1000:1000\n",
+            "{driver}: stored owners"
+        );
+        s.ok(&["commit", "a", "shifted"]);
+        let out = s.ok(&[
+            "run",
+            "--rm",
+            "shifted",
+            "stat",
+            "-c",
+            "%u:%g",
+            "/by-root",
+            "/tmp/by-1000",
+            "/etc/passwd",
+        ]);
+        assert_eq!(
+            out, "0:0\n1000:1000\n1000:1000\n",
+            "{driver}: committed owners"
+        );
+        s.ok(&["rm", "-f", "a"]);
+        s.ok(&["rmi", "shifted"]);
+        assert_eq!(
+            tree_identity(&layers),
+            image_files,
+            "{driver}: the image's layer files were neither chowned nor copied"
+        );
+        s.assert_nothing_left("crun");
+        let servers: Vec<u32> = s.processes_left();
+        assert!(
+            servers.is_empty(),
+            "{driver}: FUSE servers left: {servers:?}"
+        );
+    }
 }

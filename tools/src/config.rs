@@ -34,7 +34,7 @@ pub struct GlobalArgs {
     /// Directory for transient state (mount points)
     #[arg(long, global = true, env = "STRATA_RUNROOT", value_name = "DIR")]
     pub runroot: Option<PathBuf>,
-    /// Storage driver: overlay, vfs, btrfs (the store must be on btrfs) or devicemapper
+    /// Storage driver: overlay, fuse-overlay, vfs, btrfs (the store must be on btrfs) or devicemapper
     /// (a thin pool: `--storage-opt dm.thinpooldev=NAME`, or loop files in the store)
     #[arg(long, global = true, env = "STRATA_DRIVER", value_name = "NAME")]
     pub driver: Option<String>,

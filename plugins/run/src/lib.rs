@@ -29,6 +29,7 @@ mod state;
 mod stop;
 pub mod user;
 pub mod userns;
+mod userns_root;
 
 use strata_plugin_api::{export_plugin, Command, Host, Outcome};
 

@@ -48,7 +48,16 @@ pub fn create(
             .collect(),
         _ => Vec::new(),
     };
-    let id_map = crate::userns::id_map(mode, &used)?;
+    let id_map = if ctx.info.rootless {
+        let ns = crate::userns::OwnNs::current()?;
+        if mode == crate::userns::Mode::KeepId && config.user.is_empty() {
+            // podman's keep-id: the container runs as the user, as the user's ids.
+            config.user = format!("{}:{}", ns.host_uid, ns.host_gid);
+        }
+        crate::userns::rootless_map(mode, ns, &used)?
+    } else {
+        crate::userns::id_map(mode, &used)?
+    };
     let info = ctx
         .store
         .create_container(&CreateContainerRequest {
@@ -213,6 +222,9 @@ pub fn start(ctx: &Ctx<'_>, c: &Container, follow: Follow) -> Result<Option<Atta
         // Undo: whatever got set up goes, the container stays startable.
         let _ = rt.delete(c.id());
         let _ = teardown_network(c, &mut st);
+        if crate::userns_root::needed(ctx.info.rootless, c.info.id_map.as_ref()) {
+            let _ = crate::userns_root::hide(c.id());
+        }
         let _ = ctx.store.unmount(c.id());
         st.status = if st.started_at.is_some() {
             Status::Exited
@@ -232,8 +244,11 @@ fn start_locked(
     st: &mut State,
     follow: Follow,
 ) -> Result<Option<AttachClient>> {
-    let rootfs = PathBuf::from(ctx.store.mount(c.id()).map_err(call)?);
+    let mut rootfs = PathBuf::from(ctx.store.mount(c.id()).map_err(call)?);
     let user = crate::user::resolve(&rootfs, &c.config.user)?;
+    if crate::userns_root::needed(ctx.info.rootless, c.info.id_map.as_ref()) {
+        rootfs = crate::userns_root::expose(&rootfs, c.id())?;
+    }
     for m in &c.config.mounts {
         if m.kind == "bind" && !std::path::Path::new(&m.source).exists() {
             bail!("bind mount source {} does not exist", m.source);
@@ -355,6 +370,9 @@ pub fn runtime_alive(rt: &Runtime, id: &str) -> Option<bool> {
 pub fn cleanup_locked(ctx: &Ctx<'_>, c: &Container, st: &mut State, rt: &Runtime) -> Result<()> {
     rt.delete(c.id())?;
     teardown_network(c, st)?;
+    if crate::userns_root::needed(ctx.info.rootless, c.info.id_map.as_ref()) {
+        crate::userns_root::hide(c.id())?;
+    }
     ctx.store.unmount(c.id()).map_err(call)?;
     st.cleaned = true;
     st.save(&c.paths)?;

@@ -11,13 +11,17 @@
 //!   the host's ids, mapped to themselves.
 //! - `nomap`: rootless only in podman; refused for root with podman's message.
 //!
-//! The image's files are not chowned: the store idmaps its layers with the map on every mount
-//! (see `strata_mount::mount_idmapped`) and maps owners back on diff and commit.
+//! Rootless (maps are in the ids of the user's own namespace, where the user is 0 and the
+//! subordinate ids follow; see [`rootless_map`]):
+//! - `keep-id`: the user's uid and gid are the same inside the container (and it runs as
+//!   them unless `--user` says otherwise); the other ids of the namespace fill the rest.
+//! - `nomap`: the user's own ids are not mapped at all; the subordinate ids are `0..`.
+//! - `auto[:size=N]`: a block of the namespace's subordinate ids no other container holds.
 //!
-//! Rootless containers keep the host mode: every mode above needs the image's owners shifted
-//! within the user's own namespace, and the kernel lets only the initial namespace's root idmap
-//! a filesystem like ext4; podman falls back to chowning a copy of the image, which we have not
-//! built (the FUSE overlay driver is the planned way, shifting ids as it serves files).
+//! The image's files are not chowned. As root the store idmaps its layers with the map on
+//! every mount (see `strata_mount::mount_idmapped`) and maps owners back on diff and commit;
+//! rootless, where the kernel idmaps only for the initial namespace's root, the store serves
+//! the same layers through Strata's FUSE overlay, which shifts owners itself.
 //!
 //! What it does not do: `ns:PATH`, `--uidmap`/`--gidmap`, `auto` options other than `size`.
 
@@ -39,8 +43,12 @@ pub const RANGE_OWNER: &str = "containers";
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     Host,
-    Auto { size: u32 },
+    Auto {
+        size: u32,
+    },
     KeepId,
+    /// Rootless only: the user's own ids are not mapped.
+    NoMap,
 }
 
 /// Parses `--userns` for a root (`rootless == false`) or rootless container.
@@ -48,6 +56,7 @@ pub fn parse(value: &str, rootless: bool) -> Result<Mode> {
     let (name, opts) = value.split_once(':').unwrap_or((value, ""));
     let mode = match name {
         "" | "host" => return Ok(Mode::Host),
+        "nomap" if rootless && opts.is_empty() => Mode::NoMap,
         "auto" | "private" => {
             let mut size = DEFAULT_AUTO_SIZE;
             for opt in opts.split(',').filter(|o| !o.is_empty()) {
@@ -82,16 +91,6 @@ pub fn parse(value: &str, rootless: bool) -> Result<Mode> {
             format!("--userns {value}: unknown mode (host, auto[:size=N], keep-id)")
         )),
     };
-    if rootless {
-        bail!(kinded(
-            ErrorKind::Unsupported,
-            format!(
-                "--userns {value} is not supported for rootless containers yet: the image's file \
-                 owners would have to be shifted inside your user namespace, and only root can \
-                 idmap the store's filesystem"
-            )
-        ));
-    }
     Ok(mode)
 }
 
@@ -131,12 +130,127 @@ pub fn pick_block(ranges: &[(u32, u32)], used: &[(u32, u32)], size: u32) -> Opti
     None
 }
 
+/// The user's own namespace, as a rootless process sees it: its size (ids `0..size` exist),
+/// and the user's and group's ids on the host (which are 0 inside).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OwnNs {
+    pub uids: u32,
+    pub gids: u32,
+    pub host_uid: u32,
+    pub host_gid: u32,
+}
+
+impl OwnNs {
+    /// Reads `/proc/self/uid_map` and `gid_map`.
+    pub fn current() -> Result<OwnNs> {
+        let read = |f: &str| -> Result<(u32, u32)> {
+            let text = std::fs::read_to_string(f).with_context(|| format!("read {f}"))?;
+            parse_own_map(&text).with_context(|| format!("{f}: no mapping of id 0"))
+        };
+        let (uids, host_uid) = read("/proc/self/uid_map")?;
+        let (gids, host_gid) = read("/proc/self/gid_map")?;
+        Ok(OwnNs {
+            uids,
+            gids,
+            host_uid,
+            host_gid,
+        })
+    }
+}
+
+/// (ids in the namespace, host id of 0) from a `uid_map`'s text.
+fn parse_own_map(text: &str) -> Option<(u32, u32)> {
+    let mut size: u32 = 0;
+    let mut host_zero = None;
+    for line in text.lines() {
+        let f: Vec<u32> = line
+            .split_whitespace()
+            .filter_map(|n| n.parse().ok())
+            .collect();
+        if let [inside, outside, count] = f[..] {
+            size = size.max(inside.saturating_add(count));
+            if inside == 0 {
+                host_zero = Some(outside);
+            }
+        }
+    }
+    host_zero.map(|h| (size, h))
+}
+
+/// `keep-id`'s ranges for one kind of id: `own` (the user's host id) is itself inside, the
+/// namespace's other ids (`1..size`) fill the container's ids around it.
+fn keep_id_ranges(size: u32, own: u32) -> Vec<IdRange> {
+    let others = size.saturating_sub(1);
+    let below = own.min(others);
+    let mut v = Vec::new();
+    if below > 0 {
+        v.push(IdRange {
+            inside: 0,
+            outside: 1,
+            count: below,
+        });
+    }
+    v.push(IdRange {
+        inside: own,
+        outside: 0,
+        count: 1,
+    });
+    if own < others {
+        v.push(IdRange {
+            inside: own + 1,
+            outside: own + 1,
+            count: others - own,
+        });
+    }
+    v
+}
+
+/// The id map for `mode` of a rootless container, in the user's namespace's ids; `used` lists
+/// the blocks other containers hold (for `auto`).
+pub fn rootless_map(mode: Mode, ns: OwnNs, used: &[(u32, u32)]) -> Result<Option<IdMap>> {
+    let size = ns.uids.min(ns.gids);
+    if size < 2 && mode != Mode::Host {
+        bail!(kinded(
+            ErrorKind::FailedPrecondition,
+            "this user namespace has no subordinate ids to map into a container: add ranges for \
+             your user to /etc/subuid and /etc/subgid (usermod --add-subuids/--add-subgids)"
+        ));
+    }
+    Ok(match mode {
+        Mode::Host => None,
+        Mode::KeepId => Some(IdMap {
+            uids: keep_id_ranges(ns.uids, ns.host_uid),
+            gids: keep_id_ranges(ns.gids, ns.host_gid),
+        }),
+        Mode::NoMap => Some(uniform(0, 1, size - 1)),
+        Mode::Auto { size: want } => {
+            let want = want.min(size - 1);
+            let start = pick_block(&[(1, size - 1)], used, want).ok_or_else(|| {
+                kinded(
+                    ErrorKind::FailedPrecondition,
+                    format!(
+                        "--userns auto: no free block of {want} ids left among your {} subordinate \
+                         ids ({} containers hold one); ask for less with auto:size=N",
+                        size - 1,
+                        used.len()
+                    ),
+                )
+            })?;
+            Some(uniform(0, start, want))
+        }
+    })
+}
+
 /// The id map for `mode`, for a new root container; `used` lists the host uid blocks other
 /// containers of the store hold. Call it under [`allocation_lock`].
 pub fn id_map(mode: Mode, used: &[(u32, u32)]) -> Result<Option<IdMap>> {
     match mode {
         Mode::Host => Ok(None),
         Mode::KeepId => Ok(Some(uniform(0, 0, u32::MAX))),
+        Mode::NoMap => bail!(kinded(
+            ErrorKind::InvalidArgument,
+            "--userns nomap is only supported in rootless mode"
+        )),
         Mode::Auto { size } => {
             let read = |f: &str| -> Result<Vec<(u32, u32)>> {
                 let text = std::fs::read_to_string(f).or_else(|e| match e.kind() {
@@ -250,11 +364,107 @@ mod tests {
         assert_eq!(parse("keep-id", false).unwrap(), Mode::KeepId);
         let e = parse("nomap", false).unwrap_err().to_string();
         assert!(e.contains("only supported in rootless mode"), "{e}");
-        let e = parse("auto", true).unwrap_err().to_string();
-        assert!(e.contains("rootless"), "{e}");
+        assert_eq!(parse("nomap", true).unwrap(), Mode::NoMap);
+        assert_eq!(parse("keep-id", true).unwrap(), Mode::KeepId);
+        assert_eq!(
+            parse("auto", true).unwrap(),
+            Mode::Auto {
+                size: DEFAULT_AUTO_SIZE
+            }
+        );
         assert!(parse("auto:size=0", false).is_err());
         assert!(parse("auto:uidmapping=0:1:2", false).is_err());
         assert!(parse("bogus", false).is_err());
+    }
+
+    #[test]
+    fn rootless_maps_are_made_of_the_users_own_namespace() {
+        // uid 1000 with 65536 subordinate ids: the namespace has ids 0..65537.
+        let (size, host) =
+            parse_own_map("         0       1000          1\n         1     100000      65536\n")
+                .unwrap();
+        assert_eq!((size, host), (65537, 1000));
+        let ns = OwnNs {
+            uids: size,
+            gids: size,
+            host_uid: 1000,
+            host_gid: 1000,
+        };
+        let keep = rootless_map(Mode::KeepId, ns, &[]).unwrap().unwrap();
+        assert_eq!(
+            keep.uids,
+            [
+                IdRange {
+                    inside: 0,
+                    outside: 1,
+                    count: 1000
+                },
+                IdRange {
+                    inside: 1000,
+                    outside: 0,
+                    count: 1
+                },
+                IdRange {
+                    inside: 1001,
+                    outside: 1001,
+                    count: 64536
+                },
+            ]
+        );
+        // Every id of the namespace is used once.
+        let total: u32 = keep.uids.iter().map(|r| r.count).sum();
+        assert_eq!(total, 65537);
+        // A uid beyond the subordinate count still keeps its id.
+        let big = OwnNs {
+            host_uid: 200_000,
+            host_gid: 200_000,
+            ..ns
+        };
+        let keep = rootless_map(Mode::KeepId, big, &[]).unwrap().unwrap();
+        assert_eq!(
+            keep.uids,
+            [
+                IdRange {
+                    inside: 0,
+                    outside: 1,
+                    count: 65536
+                },
+                IdRange {
+                    inside: 200_000,
+                    outside: 0,
+                    count: 1
+                },
+            ]
+        );
+        let nomap = rootless_map(Mode::NoMap, ns, &[]).unwrap().unwrap();
+        assert_eq!(
+            nomap.uids,
+            [IdRange {
+                inside: 0,
+                outside: 1,
+                count: 65536
+            }]
+        );
+        let auto = rootless_map(Mode::Auto { size: 1000 }, ns, &[(1, 1000)])
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            auto.uids,
+            [IdRange {
+                inside: 0,
+                outside: 1001,
+                count: 1000
+            }]
+        );
+        let e = rootless_map(Mode::Auto { size: 65536 }, ns, &[(1, 1000)]).unwrap_err();
+        assert!(e.to_string().contains("no free block"), "{e}");
+        let alone = OwnNs {
+            uids: 1,
+            gids: 1,
+            ..ns
+        };
+        assert!(rootless_map(Mode::KeepId, alone, &[]).is_err());
+        assert_eq!(rootless_map(Mode::Host, alone, &[]).unwrap(), None);
     }
 
     #[test]
