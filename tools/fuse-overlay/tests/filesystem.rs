@@ -374,7 +374,7 @@ fn mmap_locks_fsync_and_statfs_work() {
         f.seek(SeekFrom::Start(0)).expect("seek");
         f.read_to_string(&mut back).expect("read back");
         assert!(back.ends_with('!'));
-        let st = rustix::fs::statfs(&s.mnt("")).expect("statfs");
+        let st = rustix::fs::statfs(s.mnt("")).expect("statfs");
         assert!(
             st.f_blocks > 0,
             "{opts}: statfs reports the upper filesystem"
