@@ -64,6 +64,13 @@ fn privileged_fuse_overlay_mounts_diffs_commits_and_survives_a_killed_server() {
     assert!(alive(pid), "the recorded server runs");
     std::fs::write(mnt.join("added"), "new").expect("write in the container");
     std::fs::remove_file(mnt.join("bin/true")).expect("delete an image file");
+    // A change of metadata only (copied up without data until written).
+    let passwd = std::fs::read_to_string(mnt.join("etc/passwd")).expect("read passwd");
+    std::fs::set_permissions(
+        mnt.join("etc/passwd"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .expect("chmod");
     let diff = s.ok(["diff", "c1"]);
     assert!(
         diff.contains("A /added") && diff.contains("D /bin/true"),
@@ -110,6 +117,17 @@ fn privileged_fuse_overlay_mounts_diffs_commits_and_survives_a_killed_server() {
         "new"
     );
     assert!(!m2.join("bin/true").exists());
+    let m = std::fs::metadata(m2.join("etc/passwd")).expect("stat");
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777,
+        0o600,
+        "the committed mode"
+    );
+    assert_eq!(
+        std::fs::read_to_string(m2.join("etc/passwd")).expect("read"),
+        passwd,
+        "the committed file has its data"
+    );
     let pid3 = server_of(&s, &c2);
     s.ok(["storage", "rm", "c2"]);
     s.ok(["storage", "rm", "c1"]);

@@ -32,6 +32,7 @@
 //! inode index (see [`mounts::FIXED_OPTIONS`]), or support its home on an overlay filesystem.
 
 pub mod changes;
+pub mod metacopy;
 pub mod mounts;
 
 use std::path::PathBuf;
@@ -243,6 +244,10 @@ impl Driver for OverlayDriver {
         if !diff.is_dir() {
             return Err(DriverError::Missing(key.to_string()));
         }
+        // Files the FUSE overlay changed only the metadata of get their data first, so the
+        // diff is made of whole files (see `metacopy`).
+        metacopy::complete_all(&diff)
+            .map_err(|e| DriverError::io("complete metadata-only copies in", &diff)(e.into()))?;
         changes::upper_changes(&diff)
     }
 

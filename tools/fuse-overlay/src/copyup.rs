@@ -24,6 +24,8 @@ use std::sync::atomic::Ordering;
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, RenameFlags, Stat, Timespec, Timestamps};
 use rustix::io::Errno;
 
+use strata_driver_overlay::metacopy;
+
 use crate::fs::{clear_whiteouts, key_of, Fs};
 use crate::layers::{dot, is_private_xattr, Found};
 use crate::tree::{Ino, ROOT};
@@ -34,9 +36,48 @@ impl Fs {
         self.layers.upper()?;
         let (node, path) = self.node(ino)?;
         if node.layer == 0 {
+            if node.data.is_some() {
+                self.complete(ino, &path)?;
+            }
             return Ok(());
         }
         self.copy_up_path(&path)
+    }
+
+    /// Copies a node up for a change of metadata only: a lower regular file with one name
+    /// becomes a metadata-only copy (see `strata_driver_overlay::metacopy`); anything else is
+    /// copied whole.
+    pub(crate) fn copy_up_meta(&self, ino: Ino) -> Result<(), Errno> {
+        self.layers.upper()?;
+        let (node, path) = self.node(ino)?;
+        if node.layer == 0 {
+            return Ok(());
+        }
+        let st = self.layers.stat(node.layer, &path)?;
+        #[allow(clippy::unnecessary_cast)]
+        let single =
+            FileType::from_raw_mode(st.st_mode) == FileType::RegularFile && st.st_nlink as u64 == 1;
+        if !single || self.work.is_none() {
+            return self.copy_up_path(&path);
+        }
+        if let Some(parent) = path.parent() {
+            self.copy_up_path(parent)?;
+        }
+        let found = Found {
+            layer: node.layer,
+            stat: st,
+            dir_layers: Vec::new(),
+        };
+        self.copy_one(&path, &found, false)
+    }
+
+    /// Gives a metadata-only copy its data.
+    fn complete(&self, ino: Ino, path: &Path) -> Result<(), Errno> {
+        metacopy::complete(&self.layers.dirs[0].abs(path))?;
+        if let Some(n) = self.tree().get_mut(ino) {
+            n.data = None;
+        }
+        Ok(())
     }
 
     fn root_layers(&self) -> Vec<usize> {
@@ -76,7 +117,7 @@ impl Fs {
                 .ok_or(Errno::NOENT)?;
             dir_layers.clone_from(&found.dir_layers);
             if found.layer != 0 {
-                self.copy_one(&prefix, &found)?;
+                self.copy_one(&prefix, &found, true)?;
                 if !dir_layers.is_empty() {
                     dir_layers.insert(0, 0);
                 }
@@ -93,8 +134,9 @@ impl Fs {
         ))
     }
 
-    /// Copies the single entry `rel` (its parent is already in the upper layer).
-    fn copy_one(&self, rel: &Path, found: &Found) -> Result<(), Errno> {
+    /// Copies the single entry `rel` (its parent is already in the upper layer); a regular
+    /// file without its data (a metadata-only copy) unless `data`.
+    fn copy_one(&self, rel: &Path, found: &Found, data: bool) -> Result<(), Errno> {
         let work = self.work.as_ref().ok_or(Errno::ROFS)?;
         let upper = self.layers.upper()?;
         let src_layer = &self.layers.dirs[found.layer];
@@ -119,7 +161,17 @@ impl Fs {
                         OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC,
                         Mode::from_raw_mode(0o600),
                     )?;
-                    copy_data(&src, &dst)?;
+                    if data {
+                        metacopy::copy_data(&src, &dst)?;
+                    } else {
+                        let from = src_layer.abs(rel);
+                        rustix::fs::fsetxattr(
+                            &dst,
+                            metacopy::xattr(self.layers.userxattr),
+                            from.as_os_str().as_encoded_bytes(),
+                            rustix::fs::XattrFlags::empty(),
+                        )?;
+                    }
                 }
                 FileType::Symlink => {
                     let target = rustix::fs::readlinkat(&src_layer.fd, dot(rel), Vec::new())?;
@@ -155,6 +207,7 @@ impl Fs {
                 t.add_key(ino, key_of(&ust));
                 if let Some(n) = t.get_mut(ino) {
                     n.layer = 0;
+                    n.data = (!data && kind == FileType::RegularFile).then(|| src_layer.abs(rel));
                     if n.is_dir && n.dir_layers.first() != Some(&0) {
                         n.dir_layers.insert(0, 0);
                     }
@@ -162,7 +215,7 @@ impl Fs {
             }
         }
         #[allow(clippy::unnecessary_cast)]
-        if kind == FileType::RegularFile && st.st_nlink as u64 > 1 {
+        if data && kind == FileType::RegularFile && st.st_nlink as u64 > 1 {
             self.link_other_names(rel, found.layer, st)?;
         }
         Ok(())
@@ -376,35 +429,6 @@ impl Fs {
             }
         }
         Ok(())
-    }
-}
-
-/// Copies file data: a reflink where the filesystem shares extents, else `copy_file_range`
-/// (in-kernel copy), else read/write.
-fn copy_data(src: &OwnedFd, dst: &OwnedFd) -> Result<(), Errno> {
-    if rustix::fs::ioctl_ficlone(dst, src).is_ok() {
-        return Ok(());
-    }
-    loop {
-        match rustix::fs::copy_file_range(src, None, dst, None, 1 << 30) {
-            Ok(0) => return Ok(()),
-            Ok(_) => {}
-            Err(Errno::XDEV | Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) => break,
-            Err(e) => return Err(e),
-        }
-    }
-    let mut buf = vec![0u8; 1 << 20];
-    let mut off = rustix::fs::seek(dst, rustix::fs::SeekFrom::Current(0))?;
-    loop {
-        let n = rustix::io::pread(src, &mut buf, off)?;
-        if n == 0 {
-            return Ok(());
-        }
-        let mut w = 0;
-        while w < n {
-            w += rustix::io::pwrite(dst, &buf[w..n], off + w as u64)?;
-        }
-        off += n as u64;
     }
 }
 

@@ -125,6 +125,7 @@ impl Fs {
             layer: 0,
             dir_layers: root_layers,
             keys: vec![key_of(&st)],
+            data: None,
             nlookup: 1,
         };
         Ok(Fs {
@@ -169,7 +170,18 @@ impl Fs {
     }
 
     fn attr(&self, ino: Ino, node: &Node, st: &Stat) -> Attr {
-        Attr::from_stat(ino, st, &self.ids, node.is_dir && node.dir_layers.len() > 1)
+        let mut a = Attr::from_stat(ino, st, &self.ids, node.is_dir && node.dir_layers.len() > 1);
+        if let Some(data) = &node.data {
+            // Size and blocks are the data's.
+            if let Ok(d) = rustix::fs::lstat(data) {
+                #[allow(clippy::unnecessary_cast)]
+                {
+                    a.size = d.st_size as u64;
+                    a.blocks = d.st_blocks as u64;
+                }
+            }
+        }
+        a
     }
 
     fn handle_of(&self, ino: Ino) -> Option<Arc<Handle>> {
@@ -227,13 +239,21 @@ impl Fs {
             .layers
             .probe(&pnode.dir_layers, &rel)?
             .ok_or(Errno::NOENT)?;
-        let is_dir = FileType::from_raw_mode(found.stat.st_mode) == FileType::Directory;
+        let kind = FileType::from_raw_mode(found.stat.st_mode);
+        let is_dir = kind == FileType::Directory;
+        // A metadata-only copy is an empty upper file with the mark.
+        let data = (self.layers.is_upper(found.layer)
+            && kind == FileType::RegularFile
+            && found.stat.st_size == 0)
+            .then(|| strata_driver_overlay::metacopy::source(&self.layers.dirs[0].abs(&rel)))
+            .flatten();
         let node = Node {
             names: Vec::new(),
             is_dir,
             layer: found.layer,
             dir_layers: found.dir_layers,
             keys: vec![key_of(&found.stat)],
+            data,
             nlookup: 0,
         };
         #[allow(clippy::unnecessary_cast)]
@@ -281,7 +301,11 @@ impl Fs {
     ) -> Result<Attr, Errno> {
         let _ = caller;
         let _g = self.exclusive();
-        self.copy_up(ino)?;
+        if set.size.is_some() {
+            self.copy_up(ino)?;
+        } else {
+            self.copy_up_meta(ino)?;
+        }
         let (n, p) = self.node(ino)?;
         let upper = &self.layers.upper()?.fd;
         let kind = FileType::from_raw_mode(self.layers.stat(0, &p)?.st_mode);
@@ -624,12 +648,15 @@ impl Fs {
         } else {
             let _g = self.shared();
             let (n, p) = self.node(ino)?;
-            rustix::fs::openat(
-                &self.layers.dirs[n.layer].fd,
-                dot(&p),
-                oflags,
-                Mode::empty(),
-            )?
+            match &n.data {
+                Some(data) => rustix::fs::open(data, oflags, Mode::empty())?,
+                None => rustix::fs::openat(
+                    &self.layers.dirs[n.layer].fd,
+                    dot(&p),
+                    oflags,
+                    Mode::empty(),
+                )?,
+            }
         };
         let st = rustix::fs::fstat(&fd)?;
         let fh = self.add_handle(Handle {
@@ -783,7 +810,7 @@ impl Fs {
             return Err(Errno::PERM);
         }
         let _g = self.exclusive();
-        self.copy_up(ino)?;
+        self.copy_up_meta(ino)?;
         #[allow(clippy::cast_sign_loss)]
         let flags = rustix::fs::XattrFlags::from_bits_retain(flags as u32);
         rustix::fs::lsetxattr(self.top_path(ino)?, name, value, flags)
@@ -796,7 +823,7 @@ impl Fs {
         let _g = self.exclusive();
         // Nothing to remove is ENODATA, and then nothing is copied up.
         crate::layers::get_xattr(&self.top_path(ino)?, name)?;
-        self.copy_up(ino)?;
+        self.copy_up_meta(ino)?;
         rustix::fs::lremovexattr(self.top_path(ino)?, name)
     }
 

@@ -252,9 +252,12 @@ pub fn has_xattr(path: &Path, name: &str) -> bool {
     rustix::fs::lgetxattr(path, name, &mut buf[..]).is_ok()
 }
 
-/// Whether an xattr name is the overlay's own (never shown, copied or settable).
+/// Whether an xattr name is the overlay's own or Strata's (never shown, copied or settable).
 pub fn is_private_xattr(name: &[u8]) -> bool {
-    name.starts_with(b"trusted.overlay.") || name.starts_with(b"user.overlay.")
+    name.starts_with(b"trusted.overlay.")
+        || name.starts_with(b"user.overlay.")
+        || name.starts_with(b"trusted.strata.")
+        || name.starts_with(b"user.strata.")
 }
 
 /// All xattr names of `path` (not following a final symlink).

@@ -28,6 +28,8 @@ pub struct Node {
     pub dir_layers: Vec<usize>,
     /// Every on-disk file that is this node (the original and its copy-up).
     pub keys: Vec<DiskKey>,
+    /// A metadata-only copy in the upper layer: the lower file holding its data.
+    pub data: Option<std::path::PathBuf>,
     pub nlookup: u64,
 }
 

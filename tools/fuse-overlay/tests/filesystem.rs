@@ -423,3 +423,58 @@ fn a_server_that_cannot_serve_says_why() {
         "a failed start leaves nothing mounted"
     );
 }
+
+#[test]
+fn metadata_changes_copy_no_data_until_the_file_is_written() {
+    if !strata_tests::require_privileged("fuse_fs::metacopy", WHAT) {
+        return;
+    }
+    let mut s = Stack::new();
+    let big: String = "0123456789abcdef".repeat(1 << 16); // 1 MiB
+    write(&s.p("l2/big"), &big);
+    s.mount("");
+    fs::set_permissions(s.mnt("big"), fs::Permissions::from_mode(0o600)).expect("chmod");
+    chown(&s.mnt("big"), 12, 34);
+    xattr(&s.mnt("big"), "user.note", b"kept");
+    let m = fs::metadata(s.mnt("big")).expect("stat");
+    assert_eq!(
+        (m.mode() & 0o7777, m.uid(), m.gid(), m.len()),
+        (0o600, 12, 34, 1 << 20)
+    );
+    assert_eq!(read(&s.mnt("big")), big);
+    s.unmount();
+    let up = fs::metadata(s.p("up/big")).expect("upper");
+    assert_eq!(up.len(), 0, "only the metadata was copied up");
+    assert_eq!((up.mode() & 0o7777, up.uid(), up.gid()), (0o600, 12, 34));
+    assert!(read_xattr(&s.p("up/big"), "trusted.strata.metacopy").is_some());
+    // A new server finds it, shows the data, and completes the copy on the first write.
+    s.mount("");
+    assert_eq!(fs::metadata(s.mnt("big")).expect("stat").len(), 1 << 20);
+    assert_eq!(
+        read_xattr(&s.mnt("big"), "user.note").as_deref(),
+        Some(&b"kept"[..])
+    );
+    assert!(
+        read_xattr(&s.mnt("big"), "trusted.strata.metacopy").is_none(),
+        "the mark is hidden"
+    );
+    fs::OpenOptions::new()
+        .append(true)
+        .open(s.mnt("big"))
+        .and_then(|mut f| f.write_all(b"!"))
+        .expect("append");
+    assert_eq!(read(&s.mnt("big")).len(), (1 << 20) + 1);
+    s.unmount();
+    assert_eq!(
+        fs::metadata(s.p("up/big")).expect("upper").len(),
+        (1 << 20) + 1
+    );
+    assert!(read_xattr(&s.p("up/big"), "trusted.strata.metacopy").is_none());
+    let m = fs::metadata(s.p("up/big")).expect("upper");
+    assert_eq!(
+        (m.mode() & 0o7777, m.uid(), m.gid()),
+        (0o600, 12, 34),
+        "metadata survives"
+    );
+    assert_eq!(read(&s.p("l2/big")), big, "the layer is untouched");
+}
