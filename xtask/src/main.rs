@@ -9,6 +9,8 @@
 //! - `bench`: the benchmark harness (storage and pulls, against the reference tools).
 //! - `vm`: runs a command in a throwaway qemu guest (stock Debian kernel, pure cgroup v2,
 //!   device-mapper) over the host's root; see `vm/mod.rs`.
+//! - `pjdfstest`: POSIX conformance (pjdfstest) of strata-fuse-overlay next to the kernel
+//!   overlay and fuse-overlayfs over the same layers; see `pjdfstest.rs`.
 //! - `demo`: the README's demo: load the busybox image, create and mount a container, run
 //!   busybox inside it with chroot, clean up.
 //!
@@ -18,6 +20,7 @@
 
 mod demo;
 mod fixtures;
+mod pjdfstest;
 mod process;
 mod setup;
 mod suite;
@@ -60,8 +63,9 @@ enum Task {
         #[arg(long)]
         strata: Option<PathBuf>,
     },
-    /// Build the release binary and plugins and install them: PREFIX/bin/strata and
-    /// PREFIX/lib/strata/plugins/*.so (where strata looks for its plugins).
+    /// Build the release binary and plugins and install them: PREFIX/bin/strata,
+    /// PREFIX/lib/strata/plugins/*.so (where strata looks for its plugins), and the helpers
+    /// PREFIX/lib/strata/strata-monitor and strata-fuse-overlay.
     Install {
         #[arg(long, default_value = "/usr/local")]
         prefix: PathBuf,
@@ -76,6 +80,11 @@ enum Task {
     /// Run a command in a throwaway qemu guest with Debian's stock kernel (pure cgroup v2,
     /// device-mapper), over the host's root: `cargo xtask vm -- <command> [args...]`.
     Vm(vm::VmArgs),
+    /// POSIX conformance (as root): pjdfstest on the kernel overlay, fuse-overlayfs and
+    /// strata-fuse-overlay over the same layers; report in <target>/pjdfstest/report.md.
+    /// Fails when strata fails a test the kernel overlay passes (unless
+    /// xtask/pjdfstest-known.toml lists it).
+    Pjdfstest(pjdfstest::Args),
 }
 
 /// Paths of the workspace xtask works on.
@@ -130,6 +139,7 @@ fn run(task: Task) -> Result<()> {
         Task::Test => suite::run(&ws),
         Task::Demo { driver, strata } => demo::run(&ws, &driver, strata),
         Task::Vm(args) => vm::run_cli(&ws, args),
+        Task::Pjdfstest(args) => pjdfstest::run(&ws, args),
         Task::Install { prefix } => {
             process::run(process::cargo(&ws.root).args([
                 "build",
@@ -142,13 +152,17 @@ fn run(task: Task) -> Result<()> {
                 "strata-plugin-run",
                 "-p",
                 "strata-tools-monitor",
+                "-p",
+                "strata-tools-fuse-overlay",
             ]))?;
             let release = ws.target.join("release");
             let libexec = prefix.join("lib/strata");
             std::fs::create_dir_all(&libexec)?;
-            let tmp = libexec.join(".strata-monitor.tmp");
-            std::fs::copy(release.join("strata-monitor"), &tmp)?;
-            std::fs::rename(&tmp, libexec.join("strata-monitor"))?;
+            for helper in ["strata-monitor", "strata-fuse-overlay"] {
+                let tmp = libexec.join(format!(".{helper}.tmp"));
+                std::fs::copy(release.join(helper), &tmp)?;
+                std::fs::rename(&tmp, libexec.join(helper))?;
+            }
             let bin = prefix.join("bin");
             std::fs::create_dir_all(&bin)?;
             let tmp = bin.join(".strata.tmp");
@@ -177,6 +191,8 @@ fn run(task: Task) -> Result<()> {
                 "strata-plugin-run",
                 "-p",
                 "strata-tools-monitor",
+                "-p",
+                "strata-tools-fuse-overlay",
                 "-p",
                 "strata-benches",
             ]))?;

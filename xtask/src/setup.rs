@@ -39,6 +39,9 @@ pub const TEST_PACKAGES: &[&str] = &[
     "python3",
     "jq",
     "fuse3",
+    // `cargo xtask pjdfstest`: the reference FUSE overlay, and the ACL headers pjdfstest builds with.
+    "fuse-overlayfs",
+    "libacl1-dev",
     "util-linux",
     "e2fsprogs",
     "btrfs-progs",
@@ -109,7 +112,8 @@ pub fn prepare_host() -> Result<()> {
 /// - `containers` ranges in /etc/subuid and /etc/subgid, podman's convention for
 ///   `--userns auto` (`containers:2147483647:2147483648`), when there are none;
 /// - `/dev/net/tun` mode 0666 (Debian's default; this machine ships 0600), so that a non-root
-///   user's slirp4netns can open it for rootless port publishing.
+///   user's slirp4netns can open it for rootless port publishing;
+/// - `/dev/fuse` mode 0666 (the same story), for a non-root user's FUSE overlay.
 pub fn prepare_test_host() -> Result<()> {
     if !process::is_root()? {
         return Ok(());
@@ -124,6 +128,16 @@ pub fn prepare_test_host() -> Result<()> {
             text.push_str("containers:2147483647:2147483648\n");
             std::fs::write(file, text).with_context(|| format!("cannot write {file}"))?;
             eprintln!("xtask: added podman's `containers` range to {file} (for --userns auto)");
+        }
+    }
+    // A non-root user's FUSE overlay (rootless fuse-overlay, --userns keep-id) opens /dev/fuse.
+    let fuse = std::path::Path::new("/dev/fuse");
+    if let Ok(meta) = std::fs::metadata(fuse) {
+        use std::os::unix::fs::PermissionsExt;
+        if meta.permissions().mode() & 0o777 != 0o666 {
+            std::fs::set_permissions(fuse, std::fs::Permissions::from_mode(0o666))
+                .with_context(|| format!("cannot chmod {}", fuse.display()))?;
+            eprintln!("xtask: /dev/fuse is now 0666 (Debian's default) for rootless FUSE mounts");
         }
     }
     let tun = std::path::Path::new("/dev/net/tun");

@@ -1,8 +1,9 @@
 //! `cargo xtask test`, the README's test command and what CI runs: formatting and lints first
 //! (fail fast), then packages, fixtures, a full build, every test of the workspace as root,
 //! and proof that the privileged tier ran (marker files written by
-//! `strata_tests::require_privileged`), then the VM tier (`vmtier`: what this kernel cannot
-//! run, in a qemu guest).
+//! `strata_tests::require_privileged`), pjdfstest over the FUSE overlay next to the kernel
+//! overlay and fuse-overlayfs (`pjdfstest`), then the VM tier (`vmtier`: what this kernel
+//! cannot run, in a qemu guest).
 //!
 //! It ends with the plain closing line `summary: N passed, N failed, N skipped` summed over
 //! every test binary. It does not select or filter tests: the suite runs whole.
@@ -64,6 +65,11 @@ pub fn run(ws: &Workspace) -> Result<()> {
         markers.display(),
         started.elapsed().as_secs()
     );
+    // POSIX conformance of the FUSE overlay next to the kernel overlay and fuse-overlayfs.
+    let posix = crate::pjdfstest::run(ws, crate::pjdfstest::Args::for_suite(ws));
+    if let Err(e) = &posix {
+        eprintln!("xtask: pjdfstest: {e:#}");
+    }
     // The VM tier runs even when the host tier failed, so one run shows both.
     let vm = crate::vmtier::run(ws, &fixtures_dir);
     if let Ok(t) = &vm {
@@ -74,6 +80,7 @@ pub fn run(ws: &Workspace) -> Result<()> {
         totals.passed, totals.failed, totals.ignored
     );
     vm?;
+    posix.context("pjdfstest: strata-fuse-overlay fails POSIX tests the kernel overlay passes")?;
     if !tests_ok {
         bail!(
             "tests failed ({} failed); see the output above",

@@ -413,6 +413,13 @@ impl Fs {
             self.set_opaque(&dst_rel)?;
         }
         let mut t = self.tree();
+        // A replaced upper file with no other link is gone: its inode number may be reused.
+        if let Some(d) = &dst {
+            #[allow(clippy::unnecessary_cast)]
+            if d.layer == 0 && (is_dir(d) || d.stat.st_nlink as u64 <= 1) {
+                t.drop_key(key_of(&d.stat));
+            }
+        }
         t.rename(parent, name, new_parent, new_name);
         if src_dir {
             if let Some(moved) = t.child(new_parent, new_name) {

@@ -631,7 +631,14 @@ impl Fs {
         if needs_whiteout {
             self.make_whiteout(&rel)?;
         }
-        self.tree().remove_name(parent, name);
+        let mut t = self.tree();
+        t.remove_name(parent, name);
+        // The upper file is gone for good (its last link): its inode number is free for reuse.
+        #[allow(clippy::unnecessary_cast)]
+        if found.layer == 0 && self.layers.has_upper && (is_dir || found.stat.st_nlink as u64 <= 1)
+        {
+            t.drop_key(key_of(&found.stat));
+        }
         Ok(())
     }
 

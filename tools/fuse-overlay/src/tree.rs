@@ -109,7 +109,12 @@ impl Tree {
                 return ino;
             }
         }
-        let existing = node.keys.iter().find_map(|k| self.by_key.get(k).copied());
+        // Another name of a known file (a hardlink). Directories have one name only.
+        let existing = node
+            .keys
+            .iter()
+            .find_map(|k| self.by_key.get(k).copied())
+            .filter(|ino| !node.is_dir && self.nodes.get(ino).is_some_and(|n| !n.is_dir));
         let ino = match existing {
             Some(ino) => {
                 let n = self
@@ -170,6 +175,16 @@ impl Tree {
             n.names.retain(|k| k != &key);
         }
         Some(ino)
+    }
+
+    /// Forgets that a disk file is a node: once its last link is gone the filesystem may give
+    /// its inode number to a new file, which must not be taken for this node.
+    pub fn drop_key(&mut self, key: DiskKey) {
+        if let Some(ino) = self.by_key.remove(&key) {
+            if let Some(n) = self.nodes.get_mut(&ino) {
+                n.keys.retain(|k| *k != key);
+            }
+        }
     }
 
     /// Moves a name (rename), replacing whatever had the new name.
