@@ -7,8 +7,11 @@
 //! right when the upper file is renamed). [`complete`] gives it its data and drops the mark;
 //! whoever reads the upper directory as a layer diff (the drivers' `changes`) completes every
 //! such file first ([`complete_all`]), so exported diffs and commits are always whole files.
-//! Completing takes an exclusive `flock` on the file and re-reads the mark under it, so the
-//! FUSE server (completing on a write) and a diff never both copy.
+//! Completing builds the whole file (data, owner, mode, xattrs, times) in a scratch directory
+//! on the same filesystem (the layer's `work/strata-fuse/`) and renames it over the marked one,
+//! so a crash leaves either the marked file or the complete one, never a half-copied file. It
+//! holds an exclusive `flock` on the marked file and re-reads the mark under it, so the FUSE
+//! server (completing on a write) and a diff never both copy.
 //!
 //! The kernel's own metacopy format is not used: Strata mounts kernel overlays with
 //! `metacopy=off`, and the kernel refuses such files then. A kernel overlay mount of an upper
@@ -39,12 +42,12 @@ pub fn source(path: &Path) -> Option<PathBuf> {
     })
 }
 
-/// Gives the marked file at `path` its data and removes the mark. Returns whether it was
-/// marked. Times are kept (writing the data would change them).
-pub fn complete(path: &Path) -> Result<bool, Errno> {
+/// Gives the marked file at `path` its data, replacing it by a complete copy built in
+/// `scratch` (a directory on the same filesystem). Returns whether it was marked.
+pub fn complete(path: &Path, scratch: &Path) -> Result<bool, Errno> {
     let fd = rustix::fs::open(
         path,
-        OFlags::RDWR | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
         Mode::empty(),
     )?;
     rustix::fs::flock(&fd, FlockOperation::LockExclusive)?;
@@ -57,31 +60,76 @@ pub fn complete(path: &Path) -> Result<bool, Errno> {
         OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
         Mode::empty(),
     )?;
-    copy_data(&src, &fd)?;
-    #[allow(clippy::unnecessary_cast)]
-    let times = Timestamps {
-        last_access: Timespec {
-            tv_sec: st.st_atime as i64,
-            tv_nsec: st.st_atime_nsec as _,
-        },
-        last_modification: Timespec {
-            tv_sec: st.st_mtime as i64,
-            tv_nsec: st.st_mtime_nsec as _,
-        },
-    };
-    rustix::fs::futimens(&fd, &times)?;
-    for name in XATTRS {
-        match rustix::fs::fremovexattr(&fd, name) {
-            Ok(()) | Err(Errno::NODATA) | Err(Errno::PERM) | Err(Errno::OPNOTSUPP) => {}
-            Err(e) => return Err(e),
+    match std::fs::create_dir(scratch) {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+            return Err(Errno::from_io_error(&e).unwrap_or(Errno::IO))
         }
+        _ => {}
     }
-    rustix::fs::fsync(&fd)?;
+    let tmp = scratch.join(format!(
+        "complete-{}-{}",
+        std::process::id(),
+        SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    let built = (|| {
+        let dst = rustix::fs::open(
+            &tmp,
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o600),
+        )?;
+        copy_data(&src, &dst)?;
+        rustix::fs::fchown(
+            &dst,
+            Some(rustix::fs::Uid::from_raw(st.st_uid)),
+            Some(rustix::fs::Gid::from_raw(st.st_gid)),
+        )?;
+        rustix::fs::fchmod(&dst, Mode::from_raw_mode(st.st_mode & 0o7777))?;
+        let mut names = vec![0u8; 4096];
+        let n = rustix::fs::flistxattr(&fd, &mut names[..]).unwrap_or(0);
+        for name in names[..n].split(|b| *b == 0).filter(|n| !n.is_empty()) {
+            let name = OsStr::from_bytes(name);
+            if XATTRS.iter().any(|x| name == *x) {
+                continue;
+            }
+            let mut value = vec![0u8; 65536];
+            if let Ok(len) = rustix::fs::fgetxattr(&fd, name, &mut value[..]) {
+                rustix::fs::fsetxattr(&dst, name, &value[..len], rustix::fs::XattrFlags::empty())?;
+            }
+        }
+        #[allow(clippy::unnecessary_cast)]
+        let times = Timestamps {
+            last_access: Timespec {
+                tv_sec: st.st_atime as i64,
+                tv_nsec: st.st_atime_nsec as _,
+            },
+            last_modification: Timespec {
+                tv_sec: st.st_mtime as i64,
+                tv_nsec: st.st_mtime_nsec as _,
+            },
+        };
+        rustix::fs::futimens(&dst, &times)?;
+        rustix::fs::fsync(&dst)?;
+        rustix::fs::renameat(CWD, &tmp, CWD, path)
+    })();
+    if let Err(e) = built {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
     Ok(true)
 }
 
-/// Completes every marked file below `upper`. Returns how many there were.
+static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// The scratch directory completions of a writable key's files use: `<key>/work/strata-fuse`
+/// (the FUSE server's own, cleared when a server starts), given the key's `diff` directory.
+pub fn scratch_for(diff: &Path) -> PathBuf {
+    diff.with_file_name("work").join("strata-fuse")
+}
+
+/// Completes every marked file below `upper` (a writable key's `diff` directory). Returns how
+/// many there were.
 pub fn complete_all(upper: &Path) -> Result<usize, Errno> {
+    let scratch = scratch_for(upper);
     let mut n = 0;
     let mut stack = vec![upper.to_path_buf()];
     while let Some(dir) = stack.pop() {
@@ -96,7 +144,7 @@ pub fn complete_all(upper: &Path) -> Result<usize, Errno> {
                 let p = e.path();
                 let empty = rustix::fs::statat(CWD, &p, AtFlags::SYMLINK_NOFOLLOW)
                     .is_ok_and(|st| st.st_size == 0);
-                if empty && source(&p).is_some() && complete(&p)? {
+                if empty && source(&p).is_some() && complete(&p, &scratch)? {
                     n += 1;
                 }
             }
@@ -144,8 +192,9 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let lower = t.path().join("lower-data");
         std::fs::write(&lower, "the data").unwrap();
-        let up = t.path().join("up");
+        let up = t.path().join("key/diff");
         std::fs::create_dir_all(up.join("d")).unwrap();
+        std::fs::create_dir_all(t.path().join("key/work")).unwrap();
         let f = up.join("d/f");
         std::fs::write(&f, "").unwrap();
         let when = Timestamps {
@@ -179,6 +228,11 @@ mod tests {
         let mtime = (st.st_mtime as i64, st.st_mtime_nsec as i64);
         assert_eq!(mtime, (2000, 5));
         assert_eq!(complete_all(&up).unwrap(), 0, "nothing left to do");
-        assert!(!complete(&f).unwrap());
+        assert!(!complete(&f, &scratch_for(&up)).unwrap());
+        assert_eq!(
+            std::fs::read_dir(scratch_for(&up)).unwrap().count(),
+            0,
+            "no debris"
+        );
     }
 }

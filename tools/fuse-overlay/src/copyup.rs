@@ -73,7 +73,10 @@ impl Fs {
 
     /// Gives a metadata-only copy its data.
     fn complete(&self, ino: Ino, path: &Path) -> Result<(), Errno> {
-        metacopy::complete(&self.layers.dirs[0].abs(path))?;
+        let work = self.work.as_ref().ok_or(Errno::ROFS)?;
+        metacopy::complete(&self.layers.dirs[0].abs(path), &work.path)?;
+        let ust = self.layers.stat(0, path)?;
+        self.tree().add_key(ino, key_of(&ust));
         if let Some(n) = self.tree().get_mut(ino) {
             n.data = None;
         }
