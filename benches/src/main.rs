@@ -22,6 +22,11 @@
 //!   chain depths 1 to 128, btrfs (on a loop btrfs), overlay and vfs side by side, through the
 //!   driver API in one process; median, p90 and the deepest-to-depth-1 ratio (see `depth`).
 //!
+//! - **FUSE overlay** (`--only fuse`): sequential reads and writes, small-file metadata, `find`
+//!   and `tar c` through the kernel overlay, Debian's `fuse-overlayfs` and `strata-fuse-overlay`
+//!   on the same layers (a distro rootfs of host files in three lowers, a big file), with the
+//!   issue's targets checked (see `fuse`).
+//!
 //! Everything but the depth section runs as whole commands (process start included, as users run them) on a
 //! loop-mounted ext4 image, because the root filesystem's timings swing widely on this machine
 //! (see shared/notes/MACHINE.md). It needs root. It is a benchmark, not a test: it asserts
@@ -29,6 +34,7 @@
 
 mod depth;
 mod engines;
+mod fuse;
 mod layer;
 mod pull;
 mod report;
@@ -62,8 +68,13 @@ struct Args {
     create_runs: usize,
     /// Which benchmarks: storage (apply, create+mount), pull (registry pulls and copies), run
     /// (containers: run, create, ps against podman and bare crun), depth (layer create and
-    /// container create+mount vs chain depth, per driver), all
-    #[arg(long, default_value = "all", value_parser = ["storage", "pull", "run", "depth", "all"])]
+    /// container create+mount vs chain depth, per driver), fuse (kernel overlay vs
+    /// fuse-overlayfs vs strata-fuse-overlay on the same layers), all
+    #[arg(
+        long,
+        default_value = "all",
+        value_parser = ["storage", "pull", "run", "depth", "fuse", "all"]
+    )]
     only: String,
     /// Timed samples per depth and operation in the depth benchmark (after one warm-up)
     #[arg(long, default_value_t = 15)]
@@ -78,6 +89,22 @@ struct Args {
         default_value = "btrfs,overlay,vfs,devicemapper"
     )]
     depth_drivers: Vec<String>,
+    /// The strata-fuse-overlay binary the fuse benchmark measures (build it with --release)
+    #[arg(long, default_value = "target/release/strata-fuse-overlay")]
+    fuse_overlay: PathBuf,
+    /// Extra `-o` options for strata-fuse-overlay in the fuse benchmark (e.g.
+    /// passthrough=off,threads=4)
+    #[arg(long, default_value = "")]
+    fuse_overlay_options: String,
+    /// Timed runs of each fuse measurement, after one warm-up (the median is reported)
+    #[arg(long, default_value_t = 5)]
+    fuse_runs: usize,
+    /// Size of the big lower file the fuse benchmark reads (and of the file it writes), in MiB
+    #[arg(long, default_value_t = 1024)]
+    fuse_big_mib: u64,
+    /// Files the fuse benchmark's metadata workload creates, stats and unlinks
+    #[arg(long, default_value_t = 10_000)]
+    fuse_files: usize,
     /// Repetitions of each pull measurement (the median is reported)
     #[arg(long, default_value_t = 3)]
     pull_runs: usize,
@@ -106,13 +133,18 @@ fn main() -> Result<()> {
     if !rustix_is_root() {
         bail!("strata-bench needs root (real overlay mounts, a loop-mounted ext4 image)");
     }
-    let strata = std::fs::canonicalize(&args.strata).with_context(|| {
-        format!(
-            "strata binary {} not found; build it with cargo build --release -p strata-tools",
-            args.strata.display()
-        )
-    })?;
     let want = |section: &str| args.only == "all" || args.only == section;
+    // The depth and fuse sections do not run the strata binary.
+    let strata = if ["storage", "pull", "run"].into_iter().any(want) {
+        std::fs::canonicalize(&args.strata).with_context(|| {
+            format!(
+                "strata binary {} not found; build it with cargo build --release -p strata-tools",
+                args.strata.display()
+            )
+        })?
+    } else {
+        args.strata.clone()
+    };
     let scratch = storage::Scratch::create(&args.workdir, 24 << 30)?;
     let mut results = Vec::new();
     let mut run_summary = None;
@@ -201,10 +233,25 @@ fn main() -> Result<()> {
         depth::print(&points, &opts);
         results.extend(depth::measurements(&points));
     }
+    let mut fuse_summary = None;
+    if want("fuse") {
+        let opts = fuse::FuseOptions {
+            strata: args.fuse_overlay.clone(),
+            strata_options: args.fuse_overlay_options.clone(),
+            runs: args.fuse_runs,
+            big_mib: args.fuse_big_mib,
+            files: args.fuse_files,
+        };
+        let (measured, summary) = fuse::fuse_benchmarks(&scratch.path, &opts)?;
+        fuse::print(&summary);
+        results.extend(measured);
+        fuse_summary = Some(summary);
+    }
     if let Some(p) = &args.json {
         let all = Results {
             measurements: results,
             run: run_summary,
+            fuse: fuse_summary,
         };
         std::fs::write(p, serde_json::to_vec_pretty(&all)?)?;
     }
@@ -218,6 +265,8 @@ struct Results {
     measurements: Vec<storage::Measurement>,
     /// The container section's context, comparisons and targets (`--only run` or `all`).
     run: Option<run::RunSummary>,
+    /// The FUSE section's layers, rows, targets and problems (`--only fuse` or `all`).
+    fuse: Option<fuse::FuseSummary>,
 }
 
 /// `--busybox`, else the fixture of the target directory the strata binary was built in

@@ -225,7 +225,31 @@ impl Fs {
     }
 
     pub(crate) fn lookup_locked(&self, parent: Ino, name: &OsStr) -> Result<Attr, Errno> {
-        let (pnode, ppath) = self.dir_node(parent)?;
+        let dir = self.dir_node(parent)?;
+        self.lookup_at(parent, &dir, name)
+    }
+
+    /// A directory's node and path, for several lookups in it ([`Fs::lookup_in`]).
+    pub fn dir_context(&self, ino: Ino) -> Result<(Node, PathBuf), Errno> {
+        let _g = self.shared();
+        self.dir_node(ino)
+    }
+
+    /// [`Fs::lookup`] in a directory whose context the caller already has (a listing with
+    /// attributes looks up every entry of one directory).
+    pub fn lookup_in(
+        &self,
+        parent: Ino,
+        dir: &(Node, PathBuf),
+        name: &OsStr,
+    ) -> Result<Attr, Errno> {
+        check_name(name)?;
+        let _g = self.shared();
+        self.lookup_at(parent, dir, name)
+    }
+
+    fn lookup_at(&self, parent: Ino, dir: &(Node, PathBuf), name: &OsStr) -> Result<Attr, Errno> {
+        let (pnode, ppath) = dir;
         let rel = ppath.join(name);
         let known = self.tree().child(parent, name);
         if let Some(ino) = known {
@@ -393,22 +417,25 @@ impl Fs {
         make: impl FnOnce(&OwnedFd, &Path) -> Result<Option<OwnedFd>, Errno>,
     ) -> Result<(Attr, Option<OwnedFd>), Errno> {
         check_name(name)?;
-        let (pnode, ppath) = self.dir_node(parent)?;
+        let (_, ppath) = self.dir_node(parent)?;
         let rel = ppath.join(name);
-        if self.tree().child(parent, name).is_some()
-            || self.layers.probe(&pnode.dir_layers, &rel)?.is_some()
-        {
+        // The kernel looked the name up before asking (and only this filesystem changes the
+        // upper directory), so it does not exist in the merged view; only a whiteout in the
+        // upper directory can be there.
+        if self.tree().child(parent, name).is_some() {
             return Err(Errno::EXIST);
         }
         self.copy_up(parent)?;
         let upper = &self.layers.upper()?.fd;
         // A whiteout hides a lower entry here: replace it; a new directory must then be opaque
-        // so that nothing of the lower one shows through.
+        // so that nothing of the lower one shows through. (Without a whiteout, no lower entry
+        // of this name is merged here: it would have been found.)
         let had_whiteout = match self.layers.stat(0, &rel) {
-            Ok(_) => {
+            Ok(st) if self.layers.is_whiteout(0, &rel, &st) => {
                 rustix::fs::unlinkat(upper, &rel, AtFlags::empty())?;
                 true
             }
+            Ok(_) => return Err(Errno::EXIST),
             Err(Errno::NOENT) => false,
             Err(e) => return Err(e),
         };
@@ -426,13 +453,7 @@ impl Fs {
             e
         };
         self.set_new_owner(&rel, &ppath, caller).map_err(cleanup)?;
-        if is_dir
-            && (had_whiteout
-                || self
-                    .layers
-                    .lower_has(&pnode.dir_layers, &rel)
-                    .unwrap_or(true))
-        {
+        if is_dir && had_whiteout {
             rustix::fs::lsetxattr(
                 self.layers.dirs[0].abs(&rel),
                 self.layers.opaque_xattr(),
@@ -448,12 +469,20 @@ impl Fs {
     /// Gives a new upper entry its owner: the caller's ids, or the directory's group when the
     /// directory is set-group-ID (as the kernel would).
     fn set_new_owner(&self, rel: &Path, parent: &Path, caller: Caller) -> Result<(), Errno> {
-        let uid = self.ids.disk_uid(caller.uid).ok_or(Errno::OVERFLOW)?;
-        let pst = self.layers.stat(0, parent)?;
-        let gid = if pst.st_mode & libc::S_ISGID != 0 {
-            None
-        } else {
-            self.ids.disk_gid(caller.gid).ok_or(Errno::OVERFLOW)?
+        // A new file belongs to this server's ids (and the directory's group under a
+        // set-group-ID directory); change only what differs.
+        let uid = self
+            .ids
+            .disk_uid(caller.uid)
+            .ok_or(Errno::OVERFLOW)?
+            .filter(|u| *u != rustix::process::geteuid().as_raw());
+        let gid = self.ids.disk_gid(caller.gid).ok_or(Errno::OVERFLOW)?;
+        let gid = match gid {
+            Some(g) if g != rustix::process::getegid().as_raw() => {
+                let pst = self.layers.stat(0, parent)?;
+                (pst.st_mode & libc::S_ISGID == 0).then_some(g)
+            }
+            _ => None,
         };
         if uid.is_none() && gid.is_none() {
             return Ok(());

@@ -6,10 +6,14 @@
 //!   `/dev/fuse` descriptor; `Fs` does its own locking.
 //! - **Caching:** entries and attributes are cached for `timeout` (only this server changes
 //!   the upper directory while it is mounted, and the kernel learns of every change through its
-//!   own requests); file pages stay cached across opens (`FOPEN_KEEP_CACHE`); symlinks are
-//!   cached; `readdirplus` answers listing and lookups in one go.
+//!   own requests); file pages stay cached across opens (`FOPEN_KEEP_CACHE`); directory
+//!   listings are cached by the kernel (`FOPEN_CACHE_DIR`, dropped by the kernel when the
+//!   directory changes); symlinks are cached; every listing is a `readdirplus`, which answers
+//!   listing and lookups in one request per page of entries. No `flush` handler: the kernel
+//!   stops sending one per `close` after the first "not implemented".
 //! - **Passthrough** (Linux 6.9+): reads, writes and mmap of an open file go straight to the
-//!   layer's file. Registering a backing file needs `CAP_SYS_ADMIN` in the initial user
+//!   layer's file, small files too (measured: `tar c` of 5,700 files twice as fast as through
+//!   READ requests; a request round trip costs far more than registering a backing file). Registering a backing file needs `CAP_SYS_ADMIN` in the initial user
 //!   namespace, so a rootless server (and `passthrough=off`) serves data itself through the page
 //!   cache. One backing file per node at a time: an open of a node whose other opens still use
 //!   another file (a read-only open from before a copy-up) is served without passthrough.
@@ -88,11 +92,14 @@ fn set_time(t: Option<TimeOrNow>) -> Option<SetTime> {
 }
 
 /// Backing files registered with the kernel: one per node at a time, kept while an open
-/// handle uses it.
+/// handle uses it; and the handles served through the page cache instead, per node (the
+/// kernel does not mix the two on one inode).
 #[derive(Debug, Default)]
 struct Backing {
     by_node: HashMap<u64, (DiskKey, Weak<BackingId>)>,
     by_handle: HashMap<u64, Arc<BackingId>>,
+    cached_handles: HashMap<u64, u64>,
+    cached_per_node: HashMap<u64, usize>,
 }
 
 #[derive(Debug)]
@@ -122,6 +129,9 @@ impl Server {
                 return (*k == key).then_some(id);
             }
         }
+        if b.cached_per_node.get(&node).is_some_and(|n| *n > 0) {
+            return None;
+        }
         match register(fd) {
             Ok(id) => {
                 let id = Arc::new(id);
@@ -143,6 +153,25 @@ impl Server {
             .insert(fh, id);
     }
 
+    fn cached(&self, fh: u64, node: u64) {
+        let mut b = self.backing.lock().unwrap_or_else(|p| p.into_inner());
+        b.cached_handles.insert(fh, node);
+        *b.cached_per_node.entry(node).or_default() += 1;
+    }
+
+    fn released(&self, fh: u64) {
+        let mut b = self.backing.lock().unwrap_or_else(|p| p.into_inner());
+        b.by_handle.remove(&fh);
+        if let Some(node) = b.cached_handles.remove(&fh) {
+            if let Some(n) = b.cached_per_node.get_mut(&node) {
+                *n -= 1;
+                if *n == 0 {
+                    b.cached_per_node.remove(&node);
+                }
+            }
+        }
+    }
+
     fn entry(&self, r: Result<Attr, rustix::io::Errno>, reply: ReplyEntry) {
         match r {
             Ok(a) => reply.entry(&self.ttl, &file_attr(&a), GEN),
@@ -160,9 +189,10 @@ impl Server {
 
 impl Filesystem for Server {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
+        // readdirplus always (not `_AUTO`, which lists with attributes only the first page of
+        // a directory): one request per page of entries instead of a lookup per entry.
         for cap in [
             InitFlags::FUSE_DO_READDIRPLUS,
-            InitFlags::FUSE_READDIRPLUS_AUTO,
             InitFlags::FUSE_PARALLEL_DIROPS,
             InitFlags::FUSE_CACHE_SYMLINKS,
             InitFlags::FUSE_ASYNC_DIO,
@@ -338,6 +368,7 @@ impl Filesystem for Server {
                 return;
             }
         }
+        self.cached(fh, ino.0);
         reply.opened(FileHandle(fh), FopenFlags::FOPEN_KEEP_CACHE);
     }
 
@@ -374,6 +405,7 @@ impl Filesystem for Server {
                 }
             }
         }
+        self.cached(fh, attr.ino.0);
         reply.created(
             &self.ttl,
             &attr,
@@ -418,17 +450,6 @@ impl Filesystem for Server {
         }
     }
 
-    fn flush(
-        &self,
-        _req: &Request,
-        _ino: INodeNo,
-        _fh: FileHandle,
-        _lock_owner: fuser::LockOwner,
-        reply: ReplyEmpty,
-    ) {
-        reply.ok();
-    }
-
     fn release(
         &self,
         _req: &Request,
@@ -440,11 +461,7 @@ impl Filesystem for Server {
         reply: ReplyEmpty,
     ) {
         self.fs.release(fh.0);
-        self.backing
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .by_handle
-            .remove(&fh.0);
+        self.released(fh.0);
         reply.ok();
     }
 
@@ -460,8 +477,13 @@ impl Filesystem for Server {
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        // The kernel may keep listings (it drops them itself when the directory changes
+        // through this mount, the only way it changes).
         match self.fs.opendir(ino.0) {
-            Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
+            Ok(fh) => reply.opened(
+                FileHandle(fh),
+                FopenFlags::FOPEN_CACHE_DIR | FopenFlags::FOPEN_KEEP_CACHE,
+            ),
             Err(e) => reply.error(errno(e)),
         }
     }
@@ -499,6 +521,10 @@ impl Filesystem for Server {
             Ok(e) => e,
             Err(e) => return reply.error(errno(e)),
         };
+        let dir = match self.fs.dir_context(ino.0) {
+            Ok(d) => d,
+            Err(e) => return reply.error(errno(e)),
+        };
         let start = usize::try_from(offset).unwrap_or(usize::MAX);
         for (i, e) in ents.iter().enumerate().skip(start) {
             let dot = e.name == "." || e.name == "..";
@@ -507,7 +533,7 @@ impl Filesystem for Server {
                 self.fs
                     .getattr(if e.name == "." { ino.0 } else { e.ino }, None)
             } else {
-                self.fs.lookup(ino.0, &e.name)
+                self.fs.lookup_in(ino.0, &dir, &e.name)
             };
             let Ok(attr) = attr else { continue };
             let full = reply.add(
