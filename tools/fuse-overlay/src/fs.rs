@@ -57,6 +57,9 @@ pub struct SetAttr {
     pub mtime: Option<SetTime>,
 }
 
+/// How many directory listings are kept at most (see [`Fs::listing`]).
+const MAX_KEPT_LISTINGS: usize = 4096;
+
 #[derive(Debug)]
 pub struct Fs {
     pub(crate) layers: Layers,
@@ -66,7 +69,8 @@ pub struct Fs {
     pub(crate) tree: Mutex<Tree>,
     big: RwLock<()>,
     handles: RwLock<HashMap<u64, Arc<Handle>>>,
-    dirs: Mutex<HashMap<u64, Arc<Vec<DirEnt>>>>,
+    /// Listings kept per directory node (see [`Fs::listing`]).
+    dirs: Mutex<HashMap<Ino, Arc<Vec<DirEnt>>>>,
     next_fh: AtomicU64,
     pub(crate) tmp_seq: AtomicU64,
 }
@@ -294,6 +298,9 @@ impl Fs {
 
     pub fn forget(&self, ino: Ino, n: u64) {
         self.tree().forget(ino, n);
+        if self.tree().get(ino).is_none() {
+            self.drop_listing(ino);
+        }
     }
 
     pub fn getattr(&self, ino: Ino, fh: Option<u64>) -> Result<Attr, Errno> {
@@ -769,8 +776,22 @@ impl Fs {
         i64::try_from(at).map_err(|_| Errno::OVERFLOW)
     }
 
-    /// Snapshots the merged listing of a directory (with `.` and `..`).
-    pub fn opendir(&self, ino: Ino) -> Result<u64, Errno> {
+    /// The merged listing of a directory (with `.` and `..`) from entry `offset` on. The
+    /// kernel opens directories without telling us (no `opendir`), so listings are kept per
+    /// directory: a listing from the start is made afresh, a continuation reuses it, so the
+    /// offsets of one pass through the directory stay consistent.
+    pub fn listing(&self, ino: Ino, offset: u64) -> Result<Arc<Vec<DirEnt>>, Errno> {
+        if offset > 0 {
+            let kept = self
+                .dirs
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&ino)
+                .cloned();
+            if let Some(l) = kept {
+                return Ok(l);
+            }
+        }
         let _g = self.shared();
         let (n, p) = self.dir_node(ino)?;
         let parent = n.names.first().map_or(ROOT, |(p, _)| *p);
@@ -787,28 +808,22 @@ impl Fs {
             },
         ];
         ents.extend(self.layers.merged(&n.dir_layers, &p)?);
-        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
-        self.dirs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(fh, Arc::new(ents));
-        Ok(fh)
+        let ents = Arc::new(ents);
+        let mut dirs = self.dirs.lock().unwrap_or_else(|p| p.into_inner());
+        // Listings of directories listed long ago are not worth keeping.
+        if dirs.len() >= MAX_KEPT_LISTINGS {
+            dirs.clear();
+        }
+        dirs.insert(ino, Arc::clone(&ents));
+        Ok(ents)
     }
 
-    pub fn dir_entries(&self, fh: u64) -> Result<Arc<Vec<DirEnt>>, Errno> {
+    /// Forgets the kept listing of a directory (the kernel forgot the directory).
+    pub fn drop_listing(&self, ino: Ino) {
         self.dirs
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .get(&fh)
-            .cloned()
-            .ok_or(Errno::BADF)
-    }
-
-    pub fn releasedir(&self, fh: u64) {
-        self.dirs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&fh);
+            .remove(&ino);
     }
 
     pub fn statfs(&self) -> Result<rustix::fs::StatVfs, Errno> {

@@ -476,27 +476,23 @@ impl Filesystem for Server {
         Self::empty(self.fs.fsync(fh.0, datasync), reply);
     }
 
-    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        // The kernel may keep listings (it drops them itself when the directory changes
+    fn opendir(&self, _req: &Request, _ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        // "Not implemented": the kernel then opens directories without asking (no OPENDIR
+        // and RELEASEDIR round trips per directory walked) and keeps their listings
+        // (FOPEN_KEEP_CACHE | FOPEN_CACHE_DIR, which it drops itself when a directory changes
         // through this mount, the only way it changes).
-        match self.fs.opendir(ino.0) {
-            Ok(fh) => reply.opened(
-                FileHandle(fh),
-                FopenFlags::FOPEN_CACHE_DIR | FopenFlags::FOPEN_KEEP_CACHE,
-            ),
-            Err(e) => reply.error(errno(e)),
-        }
+        reply.error(Errno::ENOSYS);
     }
 
     fn readdir(
         &self,
         _req: &Request,
-        _ino: INodeNo,
-        fh: FileHandle,
+        ino: INodeNo,
+        _fh: FileHandle,
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
-        let ents = match self.fs.dir_entries(fh.0) {
+        let ents = match self.fs.listing(ino.0, offset) {
             Ok(e) => e,
             Err(e) => return reply.error(errno(e)),
         };
@@ -513,11 +509,11 @@ impl Filesystem for Server {
         &self,
         _req: &Request,
         ino: INodeNo,
-        fh: FileHandle,
+        _fh: FileHandle,
         offset: u64,
         mut reply: ReplyDirectoryPlus,
     ) {
-        let ents = match self.fs.dir_entries(fh.0) {
+        let ents = match self.fs.listing(ino.0, offset) {
             Ok(e) => e,
             Err(e) => return reply.error(errno(e)),
         };
@@ -558,11 +554,10 @@ impl Filesystem for Server {
         &self,
         _req: &Request,
         _ino: INodeNo,
-        fh: FileHandle,
+        _fh: FileHandle,
         _flags: OpenFlags,
         reply: ReplyEmpty,
     ) {
-        self.fs.releasedir(fh.0);
         reply.ok();
     }
 
