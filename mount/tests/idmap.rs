@@ -16,8 +16,18 @@ fn gate(test: &str) -> bool {
 struct Unmount(PathBuf);
 impl Drop for Unmount {
     fn drop(&mut self) {
+        // A process the test started may still be leaving the mount (seen once under a loaded
+        // full run): give it a moment, then detach rather than leave the mount behind.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
         while is_mounted(&self.0).unwrap_or(false) {
-            unmount(&self.0).unwrap();
+            match unmount(&self.0) {
+                Ok(()) => {}
+                Err(e) if std::time::Instant::now() < deadline => {
+                    eprintln!("unmount {}: {e}; retrying", self.0.display());
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                Err(_) => strata_mount::unmount_detach(&self.0).unwrap(),
+            }
         }
     }
 }

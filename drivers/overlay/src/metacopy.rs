@@ -96,18 +96,7 @@ pub fn complete(path: &Path, scratch: &Path) -> Result<bool, Errno> {
                 rustix::fs::fsetxattr(&dst, name, &value[..len], rustix::fs::XattrFlags::empty())?;
             }
         }
-        #[allow(clippy::unnecessary_cast)]
-        let times = Timestamps {
-            last_access: Timespec {
-                tv_sec: st.st_atime as i64,
-                tv_nsec: st.st_atime_nsec as _,
-            },
-            last_modification: Timespec {
-                tv_sec: st.st_mtime as i64,
-                tv_nsec: st.st_mtime_nsec as _,
-            },
-        };
-        rustix::fs::futimens(&dst, &times)?;
+        rustix::fs::futimens(&dst, &stat_times(&st))?;
         rustix::fs::fsync(&dst)?;
         rustix::fs::renameat(CWD, &tmp, CWD, path)
     })();
@@ -116,6 +105,21 @@ pub fn complete(path: &Path, scratch: &Path) -> Result<bool, Errno> {
         return Err(e);
     }
     Ok(true)
+}
+
+/// A file's access and modification times, to set on a copy of it.
+pub fn stat_times(st: &rustix::fs::Stat) -> Timestamps {
+    #[allow(clippy::unnecessary_cast)]
+    Timestamps {
+        last_access: Timespec {
+            tv_sec: st.st_atime as i64,
+            tv_nsec: st.st_atime_nsec as _,
+        },
+        last_modification: Timespec {
+            tv_sec: st.st_mtime as i64,
+            tv_nsec: st.st_mtime_nsec as _,
+        },
+    }
 }
 
 static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);

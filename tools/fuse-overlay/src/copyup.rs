@@ -21,12 +21,12 @@ use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 
-use rustix::fs::{AtFlags, FileType, Mode, OFlags, RenameFlags, Stat, Timespec, Timestamps};
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, RenameFlags, Stat};
 use rustix::io::Errno;
 
 use strata_driver_overlay::metacopy;
 
-use crate::fs::{clear_whiteouts, key_of, Fs};
+use crate::fs::{clear_whiteouts, key_of, Fs, RenameMode};
 use crate::layers::{dot, is_private_xattr, Found};
 use crate::tree::{Ino, ROOT};
 
@@ -325,9 +325,9 @@ impl Fs {
         name: &OsStr,
         new_parent: Ino,
         new_name: &OsStr,
-        noreplace: bool,
-        exchange: bool,
+        mode: RenameMode,
     ) -> Result<(), Errno> {
+        let (noreplace, exchange) = (mode == RenameMode::NoReplace, mode == RenameMode::Exchange);
         let (pnode, ppath) = self.node(parent)?;
         let (npnode, nppath) = self.node(new_parent)?;
         if !pnode.is_dir || !npnode.is_dir {
@@ -481,18 +481,12 @@ fn copy_meta(
             Err(e) => return Err(e),
         }
     }
-    #[allow(clippy::unnecessary_cast)]
-    let times = Timestamps {
-        last_access: Timespec {
-            tv_sec: st.st_atime as i64,
-            tv_nsec: st.st_atime_nsec as _,
-        },
-        last_modification: Timespec {
-            tv_sec: st.st_mtime as i64,
-            tv_nsec: st.st_mtime_nsec as _,
-        },
-    };
-    rustix::fs::utimensat(dst_dir, dst_rel, &times, AtFlags::SYMLINK_NOFOLLOW)
+    rustix::fs::utimensat(
+        dst_dir,
+        dst_rel,
+        &metacopy::stat_times(st),
+        AtFlags::SYMLINK_NOFOLLOW,
+    )
 }
 
 /// `OsStr` from xattr-name bytes (Unix: any bytes).

@@ -39,6 +39,17 @@ pub struct Handle {
     pub key: DiskKey,
 }
 
+/// How a rename treats an existing destination (`renameat2` flags).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RenameMode {
+    /// Replace it (plain `rename`).
+    Replace,
+    /// Fail with EEXIST (`RENAME_NOREPLACE`).
+    NoReplace,
+    /// Swap the two (`RENAME_EXCHANGE`).
+    Exchange,
+}
+
 /// A time to set.
 #[derive(Debug, Clone, Copy)]
 pub enum SetTime {
@@ -884,13 +895,12 @@ impl Fs {
         name: &OsStr,
         new_parent: Ino,
         new_name: &OsStr,
-        noreplace: bool,
-        exchange: bool,
+        mode: RenameMode,
     ) -> Result<(), Errno> {
         check_name(name)?;
         check_name(new_name)?;
         let _g = self.exclusive();
-        self.rename_locked(parent, name, new_parent, new_name, noreplace, exchange)
+        self.rename_locked(parent, name, new_parent, new_name, mode)
     }
 }
 

@@ -36,7 +36,7 @@ use fuser::{
 };
 
 use crate::attr::Attr;
-use crate::fs::{Caller, Fs, SetAttr, SetTime};
+use crate::fs::{Caller, Fs, RenameMode, SetAttr, SetTime};
 use crate::options::{Options, Passthrough};
 use crate::tree::DiskKey;
 
@@ -338,8 +338,13 @@ impl Filesystem for Server {
                 name,
                 newparent.0,
                 newname,
-                flags.contains(RenameFlags::RENAME_NOREPLACE),
-                flags.contains(RenameFlags::RENAME_EXCHANGE),
+                if flags.contains(RenameFlags::RENAME_EXCHANGE) {
+                    RenameMode::Exchange
+                } else if flags.contains(RenameFlags::RENAME_NOREPLACE) {
+                    RenameMode::NoReplace
+                } else {
+                    RenameMode::Replace
+                },
             ),
             reply,
         );
