@@ -199,8 +199,15 @@ pub fn mounts_using(dir: &Path) -> Result<Vec<PathBuf>, MountError> {
     };
     let table = read()?;
     let mut out = users(&table, &dir, holder);
-    // A FUSE overlay's layers are not in the mount table; its server's command line names them.
-    for mp in crate::fuse::servers_using(&dir) {
+    // A FUSE overlay's layers are not in the mount table; its server's command line names
+    // them. The process table is read only when such a mount exists.
+    let fuse_mounted = table.iter().any(|m| m.fs_type == crate::fuse::FS_TYPE);
+    let servers = if fuse_mounted {
+        crate::fuse::servers_using(&dir)
+    } else {
+        Vec::new()
+    };
+    for mp in servers {
         let mounted_here = table
             .iter()
             .any(|m| m.mount_point == mp && m.fs_type == crate::fuse::FS_TYPE);

@@ -1373,17 +1373,11 @@ fn privileged_rootless_user_namespaces_shift_owners_without_copying_the_image() 
     }
     for driver in ["overlay", "fuse-overlay"] {
         let s = Session::new(USER, true);
+        std::fs::create_dir_all(s.path("config/strata")).expect("config dir");
         std::fs::write(
             s.path("config/strata/strata.toml"),
             format!("driver = \"{driver}\"\n"),
         )
-        .or_else(|_| {
-            std::fs::create_dir_all(s.path("config/strata"))?;
-            std::fs::write(
-                s.path("config/strata/strata.toml"),
-                format!("driver = \"{driver}\"\n"),
-            )
-        })
         .expect("config");
         s.chown_to_user(&s.path("config"));
         let info = s.ok(&["storage", "info", "--format", "json"]);

@@ -18,6 +18,7 @@
 
 use std::ffi::OsStr;
 use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 
@@ -472,7 +473,7 @@ fn copy_meta(
         if is_private_xattr(&name) {
             continue;
         }
-        let name = OsStr::from_encoded_bytes_unchecked_safe(&name);
+        let name = OsStr::from_bytes(&name);
         let value = crate::layers::get_xattr(src_abs, name)?;
         match rustix::fs::lsetxattr(dst_abs, name, &value, rustix::fs::XattrFlags::empty()) {
             Ok(()) => {}
@@ -487,16 +488,4 @@ fn copy_meta(
         &metacopy::stat_times(st),
         AtFlags::SYMLINK_NOFOLLOW,
     )
-}
-
-/// `OsStr` from xattr-name bytes (Unix: any bytes).
-trait FromBytes {
-    fn from_encoded_bytes_unchecked_safe(b: &[u8]) -> &OsStr;
-}
-
-impl FromBytes for OsStr {
-    fn from_encoded_bytes_unchecked_safe(b: &[u8]) -> &OsStr {
-        use std::os::unix::ffi::OsStrExt;
-        OsStr::from_bytes(b)
-    }
 }

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -314,17 +314,10 @@ impl Fs {
         }
     }
 
-    pub fn getattr(&self, ino: Ino, fh: Option<u64>) -> Result<Attr, Errno> {
+    /// A node's attributes; an unlinked but open file's come from one of its handles.
+    pub fn getattr(&self, ino: Ino) -> Result<Attr, Errno> {
         let _g = self.shared();
-        match self.attr_of(ino) {
-            Err(Errno::NOENT) if fh.is_some() => {
-                let h = self.handle(fh.unwrap_or_default())?;
-                let st = rustix::fs::fstat(&h.fd)?;
-                let n = self.tree().get(ino).cloned().ok_or(Errno::NOENT)?;
-                Ok(self.attr(ino, &n, &st))
-            }
-            other => other,
-        }
+        self.attr_of(ino)
     }
 
     pub fn readlink(&self, ino: Ino) -> Result<Vec<u8>, Errno> {
@@ -334,14 +327,7 @@ impl Fs {
         Ok(target.into_bytes())
     }
 
-    pub fn setattr(
-        &self,
-        ino: Ino,
-        set: SetAttr,
-        fh: Option<u64>,
-        caller: Caller,
-    ) -> Result<Attr, Errno> {
-        let _ = caller;
+    pub fn setattr(&self, ino: Ino, set: SetAttr, fh: Option<u64>) -> Result<Attr, Errno> {
         let _g = self.exclusive();
         if set.size.is_some() {
             self.copy_up(ino)?;
@@ -990,9 +976,4 @@ fn prepare_work(w: &Path) -> Result<Layer, String> {
         Err(e) => return Err(format!("cannot create {}: {e}", dir.display())),
     }
     Layer::open(&dir)
-}
-
-#[allow(dead_code)]
-pub(crate) fn fd_of(h: &Handle) -> std::os::fd::BorrowedFd<'_> {
-    h.fd.as_fd()
 }

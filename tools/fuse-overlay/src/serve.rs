@@ -223,8 +223,8 @@ impl Filesystem for Server {
         self.fs.forget(ino.0, nlookup);
     }
 
-    fn getattr(&self, _req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
-        match self.fs.getattr(ino.0, fh.map(|f| f.0)) {
+    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        match self.fs.getattr(ino.0) {
             Ok(a) => reply.attr(&self.ttl, &file_attr(&a)),
             Err(e) => reply.error(errno(e)),
         }
@@ -232,7 +232,7 @@ impl Filesystem for Server {
 
     fn setattr(
         &self,
-        req: &Request,
+        _req: &Request,
         ino: INodeNo,
         mode: Option<u32>,
         uid: Option<u32>,
@@ -256,7 +256,7 @@ impl Filesystem for Server {
             atime: set_time(atime),
             mtime: set_time(mtime),
         };
-        match self.fs.setattr(ino.0, set, fh.map(|f| f.0), caller(req)) {
+        match self.fs.setattr(ino.0, set, fh.map(|f| f.0)) {
             Ok(a) => reply.attr(&self.ttl, &file_attr(&a)),
             Err(e) => reply.error(errno(e)),
         }
@@ -531,8 +531,7 @@ impl Filesystem for Server {
             let dot = e.name == "." || e.name == "..";
             // The kernel counts a lookup for every entry but `.` and `..`.
             let attr = if dot {
-                self.fs
-                    .getattr(if e.name == "." { ino.0 } else { e.ino }, None)
+                self.fs.getattr(if e.name == "." { ino.0 } else { e.ino })
             } else {
                 self.fs.lookup_in(ino.0, &dir, &e.name)
             };
