@@ -118,6 +118,12 @@ struct Args {
     /// Containers created in each tool for the `ps` measurements
     #[arg(long, default_value_t = 100)]
     ps_containers: usize,
+    /// Another strata (a `bin/strata` of an install prefix, with its plugins and monitor
+    /// installed beside it, as `cargo xtask install --prefix P` makes) measured in the same
+    /// rounds as this one in the container benchmarks, as `strata (before)`: a before/after
+    /// comparison of a change on one machine in one run
+    #[arg(long)]
+    baseline_strata: Option<PathBuf>,
     /// The busybox OCI layout (tag `latest`) the container benchmarks run; `cargo xtask
     /// fixtures` builds it [default: <target>/fixtures/oci/busybox, next to the strata
     /// binary's profile directory, else target/fixtures/oci/busybox]
@@ -217,6 +223,7 @@ fn main() -> Result<()> {
             runs: usize::try_from(args.run_runs)?,
             ps_containers: args.ps_containers,
             layout: busybox_layout(args.busybox.as_deref(), &strata)?,
+            baseline: args.baseline_strata.clone(),
         };
         let (measured, summary) = run::run_benchmarks(&scratch.path, &strata, &opts)?;
         report::print_run(&measured, &summary);

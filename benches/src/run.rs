@@ -8,7 +8,9 @@
 //! - `ps -a` with no containers and with N created ones, and `ps` (none running), plus the
 //!   processes each `ps -a` starts (counted with strace), to show that listing created
 //!   containers asks no runtime;
-//! - a process timeline of one `strata run --rm` (see `timeline`), to show where its time goes.
+//! - a process timeline of one `strata run --rm` (see `timeline`), to show where its time goes;
+//! - with `--baseline-strata`, another strata (an earlier build) in the same rounds, as
+//!   `strata (before)`, for before/after numbers of a change.
 //!
 //! The cases of one table run interleaved, round by round with the order rotating, so that
 //! background load on the 2-core machine hits every tool alike; each case gets warm-ups
@@ -26,6 +28,12 @@ use crate::engines::{Bundle, Podman, Strata};
 use crate::layer::sh;
 use crate::storage::Measurement;
 use crate::timeline;
+
+/// `cases`, with the baseline's case when there is one.
+fn with_before<'a>(mut cases: Vec<Case<'a>>, before: Option<Case<'a>>) -> Vec<Case<'a>> {
+    cases.extend(before);
+    cases
+}
 
 /// Untimed runs of every case before the measured ones.
 pub const WARMUPS: usize = 3;
@@ -46,7 +54,12 @@ pub struct RunOptions {
     pub ps_containers: usize,
     /// The busybox OCI layout (tag `latest`).
     pub layout: PathBuf,
+    /// Another strata binary measured beside this one (`strata (before)`).
+    pub baseline: Option<PathBuf>,
 }
+
+/// The tool name of the baseline strata.
+pub const BEFORE: &str = "strata (before)";
 
 /// What the run section found besides the latencies (which are [`Measurement`]s).
 #[derive(Debug, Clone, Serialize)]
@@ -230,6 +243,12 @@ pub fn run_benchmarks(
     }
     let dir = scratch.join("run");
     let strata = Strata::setup(strata_bin, dir.join("strata"), &o.layout)?;
+    let before = o
+        .baseline
+        .as_deref()
+        .map(|b| Strata::setup(b, dir.join("strata-before"), &o.layout))
+        .transpose()
+        .context("set up the baseline strata")?;
     let podman = Podman::setup(dir.join("podman"), &o.layout)?;
     let bundle = Bundle::setup(&strata, dir.join("crun"))?;
     let crun_version = sh(Command::new("crun").arg("--version"))?;
@@ -251,11 +270,16 @@ pub fn run_benchmarks(
     let run_none = ["run", "--rm", "--network", "none", "busybox", "true"];
     measure(
         RUN_NONE,
-        vec![
-            Case::new("strata", |_| strata.cmd(&run_none)),
-            Case::new("podman", |_| podman.cmd(&run_none)),
-            Case::new(BARE_CRUN, |i| bundle.run(&format!("strata-bench-{i}"))),
-        ],
+        with_before(
+            vec![
+                Case::new("strata", |_| strata.cmd(&run_none)),
+                Case::new("podman", |_| podman.cmd(&run_none)),
+                Case::new(BARE_CRUN, |i| bundle.run(&format!("strata-bench-{i}"))),
+            ],
+            before
+                .as_ref()
+                .map(|b| Case::new(BEFORE, move |_| b.cmd(&run_none))),
+        ),
         o.runs,
         &mut out,
         &mut summary,
@@ -263,10 +287,15 @@ pub fn run_benchmarks(
     let run_bridge = ["run", "--rm", "busybox", "true"];
     measure(
         RUN_BRIDGE,
-        vec![
-            Case::new("strata", |_| strata.cmd(&run_bridge)),
-            Case::new("podman", |_| podman.cmd(&run_bridge)),
-        ],
+        with_before(
+            vec![
+                Case::new("strata", |_| strata.cmd(&run_bridge)),
+                Case::new("podman", |_| podman.cmd(&run_bridge)),
+            ],
+            before
+                .as_ref()
+                .map(|b| Case::new(BEFORE, move |_| b.cmd(&run_bridge))),
+        ),
         o.runs,
         &mut out,
         &mut summary,
@@ -274,17 +303,23 @@ pub fn run_benchmarks(
     let create = ["create", "busybox", "true"];
     measure(
         CREATE,
-        vec![
-            Case::new("strata", |_| strata.cmd(&create))
-                .after(|id| sh(&mut strata.cmd(&["rm", id.trim()])).map(drop)),
-            Case::new("podman", |_| podman.cmd(&create))
-                .after(|id| sh(&mut podman.cmd(&["rm", id.trim()])).map(drop)),
-        ],
+        with_before(
+            vec![
+                Case::new("strata", |_| strata.cmd(&create))
+                    .after(|id| sh(&mut strata.cmd(&["rm", id.trim()])).map(drop)),
+                Case::new("podman", |_| podman.cmd(&create))
+                    .after(|id| sh(&mut podman.cmd(&["rm", id.trim()])).map(drop)),
+            ],
+            before.as_ref().map(|b| {
+                Case::new(BEFORE, move |_| b.cmd(&create))
+                    .after(move |id| sh(&mut b.cmd(&["rm", id.trim()])).map(drop))
+            }),
+        ),
         o.runs,
         &mut out,
         &mut summary,
     );
-    ps_benchmarks(&strata, &podman, o, &mut out, &mut summary)?;
+    ps_benchmarks(&strata, before.as_ref(), &podman, o, &mut out, &mut summary)?;
     if timeline::available() {
         match timeline::record(&dir.join("timeline"), &strata.cmd(&run_none), 5) {
             Ok(t) => summary.timeline = t,
@@ -303,6 +338,7 @@ pub fn run_benchmarks(
 /// `ps -a` empty, then with `ps_containers` created containers in each tool; `ps` too.
 fn ps_benchmarks(
     strata: &Strata,
+    before: Option<&Strata>,
     podman: &Podman,
     o: &RunOptions,
     out: &mut Vec<Measurement>,
@@ -319,41 +355,28 @@ fn ps_benchmarks(
             Ok(())
         }
     };
-    measure(
-        PS_EMPTY,
-        vec![
-            Case::new("strata", |_| strata.cmd(&["ps", "-a"])).after(rows(0)),
-            Case::new("podman", |_| podman.cmd(&["ps", "-a"])).after(rows(0)),
-        ],
-        o.runs,
-        out,
-        summary,
-    );
+    let before_case = |args: &'static [&'static str], want: usize| {
+        before.map(|b| Case::new(BEFORE, move |_| b.cmd(args)).after(rows(want)))
+    };
+    let cases = |args: &'static [&'static str], want: usize| {
+        let mut v = vec![
+            Case::new("strata", move |_| strata.cmd(args)).after(rows(want)),
+            Case::new("podman", move |_| podman.cmd(args)).after(rows(want)),
+        ];
+        v.extend(before_case(args, want));
+        v
+    };
+    measure(PS_EMPTY, cases(&["ps", "-a"], 0), o.runs, out, summary);
     eprintln!("ps: creating {n} containers in each tool");
     for _ in 0..n {
         sh(&mut strata.cmd(&["create", "busybox", "true"]))?;
         sh(&mut podman.cmd(&["create", "busybox", "true"]))?;
+        if let Some(b) = before {
+            sh(&mut b.cmd(&["create", "busybox", "true"]))?;
+        }
     }
-    measure(
-        PS_ALL,
-        vec![
-            Case::new("strata", |_| strata.cmd(&["ps", "-a"])).after(rows(n)),
-            Case::new("podman", |_| podman.cmd(&["ps", "-a"])).after(rows(n)),
-        ],
-        o.runs,
-        out,
-        summary,
-    );
-    measure(
-        PS_RUNNING,
-        vec![
-            Case::new("strata", |_| strata.cmd(&["ps"])).after(rows(0)),
-            Case::new("podman", |_| podman.cmd(&["ps"])).after(rows(0)),
-        ],
-        o.runs,
-        out,
-        summary,
-    );
+    measure(PS_ALL, cases(&["ps", "-a"], n), o.runs, out, summary);
+    measure(PS_RUNNING, cases(&["ps"], 0), o.runs, out, summary);
     for (tool, cmd) in [
         ("strata", strata.cmd(&["ps", "-a"])),
         ("podman", podman.cmd(&["ps", "-a"])),
@@ -374,6 +397,9 @@ fn ps_benchmarks(
     }
     sh(&mut strata.cmd(&["rm", "--all"]))?;
     sh(&mut podman.cmd(&["rm", "--all"]))?;
+    if let Some(b) = before {
+        sh(&mut b.cmd(&["rm", "--all"]))?;
+    }
     Ok(())
 }
 
@@ -486,6 +512,21 @@ fn compare(out: &[Measurement], n: usize) -> Vec<Comparison> {
             None,
         ),
     ]
+    .into_iter()
+    .chain(
+        [RUN_NONE, RUN_BRIDGE, CREATE, PS_EMPTY, PS_ALL, PS_RUNNING]
+            .into_iter()
+            .filter(|g| med(g, BEFORE).is_some())
+            .map(|g| {
+                c(
+                    format!("{g}: strata / strata (before)"),
+                    ratio(med(g, "strata"), med(g, BEFORE)),
+                    "x",
+                    None,
+                )
+            }),
+    )
+    .collect()
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use rustix::io::Errno;
-use strata_graph_types::{ErrorKind, HasKind};
+use strata_types::{ErrorKind, HasKind};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MountError {

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use strata_driver_api::Mount;
+use strata_types::Mount;
 
 use crate::{mount_all, unmount, unmount_detach, MountError};
 

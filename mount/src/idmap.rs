@@ -41,88 +41,10 @@ use rustix::mount::{
     FsOpenFlags, MountAttrFlags, MoveMountFlags, OpenTreeFlags,
 };
 
+use strata_types::idmap::proc_map_text;
+pub use strata_types::{IdMap, IdRange};
+
 use crate::{setattr, unmount_detach, MountError};
-
-/// One contiguous range of a user-namespace map: ids `inside..inside+count` in the container
-/// are ids `outside..outside+count` on the host (the `uid_map` line `inside outside count`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct IdRange {
-    pub inside: u32,
-    pub outside: u32,
-    pub count: u32,
-}
-
-/// A user namespace's uid and gid maps.
-#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-pub struct IdMap {
-    pub uids: Vec<IdRange>,
-    pub gids: Vec<IdRange>,
-}
-
-impl IdMap {
-    /// The same single range for uids and gids.
-    pub fn uniform(inside: u32, outside: u32, count: u32) -> IdMap {
-        let r = IdRange {
-            inside,
-            outside,
-            count,
-        };
-        IdMap {
-            uids: vec![r],
-            gids: vec![r],
-        }
-    }
-
-    /// Whether this map changes nothing (every range maps an id to itself).
-    pub fn is_identity(&self) -> bool {
-        self.uids
-            .iter()
-            .chain(&self.gids)
-            .all(|r| r.inside == r.outside)
-    }
-
-    /// The host uid that container uid `id` maps to, if any.
-    pub fn host_uid(&self, id: u32) -> Option<u32> {
-        map_one(&self.uids, id)
-    }
-
-    /// The host gid that container gid `id` maps to, if any.
-    pub fn host_gid(&self, id: u32) -> Option<u32> {
-        map_one(&self.gids, id)
-    }
-
-    /// The container uid that host uid `id` is, if the map covers it.
-    pub fn container_uid(&self, id: u32) -> Option<u32> {
-        unmap_one(&self.uids, id)
-    }
-
-    /// The container gid that host gid `id` is, if the map covers it.
-    pub fn container_gid(&self, id: u32) -> Option<u32> {
-        unmap_one(&self.gids, id)
-    }
-}
-
-fn map_one(ranges: &[IdRange], id: u32) -> Option<u32> {
-    ranges.iter().find_map(|r| {
-        let off = id.checked_sub(r.inside)?;
-        (off < r.count).then(|| r.outside + off)
-    })
-}
-
-fn unmap_one(ranges: &[IdRange], id: u32) -> Option<u32> {
-    ranges.iter().find_map(|r| {
-        let off = id.checked_sub(r.outside)?;
-        (off < r.count).then(|| r.inside + off)
-    })
-}
-
-/// Formats ranges as `/proc/<pid>/uid_map` wants them: one `inside outside count` line each.
-pub(crate) fn map_text(ranges: &[IdRange]) -> String {
-    ranges
-        .iter()
-        .map(|r| format!("{} {} {}\n", r.inside, r.outside, r.count))
-        .collect()
-}
 
 /// A user namespace carrying a map, held open by descriptor.
 #[derive(Debug)]
@@ -198,7 +120,7 @@ fn wait_for_new_userns(child: &mut Child, proc_dir: &Path) -> Result<(), MountEr
 }
 
 fn write_map(path: &Path, ranges: &[IdRange]) -> Result<(), MountError> {
-    let text = map_text(ranges);
+    let text = proc_map_text(ranges);
     std::fs::OpenOptions::new()
         .write(true)
         .open(path)
@@ -288,39 +210,4 @@ fn idmapped_tree(path: &Path, ns: &UserNs) -> Result<OwnedFd, Errno> {
     )?;
     setattr::set_idmap(tree.as_fd(), ns.fd().as_fd())?;
     Ok(tree)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn maps_translate_ids_inside_their_ranges_only() {
-        let m = IdMap {
-            uids: vec![
-                IdRange {
-                    inside: 0,
-                    outside: 1000,
-                    count: 1,
-                },
-                IdRange {
-                    inside: 1,
-                    outside: 100000,
-                    count: 65536,
-                },
-            ],
-            gids: vec![],
-        };
-        assert_eq!(m.host_uid(0), Some(1000));
-        assert_eq!(m.host_uid(1), Some(100000));
-        assert_eq!(m.host_uid(65536), Some(165535));
-        assert_eq!(m.host_uid(65537), None);
-        assert_eq!(m.host_gid(0), None);
-        assert_eq!(m.container_uid(1000), Some(0));
-        assert_eq!(m.container_uid(165535), Some(65536));
-        assert_eq!(m.container_uid(0), None);
-        assert_eq!(map_text(&m.uids), "0 1000 1\n1 100000 65536\n");
-        assert!(!m.is_identity());
-        assert!(IdMap::uniform(0, 0, 4294967295).is_identity());
-    }
 }

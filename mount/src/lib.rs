@@ -1,6 +1,6 @@
 //! The only code in Strata that mounts and unmounts.
 //!
-//! Drivers describe mounts as plain data ([`strata_driver_api::Mount`]); this crate performs
+//! Drivers describe mounts as plain data ([`strata_types::Mount`]); this crate performs
 //! them with the new mount API: overlays through `fsopen`/`fsconfig`/`fsmount` with one
 //! `lowerdir+` parameter per layer (chains of hundreds of layers mount; the legacy option page
 //! fits about 140), binds through `open_tree`/`move_mount` (read-only ones are made read-only
@@ -27,7 +27,7 @@ pub mod userns;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use strata_driver_api::Mount;
+use strata_types::Mount;
 
 pub use block::mount_block;
 pub use error::MountError;

@@ -9,8 +9,8 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use strata_driver_api::Mount;
 use strata_mount::{mounts_using, MountGuard};
+use strata_types::Mount;
 
 fn sh(cmd: &mut Command) -> String {
     let out = cmd

@@ -6,8 +6,8 @@ use std::os::unix::fs::{chown, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use strata_driver_api::Mount;
 use strata_mount::{is_mounted, mount_idmapped, unmount, IdMap};
+use strata_types::Mount;
 
 fn gate(test: &str) -> bool {
     strata_tests::require_privileged(test, "idmapped mounts")

@@ -6,8 +6,8 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::process::Command;
 
-use strata_graph_types::{ErrorKind, HasKind};
 use strata_mount::{create_netns, is_mounted, remove_netns};
+use strata_types::{ErrorKind, HasKind};
 
 fn gate(test: &str) -> bool {
     strata_tests::require_privileged(test, "network namespaces pinned by bind mounts")

@@ -6,9 +6,9 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use strata_driver_api::Mount;
-use strata_graph_types::{ErrorKind, HasKind};
 use strata_mount::{is_mounted, mount, mounts_using, unmount, MountGuard};
+use strata_types::Mount;
+use strata_types::{ErrorKind, HasKind};
 
 fn gate(test: &str) -> bool {
     strata_tests::require_privileged(test, "kernel overlay and bind mounts")

@@ -17,9 +17,11 @@ pub mod containers;
 pub mod fixtures;
 pub mod layout;
 mod privileged;
+pub mod probe;
 pub mod registry;
 pub mod tarball;
 pub mod tree;
+pub mod users;
 
 pub use cli::Strata;
 pub use layout::{Compression, LayerSpec, Layout, LayoutBuilder};

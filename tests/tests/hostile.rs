@@ -622,7 +622,7 @@ fn decompression_bomb_is_refused_by_max_layer_size() {
 #[test]
 fn gzip_bomb_is_stopped_by_the_size_limit() {
     use strata_graph_archive::{apply, ApplyOptions, WhiteoutFormat};
-    use strata_graph_types::{ErrorKind, HasKind};
+    use strata_types::{ErrorKind, HasKind};
 
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path().join("root");

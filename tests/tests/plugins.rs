@@ -11,10 +11,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use serde_json::Value;
+use serde_json::{json, Value};
 use strata_tests::cli::workspace_dir;
 use strata_tests::layout::sample_image;
-use strata_tests::Strata;
+use strata_tests::{Compression, Strata, TarBuilder};
 
 /// Builds the example plugin with `features` (once per process per variant) and returns a
 /// private copy of the `.so`.
@@ -283,4 +283,109 @@ fn a_missing_front_end_says_which_file_to_install() {
     let (code, _, err) = output(with_path(&s, &empty), &["frobnicate"]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("unknown command frobnicate"), "{err}");
+}
+
+#[test]
+fn an_out_of_tree_plugin_uses_the_store_methods_of_abi_1_4() {
+    let s = Strata::new("vfs");
+    let dir = plugin_dir(
+        &s,
+        "p14",
+        &[("libstrata_plugin_hello.so", &example("good"))],
+    );
+    let call = |args: &[&str]| -> Value {
+        let mut all = vec!["hello"];
+        all.extend_from_slice(args);
+        let (code, out, err) = output(with_path(&s, &dir), &all);
+        assert_eq!(code, 0, "hello {args:?}: {err}");
+        serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{out}: {e}"))
+    };
+
+    // One layer from a gzip stream, without its diff ID: the store learns it, and a second
+    // import reuses the layer.
+    let mut tar = TarBuilder::new();
+    tar.dir("etc").file("etc/greeting", "hello\n");
+    let tar = tar.finish();
+    let diff_id = strata_tests::layout::sha256_digest(&tar);
+    let gz = Compression::Gzip.compress(&tar);
+    let file = s.scratch().join("layer.tar.gz");
+    std::fs::write(&file, &gz).expect("write the layer");
+    let first = call(&["--import-layer", file.to_str().expect("utf-8")]);
+    assert_eq!(first["diff_id"], diff_id, "{first}");
+    assert_eq!(
+        first["layer"], diff_id,
+        "a base layer's chain ID is its diff ID"
+    );
+    assert_eq!(first["size"], tar.len() as u64);
+    assert_eq!(first["extracted"], true);
+    let again = call(&["--import-layer", file.to_str().expect("utf-8")]);
+    assert_eq!(again["layer"], first["layer"]);
+    assert_eq!(again["extracted"], false, "the store had it");
+    // A second layer on top of it.
+    let mut top = TarBuilder::new();
+    top.file("etc/motd", "welcome\n");
+    let top_file = s.scratch().join("top.tar");
+    std::fs::write(&top_file, top.finish()).expect("write");
+    let second = call(&[
+        "--import-layer",
+        top_file.to_str().expect("utf-8"),
+        first["layer"].as_str().expect("chain ID"),
+    ]);
+    assert_ne!(second["layer"], second["diff_id"], "a chain ID on a parent");
+    // A broken stream is refused, with nothing left behind.
+    let bad = s.scratch().join("bad.tar.gz");
+    std::fs::write(&bad, &gz[..gz.len() / 2]).expect("write");
+    let (code, _, err) = output(
+        with_path(&s, &dir),
+        &["hello", "--import-layer", bad.to_str().expect("utf-8")],
+    );
+    assert_ne!(code, 0, "a truncated layer must fail: {err}");
+    assert!(err.starts_with("strata: error: "), "{err}");
+
+    // Images with sizes and digests in one listing.
+    let layout = sample_image(&s.scratch().join("sample")).expect("sample layout");
+    let id = s.load(&layout.oci_ref(), &["--name", "sample"]);
+    let images = call(&["--images-full"]);
+    let img = images
+        .as_array()
+        .expect("a list")
+        .iter()
+        .find(|i| i["id"] == id)
+        .unwrap_or_else(|| panic!("{id} not listed: {images}"));
+    let sizes: u64 = s
+        .list("layers")
+        .iter()
+        .filter(|l| layout.diff_ids.iter().any(|d| l["diff_id"] == *d))
+        .map(|l| l["size"].as_u64().expect("size"))
+        .sum();
+    assert_eq!(img["size"], sizes, "{img}");
+    assert_eq!(img["layers"], layout.diff_ids.len());
+    let digest = img["digest"]
+        .as_str()
+        .expect("a manifest digest")
+        .to_owned();
+    assert_eq!(
+        img["repo_digests"],
+        json!([format!("sample@{digest}")]),
+        "{img}"
+    );
+
+    // A front end's metadata beside another's, and containers listed by front end.
+    s.create("sample", "c1");
+    s.create("sample", "c2");
+    let c = call(&["--set-metadata", "c1", "cri", r#"{"pod":"p1"}"#]);
+    assert_eq!(c["metadata"]["cri"], json!({"pod": "p1"}), "{c}");
+    assert_eq!(call(&["--containers-with", "cri"]), json!(["c1"]));
+    assert_eq!(call(&["--containers-with", "nobody"]), json!([]));
+    let c = call(&["--set-metadata", "c1", "cri", "null"]);
+    assert!(
+        c["metadata"].get("cri").is_none(),
+        "null removes the key: {c}"
+    );
+    assert_eq!(call(&["--containers-with", "cri"]), json!([]));
+    let (code, _, err) = output(
+        with_path(&s, &dir),
+        &["hello", "--set-metadata", "nope", "cri", "1"],
+    );
+    assert_eq!(code, 3, "no such container: {err}");
 }

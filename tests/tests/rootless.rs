@@ -26,14 +26,7 @@ const RUNTIMES: &[&str] = &["crun", "runc"];
 const USER: &str = "strata-rootless";
 const NO_SUBIDS_USER: &str = "strata-nosubids";
 
-/// A user's ids and its first subordinate uid and gid.
-#[derive(Debug, Clone, Copy)]
-struct Ids {
-    uid: u32,
-    gid: u32,
-    subuid: u32,
-    subgid: u32,
-}
+use strata_tests::users::{ensure_user, TestUser as Ids};
 
 fn sh(cmd: &mut Command) -> Output {
     cmd.stdin(Stdio::null())
@@ -49,89 +42,6 @@ fn must(cmd: &mut Command) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// The first range of `user` in `file` (`/etc/subuid` or `/etc/subgid`).
-fn first_range(file: &str, user: &str) -> Option<(u32, u32)> {
-    std::fs::read_to_string(file).ok()?.lines().find_map(|l| {
-        let f: Vec<&str> = l.split(':').collect();
-        match f[..] {
-            [u, start, count] if u == user => Some((start.parse().ok()?, count.parse().ok()?)),
-            _ => None,
-        }
-    })
-}
-
-/// Creates `user` if missing (with subordinate ranges, or with none), under a lock shared by
-/// every test process, and returns its ids.
-fn ensure_user(user: &str, subids: bool) -> Ids {
-    let lock = std::fs::File::create("/tmp/strata-tests-users.lock").expect("lock file");
-    rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive).expect("lock");
-    if !sh(Command::new("id").args(["-u", user])).status.success() {
-        let mut add = Command::new("useradd");
-        add.args(["-M", "-s", "/bin/sh"]);
-        if !subids {
-            add.args(["-K", "SUB_UID_COUNT=0", "-K", "SUB_GID_COUNT=0"]);
-        }
-        let out = sh(add.arg(user));
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            out.status.success() || err.contains("already exists"),
-            "useradd {user}: {err}"
-        );
-    }
-    let has =
-        first_range("/etc/subuid", user).is_some() && first_range("/etc/subgid", user).is_some();
-    if subids && !has {
-        // Past every range handed out so far.
-        let end = ["/etc/subuid", "/etc/subgid"]
-            .iter()
-            .flat_map(|f| {
-                std::fs::read_to_string(f)
-                    .unwrap_or_default()
-                    .lines()
-                    .map(str::to_owned)
-                    .collect::<Vec<_>>()
-            })
-            .filter_map(|l| {
-                let f: Vec<&str> = l.split(':').collect();
-                Some(f.get(1)?.parse::<u64>().ok()? + f.get(2)?.parse::<u64>().ok()?)
-            })
-            .max()
-            .unwrap_or(100_000)
-            .max(100_000);
-        let range = format!("{end}-{}", end + 65535);
-        must(Command::new("usermod").args([
-            "--add-subuids",
-            &range,
-            "--add-subgids",
-            &range,
-            user,
-        ]));
-    }
-    if !subids {
-        for (file, flag) in [
-            ("/etc/subuid", "--del-subuids"),
-            ("/etc/subgid", "--del-subgids"),
-        ] {
-            if let Some((start, count)) = first_range(file, user) {
-                let range = format!("{start}-{}", start + count - 1);
-                must(Command::new("usermod").args([flag, &range, user]));
-            }
-        }
-    }
-    let id = |flag: &str| -> u32 {
-        must(Command::new("id").args([flag, user]))
-            .trim()
-            .parse()
-            .expect("numeric id")
-    };
-    Ids {
-        uid: id("-u"),
-        gid: id("-g"),
-        subuid: first_range("/etc/subuid", user).map_or(0, |r| r.0),
-        subgid: first_range("/etc/subgid", user).map_or(0, |r| r.0),
-    }
 }
 
 /// One rootless user session: its own home, `$XDG_RUNTIME_DIR` (so its own pause process),
@@ -1511,5 +1421,57 @@ fn privileged_rootless_user_namespaces_shift_owners_without_copying_the_image() 
             servers.is_empty(),
             "{driver}: FUSE servers left: {servers:?}"
         );
+    }
+}
+
+#[test]
+fn privileged_rootless_default_seccomp_blocks_and_unconfined_allows() {
+    if !require_privileged(
+        "rootless_seccomp",
+        "runs containers as a rootless user (runuser, newuidmap)",
+    ) {
+        return;
+    }
+    let s = Session::new(USER, true);
+    let layout = strata_tests::probe::probe_layout(&s.path("work/probe"));
+    s.chown_to_user(&s.path("work/probe"));
+    s.ok(&["storage", "load", &layout.oci_ref(), "--name", "probe"]);
+    let calls = ["add_key", "userfaultfd", "getpid"];
+    for rt in RUNTIMES {
+        let run = |flags: &[&str]| -> std::collections::BTreeMap<String, String> {
+            let mut args = vec!["run", "--rm", "--network", "none", "--runtime", rt];
+            args.extend_from_slice(flags);
+            args.extend(["probe", "/probe"]);
+            args.extend_from_slice(&calls);
+            strata_tests::probe::results(&s.ok(&args))
+                .into_iter()
+                .collect()
+        };
+        let default = run(&[]);
+        assert_eq!(default["add_key"], "errno=38", "{rt}: ENOSYS ({default:?})");
+        assert_eq!(
+            default["userfaultfd"], "errno=1",
+            "{rt}: EPERM ({default:?})"
+        );
+        assert_eq!(default["getpid"], "ok", "{rt}");
+        let free = run(&["--security-opt", "seccomp=unconfined"]);
+        for call in calls {
+            assert_eq!(free[call], "ok", "{rt}: {call} unconfined ({free:?})");
+        }
+        let nnp = s.ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--runtime",
+            rt,
+            "--security-opt",
+            "no-new-privileges",
+            "probe",
+            "/probe",
+            "getpid",
+        ]);
+        assert_eq!(nnp, "getpid ok\n", "{rt}: no-new-privileges runs rootless");
+        s.assert_nothing_left(rt);
     }
 }

@@ -2,7 +2,7 @@
 //! (`strata storage ...`); front ends (copy, build, run) arrive as plugins.
 //!
 //! Errors print as one line, `strata: error: ...`, and exit with a code derived from the
-//! error's kind (see `strata_graph_types::ErrorKind::exit_code`).
+//! error's kind (see `strata_types::ErrorKind::exit_code`).
 //!
 //! A non-root user's commands first move into the user's rootless namespaces
 //! ([`rootless::enter`]), right after plugin discovery (whose ownership checks must see the
@@ -20,7 +20,7 @@ use std::ffi::OsString;
 use std::process::ExitCode;
 
 use clap::{Arg, CommandFactory, FromArgMatches, Parser, Subcommand};
-use strata_graph_types::HasKind;
+use strata_types::HasKind;
 
 /// Daemonless container tools over one shared, crash-safe image and container store.
 ///

@@ -2,8 +2,9 @@
 //!
 //! - `setup`: installs the Debian packages the tests need (as root; a no-op when present).
 //! - `fixtures`: builds the test images with `tests/fixtures/make-images.sh`.
-//! - `test`: the README's test command: fmt, clippy, setup, fixtures, build, the whole test
-//!   suite as root, then proof that the privileged tier really ran.
+//! - `test`: the README's test command: fmt, the layering and plugin-protocol checks, clippy,
+//!   setup, fixtures, build, the whole test suite as root, then proof that the privileged tier
+//!   really ran.
 //! - `install`: builds the release binary and plugins and installs them under a prefix
 //!   (`bin/strata`, `lib/strata/plugins/*.so`).
 //! - `bench`: the benchmark harness (storage and pulls, against the reference tools).
@@ -20,8 +21,10 @@
 
 mod demo;
 mod fixtures;
+mod layers;
 mod pjdfstest;
 mod process;
+mod protocol;
 mod setup;
 mod suite;
 mod vm;

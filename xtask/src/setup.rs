@@ -58,6 +58,9 @@ pub const TEST_PACKAGES: &[&str] = &[
     "podman",
     // Rootless networking (podman only recommends it).
     "slirp4netns",
+    // The seccomp tests' syscall probe is built static with the host's C compiler.
+    "gcc",
+    "libc6-dev",
 ];
 
 /// What `cargo xtask bench` needs beyond the test packages: the reference tools it compares

@@ -1,5 +1,5 @@
-//! `cargo xtask test`, the README's test command and what CI runs: formatting and lints first
-//! (fail fast), then packages, fixtures, a full build, every test of the workspace as root,
+//! `cargo xtask test`, the README's test command and what CI runs: formatting, the layering
+//! and plugin-protocol checks and lints first (fail fast), then packages, fixtures, a full build, every test of the workspace as root,
 //! and proof that the privileged tier ran (marker files written by
 //! `strata_tests::require_privileged`), pjdfstest over the FUSE overlay next to the kernel
 //! overlay and fuse-overlayfs (`pjdfstest`), then the VM tier (`vmtier`: what this kernel
@@ -35,6 +35,8 @@ pub fn run(ws: &Workspace) -> Result<()> {
     setup::prepare_test_host()?;
     process::run(cargo(&ws.root).args(["fmt", "--all", "--check"]))
         .context("code is not formatted: run `cargo fmt --all`")?;
+    crate::layers::check(&ws.root)?;
+    crate::protocol::check(&ws.root)?;
     process::run(cargo(&ws.root).args([
         "clippy",
         "--workspace",

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use strata_graph_types::{ErrorKind, HasKind};
+use strata_types::{ErrorKind, HasKind};
 
 pub type Result<T, E = DriverError> = std::result::Result<T, E>;
 

@@ -16,17 +16,14 @@
 //! What this crate deliberately does not do: extract tars (the `strata-graph-archive` crate does),
 //! keep metadata, or lock (the store serialises writers; staging areas carry their own lock).
 
-mod change;
 mod error;
-mod mounts;
 mod staging;
 
 use std::path::{Path, PathBuf};
 
-pub use change::{Change, ChangeKind};
 pub use error::{DriverError, Result};
-pub use mounts::Mount;
-pub use staging::{Staging, WhiteoutFormat};
+pub use staging::Staging;
+use strata_types::{Change, Mount};
 
 /// An opaque payload key. The store uses the chain ID's hex digits for layers and
 /// `c-<container id>` for containers' read-write layers. Keys are safe file names: they are

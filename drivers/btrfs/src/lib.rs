@@ -62,10 +62,10 @@ mod sys;
 use std::path::PathBuf;
 
 use strata_driver_api::{
-    key_dir, Change, Driver, DriverConfig, DriverError, DriverStatus, Key, Mount, Result, Staging,
-    WhiteoutFormat,
+    key_dir, Driver, DriverConfig, DriverError, DriverStatus, Key, Result, Staging,
 };
 use strata_driver_vfs::{changes, home, usage};
+use strata_types::{Change, Mount, WhiteoutFormat};
 
 use crate::area::Access;
 
@@ -276,7 +276,7 @@ impl Driver for BtrfsDriver {
 #[allow(clippy::unwrap_used)] // tests: a panic is the failure report
 mod tests {
     use super::*;
-    use strata_graph_types::{ErrorKind, HasKind};
+    use strata_types::{ErrorKind, HasKind};
 
     fn config(home: &std::path::Path, rootless: bool, options: &[(&str, &str)]) -> DriverConfig {
         DriverConfig {

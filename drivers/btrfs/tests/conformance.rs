@@ -12,8 +12,9 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use strata_driver_api::{Change, Driver, DriverConfig, DriverStatus, Key, Mount, Result, Staging};
+use strata_driver_api::{Driver, DriverConfig, DriverStatus, Key, Result, Staging};
 use strata_driver_btrfs::BtrfsDriver;
+use strata_types::{Change, Mount};
 
 use common::LoopBtrfs;
 

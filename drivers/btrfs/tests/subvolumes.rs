@@ -274,21 +274,6 @@ fn as_non_root(home: &Path) {
     );
 }
 
-fn uid_of(user: &str) -> u32 {
-    let out = Command::new("id")
-        .args(["-u", user])
-        .output()
-        .expect("run id");
-    assert!(
-        out.status.success(),
-        "this test needs the user {user} (useradd {user})"
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse()
-        .expect("a uid")
-}
-
 #[test]
 fn non_root_users_stage_commit_and_remove() {
     if let Some(home) = std::env::var_os(CHILD_HOME) {
@@ -297,7 +282,7 @@ fn non_root_users_stage_commit_and_remove() {
     if !strata_tests::require_privileged("btrfs::non_root_users_stage_commit_and_remove", WHAT) {
         return;
     }
-    let uid = uid_of(USER);
+    let uid = strata_tests::users::ensure_user(USER, true).uid;
     let dir = tempfile::Builder::new()
         .prefix("strata-btrfs-user-")
         .tempdir_in("/tmp")

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use strata_driver_api::DriverError;
-use strata_graph_types::{ErrorKind, HasKind};
+use strata_types::{ErrorKind, HasKind};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

@@ -59,9 +59,8 @@ mod stage;
 
 use std::path::PathBuf;
 
-use strata_driver_api::{
-    Change, Driver, DriverConfig, DriverError, DriverStatus, Key, Mount, Result, Staging,
-};
+use strata_driver_api::{Driver, DriverConfig, DriverError, DriverStatus, Key, Result, Staging};
+use strata_types::{Change, Mount};
 
 pub use fault::{ENV as FAULT_ENV, POINTS as FAULT_POINTS};
 pub use layout::FORMAT_VERSION;

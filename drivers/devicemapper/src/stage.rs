@@ -22,7 +22,8 @@
 use std::path::{Path, PathBuf};
 
 use rustix::io::Errno;
-use strata_driver_api::{Key, Staging, WhiteoutFormat};
+use strata_driver_api::{Key, Staging};
+use strata_types::WhiteoutFormat;
 
 use crate::error::{Error, Result};
 use crate::fault;

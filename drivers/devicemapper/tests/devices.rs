@@ -11,9 +11,10 @@ use std::os::unix::fs::FileTypeExt;
 use std::path::Path;
 use std::process::Command;
 
-use strata_driver_api::{ChangeKind, Driver, DriverConfig, Key};
+use strata_driver_api::{Driver, DriverConfig, Key};
 use strata_driver_devicemapper::{Audit, DmDriver};
-use strata_graph_types::{ErrorKind, HasKind};
+use strata_types::ChangeKind;
+use strata_types::{ErrorKind, HasKind};
 
 use common::{key, open, require_dm, small_pool};
 

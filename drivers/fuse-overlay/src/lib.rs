@@ -22,10 +22,9 @@
 
 use std::path::PathBuf;
 
-use strata_driver_api::{
-    Change, Driver, DriverConfig, DriverError, DriverStatus, Key, Mount, Result, Staging,
-};
+use strata_driver_api::{Driver, DriverConfig, DriverError, DriverStatus, Key, Result, Staging};
 use strata_driver_overlay::OverlayDriver;
+use strata_types::{Change, Mount};
 
 /// Filesystem options a user may add (the layers, `userxattr` and id maps are the driver's
 /// and the store's).
@@ -200,7 +199,7 @@ impl Driver for FuseOverlayDriver {
 #[allow(clippy::unwrap_used)] // tests: a panic is the failure report
 mod tests {
     use super::*;
-    use strata_graph_types::{ErrorKind, HasKind};
+    use strata_types::{ErrorKind, HasKind};
 
     #[test]
     fn user_options_are_checked_and_mounts_are_fuse_over_the_overlay_layout() {

@@ -31,31 +31,9 @@ fn run(cmd: &mut Command) -> std::process::Output {
         .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
 }
 
-/// The user's uid, creating the user (with subordinate ids) when missing, as the rootless CLI
-/// tests do.
+/// The user's uid, creating the user (with subordinate ids) when missing.
 fn user_uid() -> u32 {
-    let lock = std::fs::File::create("/tmp/strata-tests-users.lock").expect("lock file");
-    rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive).expect("lock");
-    if !run(Command::new("id").args(["-u", USER])).status.success() {
-        let out = run(Command::new("useradd").args(["-M", "-s", "/bin/sh", USER]));
-        assert!(
-            out.status.success(),
-            "useradd {USER}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    for f in ["/etc/subuid", "/etc/subgid"] {
-        let text = std::fs::read_to_string(f).unwrap_or_default();
-        assert!(
-            text.lines().any(|l| l.starts_with(&format!("{USER}:"))),
-            "{USER} has no subordinate ids in {f}; the rootless tests add them (usermod --add-subuids)"
-        );
-    }
-    let out = run(Command::new("id").args(["-u", USER]));
-    String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse()
-        .expect("a uid")
+    strata_tests::users::ensure_user(USER, true).uid
 }
 
 fn copy_exe(from: &Path, to: &Path) {

@@ -14,7 +14,8 @@
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 
-use strata_driver_api::{Change, ChangeKind, DriverError, Result};
+use strata_driver_api::{DriverError, Result};
+use strata_types::{Change, ChangeKind};
 
 /// The changes recorded in the upper directory `diff`, sorted by path.
 pub fn upper_changes(diff: &Path) -> Result<Vec<Change>> {

@@ -38,10 +38,10 @@ pub mod mounts;
 use std::path::PathBuf;
 
 use strata_driver_api::{
-    key_dir, Change, Driver, DriverConfig, DriverError, DriverStatus, Key, Mount, Result, Staging,
-    WhiteoutFormat,
+    key_dir, Driver, DriverConfig, DriverError, DriverStatus, Key, Result, Staging,
 };
 use strata_driver_vfs::{area, home, usage};
+use strata_types::{Change, Mount, WhiteoutFormat};
 
 pub use strata_driver_vfs::FORMAT_VERSION;
 
@@ -283,7 +283,7 @@ impl Driver for OverlayDriver {
 #[allow(clippy::unwrap_used)] // tests: a panic is the failure report
 mod tests {
     use super::*;
-    use strata_graph_types::{ErrorKind, HasKind};
+    use strata_types::{ErrorKind, HasKind};
 
     fn opts(v: &[(&str, &str)]) -> Vec<(String, String)> {
         v.iter()

@@ -13,7 +13,8 @@
 
 use std::path::{Path, PathBuf};
 
-use strata_driver_api::{Key, Mount};
+use strata_driver_api::Key;
+use strata_types::Mount;
 
 /// Options every overlay mount of this driver gets (before `userxattr` and user extras; in
 /// rootless mode `redirect_dir=nofollow` replaces `redirect_dir=off`).

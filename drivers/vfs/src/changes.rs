@@ -17,7 +17,8 @@ use std::fs::Metadata;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use strata_driver_api::{Change, ChangeKind, DriverError, Key, Result};
+use strata_driver_api::{DriverError, Key, Result};
+use strata_types::{Change, ChangeKind};
 
 use crate::xattrs::{self, Node};
 

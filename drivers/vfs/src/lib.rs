@@ -36,9 +36,9 @@ mod xattrs;
 use std::path::PathBuf;
 
 use strata_driver_api::{
-    key_dir, Change, Driver, DriverConfig, DriverError, DriverStatus, Key, Mount, Result, Staging,
-    WhiteoutFormat,
+    key_dir, Driver, DriverConfig, DriverError, DriverStatus, Key, Result, Staging,
 };
+use strata_types::{Change, Mount, WhiteoutFormat};
 
 pub use home::FORMAT_VERSION;
 
@@ -186,8 +186,8 @@ impl Driver for VfsDriver {
 #[allow(clippy::unwrap_used)] // tests: a panic is the failure report
 mod tests {
     use super::*;
-    use strata_driver_api::ChangeKind;
-    use strata_graph_types::{ErrorKind, HasKind};
+    use strata_types::ChangeKind;
+    use strata_types::{ErrorKind, HasKind};
 
     fn k(s: &str) -> Key {
         Key::new(s).unwrap()

@@ -22,7 +22,7 @@ use rustix::buffer::spare_capacity;
 use rustix::fd::{AsFd, BorrowedFd};
 use rustix::fs::{self, AtFlags, FileType, Mode, OFlags};
 use rustix::io::Errno;
-use strata_graph_types::Digest;
+use strata_types::Digest;
 use tracing::debug;
 
 use crate::error::show;

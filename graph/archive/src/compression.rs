@@ -45,6 +45,17 @@ impl fmt::Display for Compression {
     }
 }
 
+/// A reader of the uncompressed tar in `input` (plain, gzip or zstd, detected from its first
+/// bytes), with the compression it found: for callers that need the tar itself (to hash it
+/// before extraction), not `apply`.
+pub fn decompressing<'a, B: BufRead + Send + 'a>(
+    mut input: B,
+) -> io::Result<(Compression, Box<dyn Read + Send + 'a>)> {
+    let c = Compression::detect(input.fill_buf()?);
+    let d: Box<dyn Read + Send + 'a> = Box::new(Decoder::new(input, c)?);
+    Ok((c, d))
+}
+
 /// The decompressing reader `apply` pulls the tar through.
 pub(crate) enum Decoder<B: BufRead> {
     Plain(B),

@@ -4,7 +4,7 @@
 use std::io;
 use std::path::PathBuf;
 
-use strata_graph_types::{Digest, ErrorKind, HasKind};
+use strata_types::{Digest, ErrorKind, HasKind};
 
 use crate::Compression;
 

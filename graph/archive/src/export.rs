@@ -11,7 +11,7 @@ use std::io::{self, BufWriter, Read, Write};
 use std::path::Path;
 
 use rustix::fs::{FileType, OFlags};
-use strata_graph_types::Digest;
+use strata_types::Digest;
 
 use crate::error::show;
 use crate::hashing::HashPipe;

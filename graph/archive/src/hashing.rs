@@ -9,7 +9,7 @@
 use std::sync::mpsc::{channel, sync_channel, Receiver, SyncSender};
 use std::thread::JoinHandle;
 
-use strata_graph_types::{Digest, Hasher};
+use strata_types::{Digest, Hasher};
 
 const CHUNK: usize = 256 << 10;
 /// Chunks in flight before `update` waits for the worker.

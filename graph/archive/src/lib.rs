@@ -43,11 +43,11 @@ mod whiteout;
 
 pub use apply::apply;
 pub use changes::{write_changes, write_changes_with_owners, OwnerMap};
-pub use compression::{compressor, Compression, Compressor};
+pub use compression::{compressor, decompressing, Compression, Compressor};
 pub use error::ArchiveError;
 pub use export::export_tarsplit;
-pub use strata_driver_api::{Change, ChangeKind, WhiteoutFormat};
-use strata_graph_types::Digest;
+use strata_types::Digest;
+pub use strata_types::{Change, ChangeKind, WhiteoutFormat};
 
 /// Size of the buffers used to copy file data (reused for the whole stream).
 pub(crate) const COPY_BUFFER: usize = 128 << 10;

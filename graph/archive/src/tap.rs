@@ -18,7 +18,7 @@
 use std::cell::{Cell, RefCell};
 use std::io::{self, Read, Seek, SeekFrom};
 
-use strata_graph_types::Digest;
+use strata_types::Digest;
 
 use crate::hashing::HashPipe;
 

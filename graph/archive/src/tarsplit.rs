@@ -31,7 +31,7 @@
 
 use std::io::{self, BufReader, Read, Write};
 
-use strata_graph_types::Digest;
+use strata_types::Digest;
 
 use crate::ArchiveError;
 

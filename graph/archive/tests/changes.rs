@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use common::*;
 use strata_graph_archive::{write_changes, Change, ChangeKind, WhiteoutFormat};
-use strata_graph_types::Digest;
+use strata_types::Digest;
 
 fn long_dir() -> String {
     format!("new/{}/{}", "a".repeat(120), "b".repeat(140))
@@ -205,7 +205,7 @@ fn missing_source_paths_are_errors_naming_them() {
     let err = write_changes(&changes, dir.path(), std::io::sink()).unwrap_err();
     assert!(err.to_string().contains("nope/file"), "{err}");
     assert_eq!(
-        strata_graph_types::HasKind::kind(&err),
-        strata_graph_types::ErrorKind::NotFound
+        strata_types::HasKind::kind(&err),
+        strata_types::ErrorKind::NotFound
     );
 }

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use common::*;
 use strata_graph_archive::{ApplyOptions, ArchiveError, Compression, WhiteoutFormat};
-use strata_graph_types::{Digest, ErrorKind, HasKind};
+use strata_types::{Digest, ErrorKind, HasKind};
 
 /// An area with a file outside the root that layers try to reach.
 struct Target {

@@ -11,7 +11,7 @@ use std::path::Path;
 
 use common::*;
 use strata_graph_archive::{Compression, WhiteoutFormat};
-use strata_graph_types::Digest;
+use strata_types::Digest;
 
 /// security.capability v2 with CAP_DAC_OVERRIDE|CAP_FOWNER: the permitted mask is 0x0a, a
 /// newline byte, which the tar crate's own PAX parser would lose.
@@ -173,8 +173,8 @@ fn export_refuses_a_changed_tree() {
         strata_graph_archive::export_tarsplit(&split[..], dir.path(), std::io::sink()).unwrap_err();
     assert!(err.to_string().contains("etc/hosts"), "{err}");
     assert_eq!(
-        strata_graph_types::HasKind::kind(&err),
-        strata_graph_types::ErrorKind::Corrupt
+        strata_types::HasKind::kind(&err),
+        strata_types::ErrorKind::Corrupt
     );
 
     std::fs::write(dir.path().join("etc/hosts"), b"127.0.0.1 localhosT\n").unwrap();

@@ -9,7 +9,7 @@
 use std::io::{self, Read, Write};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use strata_graph_types::{Digest, Hasher};
+use strata_types::{Digest, Hasher};
 
 use crate::error::{ImageError, Result};
 

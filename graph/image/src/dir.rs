@@ -16,7 +16,7 @@ use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use strata_graph_types::Digest;
+use strata_types::Digest;
 
 use crate::atomic;
 use crate::error::{ImageError, Result};

@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use strata_graph_types::{ErrorKind, HasKind};
+use strata_types::{ErrorKind, HasKind};
 
 pub type Result<T, E = ImageError> = std::result::Result<T, E>;
 

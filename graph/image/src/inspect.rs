@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use serde::Serialize;
-use strata_graph_types::Digest;
+use strata_types::Digest;
 
 use crate::copy::{resolve_platform, CopyOptions};
 use crate::error::Result;

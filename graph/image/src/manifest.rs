@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use strata_graph_types::Digest;
+use strata_types::Digest;
 
 use crate::compression::Compression;
 use crate::error::{ImageError, Result};

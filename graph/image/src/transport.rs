@@ -15,7 +15,7 @@
 use std::io::Read;
 
 use serde::{Deserialize, Serialize};
-use strata_graph_types::Digest;
+use strata_types::Digest;
 
 use crate::error::Result;
 

@@ -4,7 +4,7 @@ mod common;
 
 use common::*;
 use strata_graph_image::{Compression, CopyOptions};
-use strata_graph_types::{ErrorKind, HasKind};
+use strata_types::{ErrorKind, HasKind};
 
 fn corrupt_layer(mem: &mut common::MemSource) {
     let manifest =
@@ -101,10 +101,9 @@ fn wrong_diff_id_is_caught_when_recompressing() {
     // check in the config can notice.
     let mut manifest: serde_json::Value = serde_json::from_slice(&img.manifest).unwrap();
     let other = compress(Compression::Gzip, &layer_tar(&[("x", b"other")]));
-    manifest["layers"][0]["digest"] = serde_json::json!(strata_graph_types::Digest::of(&other));
+    manifest["layers"][0]["digest"] = serde_json::json!(strata_types::Digest::of(&other));
     manifest["layers"][0]["size"] = serde_json::json!(other.len());
-    mem.blobs
-        .insert(strata_graph_types::Digest::of(&other), other);
+    mem.blobs.insert(strata_types::Digest::of(&other), other);
     mem.top = serde_json::to_vec(&manifest).unwrap();
     let opts = CopyOptions {
         dest_compression: Some(Compression::Zstd),

@@ -5,7 +5,7 @@ mod common;
 use common::*;
 use strata_graph_image::manifest::{media_type as mt, parse_index};
 use strata_graph_image::{copy_image, parse_transport, CopyOptions, ImageError, Platform};
-use strata_graph_types::{Digest, ErrorKind, HasKind};
+use strata_types::{Digest, ErrorKind, HasKind};
 
 #[test]
 fn all_copies_every_instance_and_the_index() {

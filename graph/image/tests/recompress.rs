@@ -32,7 +32,7 @@ fn gzip_to_zstd_and_back_keeps_diff_ids() {
     );
     assert_ne!(
         report.manifest_digest,
-        strata_graph_types::Digest::of(&img.manifest)
+        strata_types::Digest::of(&img.manifest)
     );
     // The manifest keeps its annotations after the rewrite.
     let top: serde_json::Value =

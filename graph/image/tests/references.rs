@@ -4,7 +4,7 @@ mod common;
 
 use common::*;
 use strata_graph_image::{inspect, parse_transport, Compression, CopyOptions, ImageError};
-use strata_graph_types::Digest;
+use strata_types::Digest;
 
 #[test]
 fn oci_ref_replaces_its_own_entry_and_keeps_others() {

@@ -61,7 +61,7 @@ fn unchanged_manifest_keeps_its_digest_and_unknown_fields() {
     let report = write(&mem, &dst, &CopyOptions::default()).unwrap();
     assert_eq!(
         report.manifest_digest,
-        strata_graph_types::Digest::of(&img.manifest)
+        strata_types::Digest::of(&img.manifest)
     );
     let stored = std::fs::read(tmp.path().join("d/manifest.json")).unwrap();
     assert_eq!(stored, img.manifest);

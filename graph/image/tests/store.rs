@@ -10,7 +10,7 @@ use strata_graph_image::{
     copy_image, Compression, CopyOptions, Descriptor, ImageDestination, RawManifest, Result,
     StoreDestination, StoreLayer,
 };
-use strata_graph_types::{Digest, ErrorKind, HasKind};
+use strata_types::{Digest, ErrorKind, HasKind};
 
 /// A fake store: reads every layer it lacks, decompresses and checks diff IDs.
 #[derive(Default)]

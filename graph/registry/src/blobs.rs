@@ -8,7 +8,7 @@
 
 use std::io::{self, Read};
 
-use strata_graph_types::{Digest, Hasher};
+use strata_types::{Digest, Hasher};
 use ureq::http::Method;
 use ureq::BodyReader;
 

@@ -4,7 +4,7 @@
 //!
 //! Docker schema 1 manifests are not asked for (their digests need JWS handling).
 
-use strata_graph_types::Digest;
+use strata_types::Digest;
 use ureq::http::{Method, Response};
 use ureq::Body;
 

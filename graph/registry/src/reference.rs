@@ -10,7 +10,7 @@
 
 use std::fmt;
 
-use strata_graph_types::Digest;
+use strata_types::Digest;
 
 use crate::error::{RegistryError, Result};
 

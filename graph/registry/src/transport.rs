@@ -11,7 +11,7 @@
 use std::io::Read;
 
 use strata_graph_image::{Descriptor, ImageDestination, ImageError, ImageSource, RawManifest};
-use strata_graph_types::{Digest, HasKind};
+use strata_types::{Digest, HasKind};
 
 use crate::client::{Client, ClientOptions};
 use crate::error::{RegistryError, Result};

@@ -8,7 +8,7 @@
 
 use std::io::Read;
 
-use strata_graph_types::Digest;
+use strata_types::Digest;
 use ureq::http::Method;
 
 use crate::client::{Client, Payload, Req};

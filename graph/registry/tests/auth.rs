@@ -8,8 +8,8 @@ use strata_graph_image::ImageError;
 use strata_graph_registry::{
     AuthEnv, AuthStore, Client, Credentials, DockerDestination, DockerOptions, DockerSource,
 };
-use strata_graph_types::{ErrorKind, HasKind};
 use strata_tests::registry::{Registry, RegistryOptions};
+use strata_types::{ErrorKind, HasKind};
 
 fn with_creds(reg: &Registry, user: &str, pass: &str) -> DockerOptions {
     let mut o = options(reg);

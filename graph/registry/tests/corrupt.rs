@@ -7,8 +7,8 @@ use std::io::Read;
 
 use common::{image, options, push, reference};
 use strata_graph_registry::{DockerDestination, DockerSource, RegistryError};
-use strata_graph_types::{ErrorKind, HasKind};
 use strata_tests::registry::{Registry, RegistryOptions};
+use strata_types::{ErrorKind, HasKind};
 
 #[test]
 fn corrupt_blob_and_manifest_are_detected() {

@@ -11,8 +11,8 @@ use strata_graph_image::{ImageDestination, ImageSource};
 use strata_graph_registry::{
     delete_image, list_tags, Client, DockerDestination, DockerSource, Reference, RegistriesConf,
 };
-use strata_graph_types::{ErrorKind, HasKind};
 use strata_tests::registry::{Registry, RegistryOptions};
+use strata_types::{ErrorKind, HasKind};
 
 #[test]
 fn anonymous_http_round_trip() {
@@ -162,7 +162,7 @@ fn blobs_are_mounted_between_repositories() {
     // A blob the source repository lacks is not mounted: the registry opens an upload.
     let client = dest.client();
     let other = common::bytes(99, 100);
-    let d = strata_graph_types::Digest::of(&other);
+    let d = strata_types::Digest::of(&other);
     let sent = client
         .put_blob(
             "team/target",

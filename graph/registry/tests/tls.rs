@@ -6,8 +6,8 @@ mod common;
 
 use common::{image, options, pull_and_compare, push, reference};
 use strata_graph_registry::{Client, DockerDestination, DockerSource, RegistryError};
-use strata_graph_types::{ErrorKind, HasKind};
 use strata_tests::registry::{Registry, RegistryOptions};
+use strata_types::{ErrorKind, HasKind};
 
 fn tls_registry() -> Registry {
     Registry::start(RegistryOptions {

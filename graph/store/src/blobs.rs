@@ -9,7 +9,7 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use strata_graph_types::{Digest, Hasher};
+use strata_types::{Digest, Hasher};
 
 use crate::error::{Result, StoreError};
 use crate::paths::Paths;

@@ -2,8 +2,8 @@
 
 use rusqlite::{params, OptionalExtension, Row};
 use serde::Serialize;
-use strata_graph_types::{ContainerId, ImageId, LayerId};
-use strata_mount::IdMap;
+use strata_types::IdMap;
+use strata_types::{ContainerId, ImageId, LayerId};
 
 use crate::error::{Result, StoreError};
 use crate::layers::digest_col;
@@ -177,6 +177,21 @@ impl WriteTxn<'_> {
                         .as_ref()
                         .map(|m| serde_json::to_string(m).expect("an id map serialises")),
                 ],
+            )
+            .map_err(self.err())?;
+        Ok(())
+    }
+
+    /// Replaces a container's metadata.
+    pub fn update_container_metadata(
+        &self,
+        id: &ContainerId,
+        metadata: &serde_json::Value,
+    ) -> Result<()> {
+        self.sql()
+            .execute(
+                "UPDATE containers SET metadata = ?2 WHERE id = ?1",
+                params![id.as_str(), metadata.to_string()],
             )
             .map_err(self.err())?;
         Ok(())

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use strata_driver_api::DriverError;
 use strata_graph_archive::ArchiveError;
-use strata_graph_types::{ErrorKind, HasKind};
+use strata_types::{ErrorKind, HasKind};
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 

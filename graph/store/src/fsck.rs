@@ -11,7 +11,7 @@ use std::collections::{BTreeSet, HashSet};
 
 use serde::Serialize;
 use strata_graph_archive::export_tarsplit;
-use strata_graph_types::{ContainerId, ImageId, LayerId};
+use strata_types::{ContainerId, ImageId, LayerId};
 
 use crate::error::Result;
 use crate::paths::{container_key, key_owner, layer_key, KeyOwner};

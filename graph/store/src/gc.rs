@@ -7,7 +7,7 @@
 use std::collections::HashSet;
 
 use serde::Serialize;
-use strata_graph_types::{ContainerId, LayerId};
+use strata_types::{ContainerId, LayerId};
 
 use crate::error::{Result, StoreError};
 use crate::paths::{key_owner, KeyOwner};
@@ -88,7 +88,7 @@ impl Store {
             let name = entry.file_name().to_string_lossy().into_owned();
             let live = name
                 .strip_suffix(".tsz")
-                .and_then(|h| strata_graph_types::Digest::from_hex(h).ok())
+                .and_then(|h| strata_types::Digest::from_hex(h).ok())
                 .is_some_and(|d| layers.contains(&LayerId(d)));
             if !live {
                 remove_file(&entry.path())?;

@@ -1,6 +1,6 @@
 //! Image operations: recording an image from its config (and manifest), and removing one.
 
-use strata_graph_types::{Digest, ImageId, LayerId};
+use strata_types::{Digest, ImageId, LayerId};
 
 use crate::error::{Result, StoreError};
 use crate::images::Image;

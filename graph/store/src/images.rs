@@ -2,7 +2,7 @@
 
 use rusqlite::{params, OptionalExtension, Row};
 use serde::Serialize;
-use strata_graph_types::{Digest, ImageId, LayerId};
+use strata_types::{Digest, ImageId, LayerId};
 
 use crate::error::{Result, StoreError};
 use crate::layers::digest_col;

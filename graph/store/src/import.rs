@@ -18,7 +18,7 @@ use std::io::{BufWriter, Read, Write};
 
 use strata_driver_api::{Key, Staging};
 use strata_graph_archive::{apply, Applied, ApplyOptions};
-use strata_graph_types::{Digest, LayerId};
+use strata_types::{Digest, LayerId};
 
 use crate::blobs::TempFile;
 use crate::error::{Result, StoreError};

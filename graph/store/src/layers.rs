@@ -2,7 +2,7 @@
 
 use rusqlite::{params, OptionalExtension, Row};
 use serde::Serialize;
-use strata_graph_types::{Digest, LayerId};
+use strata_types::{Digest, LayerId};
 
 use crate::error::{Result, StoreError};
 use crate::meta::{ReadTxn, WriteTxn};

@@ -16,7 +16,7 @@ use std::path::Path;
 
 use serde_json::{json, Value};
 use strata_graph_archive::{compressor, export_tarsplit, Compression};
-use strata_graph_types::{Digest, Hasher, ImageId, LayerId};
+use strata_types::{Digest, Hasher, ImageId, LayerId};
 
 use crate::blobs::random_hex;
 use crate::error::{Result, StoreError};

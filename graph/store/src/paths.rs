@@ -22,7 +22,7 @@
 use std::path::{Path, PathBuf};
 
 use strata_driver_api::Key;
-use strata_graph_types::{ContainerId, Digest, LayerId};
+use strata_types::{ContainerId, Digest, LayerId};
 
 /// The payload format a driver reads and writes: drivers with the same format share one home
 /// and one store (`fuse-overlay` serves the `overlay` layout with a FUSE filesystem, so a layer

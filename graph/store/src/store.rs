@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use strata_driver_api::{Driver, DriverConfig, DriverStatus, Key};
-use strata_graph_types::LayerId;
+use strata_types::LayerId;
 
 use crate::blobs::Blobs;
 use crate::containers::Container;

@@ -72,6 +72,12 @@ impl Host {
         StoreClient { host: *self }
     }
 
+    /// The ABI minor version the host serves: the store methods of that version and below
+    /// may be called (see [`store::METHODS`]).
+    pub fn abi_minor(&self) -> u32 {
+        self.table.abi_minor
+    }
+
     /// Calls a host method with a JSON request and returns the JSON reply.
     pub fn call<Req: Serialize, Rep: DeserializeOwned>(
         &self,
@@ -175,6 +181,30 @@ pub struct StoreClient {
 }
 
 impl StoreClient {
+    /// Calls a store method after checking that the host serves it: a host older than the
+    /// method answers `Unsupported` with what to upgrade, instead of misreading the request.
+    fn call<Req: Serialize, Rep: DeserializeOwned>(
+        &self,
+        method: &str,
+        request: &Req,
+        input: Option<&LayerOpener<'_>>,
+        output: Option<&mut Option<ImportedReader>>,
+    ) -> Result<Rep, CallError> {
+        if let Some(minor) = store::method_minor(method) {
+            if minor > self.host.abi_minor() {
+                return Err(CallError {
+                    kind: ErrorKind::Unsupported,
+                    message: format!(
+                        "{method} needs plugin ABI 1.{minor}, and this strata serves 1.{}; \
+                         upgrade strata",
+                        self.host.abi_minor()
+                    ),
+                });
+            }
+        }
+        self.host.call(method, request, input, output)
+    }
+
     /// Imports an image; `open(i)` streams layer `i`'s blob when the store needs it (possibly
     /// from several threads at once).
     pub fn import_image(
@@ -182,12 +212,11 @@ impl StoreClient {
         request: &store::ImportImageRequest,
         open: &LayerOpener<'_>,
     ) -> Result<store::ImportImageReply, CallError> {
-        self.host
-            .call(store::IMPORT_IMAGE, request, Some(open), None)
+        self.call(store::IMPORT_IMAGE, request, Some(open), None)
     }
 
     pub fn image(&self, name: &str) -> Result<store::ImageInfo, CallError> {
-        self.host.call(
+        self.call(
             store::IMAGE,
             &store::ImageRequest {
                 name: name.to_owned(),
@@ -198,11 +227,11 @@ impl StoreClient {
     }
 
     pub fn images(&self) -> Result<Vec<store::ImageSummary>, CallError> {
-        self.host.call(store::IMAGES, &Empty {}, None, None)
+        self.call(store::IMAGES, &Empty {}, None, None)
     }
 
     pub fn info(&self) -> Result<store::StoreInfo, CallError> {
-        self.host.call(store::INFO, &Empty {}, None, None)
+        self.call(store::INFO, &Empty {}, None, None)
     }
 
     pub fn tag(&self, image: &str, names: &[String]) -> Result<(), CallError> {
@@ -210,7 +239,7 @@ impl StoreClient {
             image: image.to_owned(),
             names: names.to_vec(),
         };
-        self.host.call::<_, Empty>(store::TAG, &req, None, None)?;
+        self.call::<_, Empty>(store::TAG, &req, None, None)?;
         Ok(())
     }
 
@@ -218,7 +247,7 @@ impl StoreClient {
         let req = store::ImageRequest {
             name: name.to_owned(),
         };
-        self.host.call::<_, Empty>(store::UNTAG, &req, None, None)?;
+        self.call::<_, Empty>(store::UNTAG, &req, None, None)?;
         Ok(())
     }
 
@@ -226,58 +255,52 @@ impl StoreClient {
         let req = store::ImageRequest {
             name: name.to_owned(),
         };
-        self.host.call(store::REMOVE_IMAGE, &req, None, None)
+        self.call(store::REMOVE_IMAGE, &req, None, None)
     }
 
     pub fn create_container(
         &self,
         request: &store::CreateContainerRequest,
     ) -> Result<store::ContainerInfo, CallError> {
-        self.host.call(store::CREATE_CONTAINER, request, None, None)
+        self.call(store::CREATE_CONTAINER, request, None, None)
     }
 
     pub fn container(&self, name: &str) -> Result<store::ContainerInfo, CallError> {
-        self.host
-            .call(store::CONTAINER, &container_req(name), None, None)
+        self.call(store::CONTAINER, &container_req(name), None, None)
     }
 
     pub fn containers(&self) -> Result<Vec<store::ContainerInfo>, CallError> {
-        self.host.call(store::CONTAINERS, &Empty {}, None, None)
+        self.call(store::CONTAINERS, &Empty {}, None, None)
     }
 
     /// Mounts the container's root filesystem; returns the mount point.
     pub fn mount(&self, name: &str) -> Result<String, CallError> {
-        let r: store::MountReply =
-            self.host
-                .call(store::MOUNT, &container_req(name), None, None)?;
+        let r: store::MountReply = self.call(store::MOUNT, &container_req(name), None, None)?;
         Ok(r.path)
     }
 
     pub fn unmount(&self, name: &str) -> Result<(), CallError> {
-        self.host
-            .call::<_, Empty>(store::UNMOUNT, &container_req(name), None, None)?;
+        self.call::<_, Empty>(store::UNMOUNT, &container_req(name), None, None)?;
         Ok(())
     }
 
     pub fn remove_container(&self, name: &str) -> Result<store::ContainerInfo, CallError> {
-        self.host
-            .call(store::REMOVE_CONTAINER, &container_req(name), None, None)
+        self.call(store::REMOVE_CONTAINER, &container_req(name), None, None)
     }
 
     pub fn commit(&self, container: &str, name: &str) -> Result<store::CommitReply, CallError> {
         let req = store::CommitRequest {
             container: container.to_owned(),
             name: name.to_owned(),
+            ..store::CommitRequest::default()
         };
-        self.host.call(store::COMMIT, &req, None, None)
+        self.call(store::COMMIT, &req, None, None)
     }
 
     /// The container's changes as an uncompressed layer tar.
     pub fn diff(&self, container: &str) -> Result<ImportedReader, CallError> {
         let mut out = None;
-        let _: Empty =
-            self.host
-                .call(store::DIFF, &container_req(container), None, Some(&mut out))?;
+        let _: Empty = self.call(store::DIFF, &container_req(container), None, Some(&mut out))?;
         out.ok_or_else(|| CallError {
             kind: ErrorKind::Internal,
             message: "the host returned no stream for store.diff".into(),
@@ -286,19 +309,18 @@ impl StoreClient {
 
     /// The paths the container changed relative to its image (`A`/`C`/`D`), sorted by path.
     pub fn changes(&self, container: &str) -> Result<Vec<store::Change>, CallError> {
-        self.host
-            .call(store::CHANGES, &container_req(container), None, None)
+        self.call(store::CHANGES, &container_req(container), None, None)
     }
 
     /// Runs the store's garbage collection; returns what it removed.
     pub fn gc(&self) -> Result<store::GcReply, CallError> {
-        self.host.call(store::GC, &Empty {}, None, None)
+        self.call(store::GC, &Empty {}, None, None)
     }
 
     /// The layer's uncompressed tar as a stream.
     pub fn export_layer(&self, layer: &str) -> Result<ImportedReader, CallError> {
         let mut out = None;
-        let _: Empty = self.host.call(
+        let _: Empty = self.call(
             store::EXPORT_LAYER,
             &store::ExportLayerRequest {
                 layer: layer.to_owned(),
@@ -310,6 +332,100 @@ impl StoreClient {
             kind: ErrorKind::Internal,
             message: "the host returned no stream for store.export_layer".into(),
         })
+    }
+
+    /// The containers `filter` selects (1.4).
+    pub fn containers_where(
+        &self,
+        filter: &store::ContainerFilter,
+    ) -> Result<Vec<store::ContainerInfo>, CallError> {
+        let req = store::ContainersRequest {
+            filter: filter.clone(),
+        };
+        if self.host.abi_minor() < 4 {
+            return Err(CallError {
+                kind: ErrorKind::Unsupported,
+                message: format!(
+                    "filtered store.containers needs plugin ABI 1.4, and this strata serves 1.{}; upgrade strata",
+                    self.host.abi_minor()
+                ),
+            });
+        }
+        self.call(store::CONTAINERS, &req, None, None)
+    }
+
+    /// The images `filter` selects, with sizes and digests (1.4).
+    pub fn images_where(
+        &self,
+        filter: &store::ImageFilter,
+    ) -> Result<Vec<store::ImageSummary>, CallError> {
+        if self.host.abi_minor() < 4 {
+            return Err(CallError {
+                kind: ErrorKind::Unsupported,
+                message: format!(
+                    "filtered store.images needs plugin ABI 1.4, and this strata serves 1.{}; upgrade strata",
+                    self.host.abi_minor()
+                ),
+            });
+        }
+        let req = store::ImagesRequest {
+            filter: filter.clone(),
+        };
+        self.call(store::IMAGES, &req, None, None)
+    }
+
+    /// Commits a container as `request` says (names, config, empty layer: 1.4).
+    pub fn commit_with(
+        &self,
+        request: &store::CommitRequest,
+    ) -> Result<store::CommitReply, CallError> {
+        let new_fields =
+            !request.names.is_empty() || request.config.is_some() || request.empty_layer;
+        if new_fields && self.host.abi_minor() < 4 {
+            return Err(CallError {
+                kind: ErrorKind::Unsupported,
+                message: format!(
+                    "store.commit with names, a config or an empty layer needs plugin ABI 1.4, and this strata serves 1.{}; upgrade strata",
+                    self.host.abi_minor()
+                ),
+            });
+        }
+        self.call(store::COMMIT, request, None, None)
+    }
+
+    /// Imports one layer from `layer` (plain, gzip or zstd tar) on top of `request.parent`
+    /// (1.4).
+    pub fn import_layer(
+        &self,
+        request: &store::ImportLayerRequest,
+        layer: Box<dyn Read + Send + '_>,
+    ) -> Result<store::ImportLayerReply, CallError> {
+        let slot = Mutex::new(Some(layer));
+        let open = |i: usize| -> Result<Box<dyn Read + Send + '_>, CallError> {
+            match (i, slot.lock().unwrap_or_else(|p| p.into_inner()).take()) {
+                (0, Some(r)) => Ok(r),
+                _ => Err(CallError {
+                    kind: ErrorKind::InvalidArgument,
+                    message: format!("store.import_layer has one input stream, not {}", i + 1),
+                }),
+            }
+        };
+        self.call(store::IMPORT_LAYER, request, Some(&open), None)
+    }
+
+    /// Sets (or with `null` removes) one top-level key of a container's metadata (1.4).
+    pub fn set_metadata(
+        &self,
+        container: &str,
+        key: &str,
+        value: serde_json::Value,
+    ) -> Result<store::ContainerInfo, CallError> {
+        let req = store::SetMetadataRequest {
+            container: container.to_owned(),
+            key: key.to_owned(),
+            value,
+        };
+        self.call(store::SET_METADATA, &req, None, None)
     }
 }
 

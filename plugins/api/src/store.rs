@@ -1,8 +1,13 @@
 //! The store methods the host offers plugins, with their request and reply types (JSON).
+//! `PROTOCOL.md` (next to this crate's manifest) is the reference; `cargo xtask test` fails when
+//! this file and that document disagree.
 //!
 //! Method names are `store.<verb>`. Adding a method or an optional field is a minor change;
-//! renaming or removing one is a major (ABI) change. Digests are `sha256:<hex>` strings;
-//! manifests and configs cross as their exact bytes (JSON text, so UTF-8).
+//! renaming or removing one is a major (ABI) change. Each method says the ABI minor version
+//! that brought it ([`METHODS`]); a plugin may call a method only when the host's table says
+//! at least that minor version ([`crate::Host::abi_minor`]; [`crate::StoreClient`] checks it
+//! and fails with `Unsupported` otherwise). Digests are `sha256:<hex>` strings; manifests and
+//! configs cross as their exact bytes (JSON text, so UTF-8).
 
 use serde::{Deserialize, Serialize};
 
@@ -48,6 +53,42 @@ pub const CHANGES: &str = "store.changes";
 /// `store.gc` (1.2): garbage collection: removes what nothing references (layers no image or
 /// container uses, orphaned payload and blobs, debris of dead processes).
 pub const GC: &str = "store.gc";
+/// `store.import_layer` (1.4): imports one layer from the call's input stream 0 (a tar, plain
+/// or gzip- or zstd-compressed) on top of a parent layer; reuses the layer when the store
+/// already has it.
+pub const IMPORT_LAYER: &str = "store.import_layer";
+/// `store.set_metadata` (1.4): sets (or with `null` removes) one top-level key of a
+/// container's metadata, leaving the other front ends' keys as they are.
+pub const SET_METADATA: &str = "store.set_metadata";
+
+/// Every method with the ABI minor version that brought it (`1.<minor>`).
+pub const METHODS: &[(&str, u32)] = &[
+    (IMPORT_IMAGE, 0),
+    (IMAGE, 0),
+    (IMAGES, 0),
+    (EXPORT_LAYER, 0),
+    (INFO, 1),
+    (TAG, 1),
+    (UNTAG, 1),
+    (REMOVE_IMAGE, 1),
+    (CREATE_CONTAINER, 1),
+    (CONTAINER, 1),
+    (CONTAINERS, 1),
+    (MOUNT, 1),
+    (UNMOUNT, 1),
+    (REMOVE_CONTAINER, 1),
+    (COMMIT, 1),
+    (DIFF, 1),
+    (CHANGES, 2),
+    (GC, 2),
+    (IMPORT_LAYER, 4),
+    (SET_METADATA, 4),
+];
+
+/// The ABI minor version that brought `method`, if it is one of ours.
+pub fn method_minor(method: &str) -> Option<u32> {
+    METHODS.iter().find(|(m, _)| *m == method).map(|(_, v)| *v)
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ImportImageRequest {
@@ -104,11 +145,50 @@ pub struct LayerInfo {
     pub size: u64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// One image of `store.images`. The fields after `created` came with 1.4 (older hosts leave
+/// them at their defaults).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ImageSummary {
     pub id: String,
     pub names: Vec<String>,
     pub created: i64,
+    /// The image's uncompressed size: the sum of its layers' tar sizes (1.4).
+    #[serde(default)]
+    pub size: u64,
+    /// The digest of the manifest recorded with the image, if any (1.4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+    /// `repository@digest` for each repository the image is named in (1.4), as podman
+    /// shows `RepoDigests`.
+    #[serde(default)]
+    pub repo_digests: Vec<String>,
+    /// The chain ID of its top layer (1.4); none for an image without layers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_layer: Option<String>,
+    /// How many layers it has (1.4).
+    #[serde(default)]
+    pub layers: usize,
+}
+
+/// `store.images` request (1.4; before, the request was `{}` and every image came back).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ImagesRequest {
+    pub filter: ImageFilter,
+}
+
+/// Which images `store.images` returns: all of them when every field is empty; otherwise those
+/// that match every field given.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ImageFilter {
+    /// Full IDs or unique ID prefixes (any of them).
+    pub ids: Vec<String>,
+    /// Names (any of them); a name without a tag means `:latest`.
+    pub names: Vec<String>,
+    /// `Some(true)`: only images without names; `Some(false)`: only named ones.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dangling: Option<bool>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -169,6 +249,40 @@ pub struct IdMap {
     pub gids: Vec<IdRange>,
 }
 
+/// `store.containers` request (1.4; before, the request was `{}` and every container came
+/// back).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ContainersRequest {
+    pub filter: ContainerFilter,
+}
+
+/// Which containers `store.containers` returns: all of them when every field is empty;
+/// otherwise those that match every field given.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ContainerFilter {
+    /// Full IDs or unique ID prefixes (any of them).
+    pub ids: Vec<String>,
+    /// Exact names (any of them).
+    pub names: Vec<String>,
+    /// Containers of this image (a name, full ID or unique ID prefix).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// Containers whose metadata has one of these top-level keys: the containers of those
+    /// front ends.
+    pub metadata_keys: Vec<String>,
+    /// Containers whose metadata holds these values (every one must match).
+    pub metadata: Vec<MetadataMatch>,
+}
+
+/// A value in a container's metadata, found by JSON pointer (RFC 6901): `/cri/labels/app`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetadataMatch {
+    pub pointer: String,
+    pub value: serde_json::Value,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ContainerRequest {
     /// A name, full ID or unique ID prefix.
@@ -197,16 +311,73 @@ pub struct MountReply {
     pub path: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct CommitRequest {
     pub container: String,
-    /// The new image's name.
+    /// The new image's name (empty: none besides `names`).
+    #[serde(default)]
     pub name: String,
+    /// More names (1.4); with no name at all the image is dangling, as a build's intermediate
+    /// images are.
+    #[serde(default)]
+    pub names: Vec<String>,
+    /// The new image's config (1.4), a JSON object as the OCI image spec has it. The store
+    /// replaces its `rootfs` with the container's layers (plus the new one) and keeps
+    /// everything else, `created` and `history` included: the caller writes one history
+    /// entry per layer (those of the base image, then one for this commit). Without it, the
+    /// store takes the container's image config and adds `created` and one history entry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<serde_json::Value>,
+    /// Commit the config only, without a layer of the container's changes (1.4): a build step
+    /// that changes only the config (`ENV`, `CMD`, ...).
+    #[serde(default)]
+    pub empty_layer: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CommitReply {
     pub image_id: String,
+    /// The chain ID of the new layer (1.4); none with `empty_layer`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layer: Option<String>,
+    /// Its diff ID (1.4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diff_id: Option<String>,
+}
+
+/// `store.import_layer` (1.4).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ImportLayerRequest {
+    /// The parent layer's chain ID; none for a base layer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+    /// The digest of the uncompressed tar, if the caller knows it: verified while the layer
+    /// is extracted, and the layer reused without reading the stream when the store has it.
+    /// Without it the store reads the stream once to learn it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diff_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ImportLayerReply {
+    /// The layer's chain ID (what `store.export_layer` and `parent` take).
+    pub layer: String,
+    pub diff_id: String,
+    /// Uncompressed tar size in bytes.
+    pub size: u64,
+    /// Whether it was extracted now (false: the store had it).
+    pub extracted: bool,
+}
+
+/// `store.set_metadata` (1.4).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SetMetadataRequest {
+    /// A name, full ID or unique ID prefix.
+    pub container: String,
+    /// The top-level key (a front end's name: `engine`, `cri`, ...).
+    pub key: String,
+    /// The new value; `null` removes the key.
+    pub value: serde_json::Value,
 }
 
 /// One changed path (`store.changes`).

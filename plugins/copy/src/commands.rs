@@ -8,8 +8,8 @@ use strata_graph_image::copy::{copy_image, CopyOptions};
 use strata_graph_image::manifest::Flavor;
 use strata_graph_image::platform::Platform;
 use strata_graph_image::ImageError;
-use strata_graph_types::HasKind;
 use strata_plugin_api::{ErrorKind, Host, Outcome};
+use strata_types::HasKind;
 
 use crate::ends::{self, RemoteOptions};
 
@@ -34,7 +34,7 @@ pub fn run(host: &Host, command: &str, args: &[String]) -> Outcome {
     match result {
         Ok(Ok(())) => Outcome::Ok,
         Ok(Err(e)) => Outcome::Error {
-            kind: ErrorKind::from_code(e.kind().exit_code() as u32),
+            kind: strata_plugin_bridge::api_kind(e.kind()),
             message: e.to_string(),
         },
         Err(outcome) => outcome,

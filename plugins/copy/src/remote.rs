@@ -36,7 +36,7 @@ pub fn config_bytes(src: &dyn ImageSource) -> Result<Vec<u8>> {
         .take(desc.size.saturating_add(1))
         .read_to_end(&mut out)
         .map_err(ImageError::io("read the config of", src.describe()))?;
-    let got = strata_graph_types::Digest::of(&out);
+    let got = strata_types::Digest::of(&out);
     if got != desc.digest {
         return Err(ImageError::DigestMismatch {
             what: "config".into(),

@@ -9,8 +9,8 @@ use anyhow::{Context, Result};
 use rustix::termios::{self, OptionalActions, Termios};
 use signal_hook::consts::signal::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGWINCH};
 use signal_hook::iterator::Signals;
-use strata_monitor::attach::{AttachClient, ServerMessage};
-use strata_monitor::protocol::ExitStatus;
+use strata_engine_monitor::attach::{AttachClient, ServerMessage};
+use strata_engine_monitor::protocol::ExitStatus;
 
 #[derive(Debug, Clone, Copy)]
 pub struct AttachOptions {

@@ -12,10 +12,7 @@ pub struct Kinded {
 
 /// Turns a host call's error into an `anyhow` error that keeps its kind.
 pub fn call(e: CallError) -> anyhow::Error {
-    anyhow::Error::new(Kinded {
-        kind: e.kind,
-        message: e.message,
-    })
+    anyhow::Error::new(e)
 }
 
 pub fn kinded(kind: ErrorKind, message: impl Into<String>) -> anyhow::Error {
@@ -25,9 +22,25 @@ pub fn kinded(kind: ErrorKind, message: impl Into<String>) -> anyhow::Error {
     })
 }
 
-/// The kind of an error chain: the first kinded cause, else `Internal`.
+/// The kind of an error chain: the first kinded cause (ours, the engine's, a host call's, a
+/// library's), else `Internal`.
 pub fn kind_of(e: &anyhow::Error) -> ErrorKind {
-    e.chain()
-        .find_map(|c| c.downcast_ref::<Kinded>().map(|k| k.kind))
-        .unwrap_or(ErrorKind::Internal)
+    for c in e.chain() {
+        if let Some(k) = c.downcast_ref::<Kinded>() {
+            return k.kind;
+        }
+        if let Some(k) = c.downcast_ref::<strata_graph_image::ImageError>() {
+            return strata_plugin_bridge::api_kind(strata_types::HasKind::kind(k));
+        }
+        let k = strata_plugin_bridge::kind_of(c);
+        if k != strata_types::ErrorKind::Internal {
+            return strata_plugin_bridge::api_kind(k);
+        }
+    }
+    ErrorKind::Internal
+}
+
+/// Whether an error means "no such object" (for `rm --ignore`, cleanup races).
+pub fn is_not_found(e: &anyhow::Error) -> bool {
+    kind_of(e) == ErrorKind::NotFound
 }

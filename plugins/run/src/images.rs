@@ -14,6 +14,8 @@ use strata_plugin_api::store::ImageInfo;
 use strata_plugin_api::ErrorKind;
 use strata_plugin_transfer::ends::{open_destination, open_source, RemoteOptions, SideArgs};
 
+use strata_engine_containers::ImageDefaults;
+
 use crate::context::Ctx;
 use crate::errors::{call, kinded};
 
@@ -99,7 +101,7 @@ pub fn copy(
     };
     let kinded_err = |e: strata_graph_image::ImageError| {
         kinded(
-            ErrorKind::from_code(strata_graph_types::HasKind::kind(&e).exit_code() as u32),
+            strata_plugin_bridge::api_kind(strata_types::HasKind::kind(&e)),
             e.to_string(),
         )
     };
@@ -200,36 +202,6 @@ pub fn for_run(
 }
 
 /// The parts of an image config that `run` uses.
-#[derive(Debug, Clone, Default)]
-pub struct ImageDefaults {
-    pub env: Vec<String>,
-    pub entrypoint: Vec<String>,
-    pub cmd: Vec<String>,
-    pub workdir: String,
-    pub user: String,
-    pub stop_signal: String,
-}
-
 pub fn defaults(info: &ImageInfo) -> Result<ImageDefaults> {
-    let v: serde_json::Value =
-        serde_json::from_str(&info.config).context("parse the image config")?;
-    let c = &v["config"];
-    let strings = |k: &str| -> Vec<String> {
-        c[k].as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|s| s.as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    let string = |k: &str| c[k].as_str().unwrap_or_default().to_owned();
-    Ok(ImageDefaults {
-        env: strings("Env"),
-        entrypoint: strings("Entrypoint"),
-        cmd: strings("Cmd"),
-        workdir: string("WorkingDir"),
-        user: string("User"),
-        stop_signal: string("StopSignal"),
-    })
+    Ok(ImageDefaults::from_config(&info.config)?)
 }

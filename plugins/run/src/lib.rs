@@ -1,35 +1,19 @@
-//! The run front end as a strata plugin: podman's job. `strata run IMAGE CMD` pulls the
-//! image if needed (through the copy front end's code path), creates a container in the
-//! store, writes an OCI runtime spec, and starts it on an OCI runtime (crun by default, runc
-//! with `--runtime`) under `strata-monitor`, which outlives the CLI, keeps the log and
-//! records the exit. `ps`, `logs`, `exec`, `stop`, `rm` and friends work from the files the
-//! container leaves (see `state.rs`), so no daemon is needed.
+//! The run front end as a strata plugin: podman's command line over the container engine.
+//! `strata run IMAGE CMD` pulls the image if needed (through the copy front end's code path),
+//! turns podman's flags into a `ContainerConfig`, and has the engine
+//! (`strata-engine-containers`, with `strata-engine-pods` for `--pod`) create and start the
+//! container under `strata-monitor`; `ps`, `logs`, `exec`, `stop`, `rm` and friends read and
+//! change containers through the same engine, so no daemon is needed.
 //!
-//! What is here: containers, `none`/`host`/`bridge`/`container:` networks (CNI plugins) with
-//! `-p`, pods (an infra container sharing net, IPC and UTS), images (`pull`, `push`, `images`,
-//! `rmi`, `tag`, `save`, `load`, `import`), container filesystems (`cp`, `diff`, `commit`,
-//! `export`), `system df|prune|info`, and rootless mode (see ARCHITECTURE.md). Not yet:
-//! named volumes, `--userns` modes other than the default, seccomp.
+//! This crate is command-line code only: argument parsing (`commands/`), the terminal side of
+//! attaching (`attach.rs`), pulling images (`images.rs`), and output. What containers are and
+//! how they run lives in the engine crates, shared with the other front ends.
 
 mod attach;
-mod cgroups;
 pub mod commands;
-pub mod config;
 mod context;
 mod errors;
 mod images;
-pub mod network;
-mod pods;
-mod rootless;
-mod runtime;
-mod settings;
-pub mod spec;
-mod start;
-mod state;
-mod stop;
-pub mod user;
-pub mod userns;
-mod userns_root;
 
 use strata_plugin_api::{export_plugin, Command, Host, Outcome};
 

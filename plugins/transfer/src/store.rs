@@ -16,21 +16,21 @@ use strata_graph_image::{
     Descriptor, ImageDestination, ImageError, ImageSource, RawManifest, Result, StoreDestination,
     StoreLayer,
 };
-use strata_graph_types::{Digest, ErrorKind as Kind};
 use strata_plugin_api::store::{ImageInfo, ImportImageRequest, ImportLayer};
 use strata_plugin_api::{CallError, ErrorKind, Host};
+use strata_types::Digest;
 
 fn from_call(e: CallError) -> ImageError {
     ImageError::Transport {
-        kind: Kind::from_exit_code(i32::from(e.kind.exit_code())),
+        kind: strata_plugin_bridge::kind(e.kind),
         message: e.message,
     }
 }
 
 fn to_call(e: ImageError) -> CallError {
-    use strata_graph_types::HasKind;
+    use strata_types::HasKind;
     CallError {
-        kind: ErrorKind::from_code(e.kind().exit_code() as u32),
+        kind: strata_plugin_bridge::api_kind(e.kind()),
         message: e.to_string(),
     }
 }

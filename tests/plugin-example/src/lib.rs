@@ -1,10 +1,68 @@
 //! `hello`: an example third-party plugin for strata. `strata hello [NAME]` greets, lists the
 //! store's images through the host (`--images`), logs through the host (`--log`), and can
-//! panic on purpose (`--panic`) to show that panics do not cross into the host.
+//! panic on purpose (`--panic`) to show that panics do not cross into the host. It also
+//! drives the store methods of plugin ABI 1.4, each printing the host's reply as JSON:
+//! `--import-layer FILE [PARENT]`, `--set-metadata CONTAINER KEY JSON`, `--containers-with
+//! KEY`, `--images-full`.
 
-use strata_plugin_api::{Command, ErrorKind, Host, Outcome};
+use strata_plugin_api::store::{ContainerFilter, ImageFilter, ImportLayerRequest};
+use strata_plugin_api::{CallError, Command, ErrorKind, Host, Outcome};
+
+fn print<T: serde::Serialize>(r: Result<T, CallError>) -> Outcome {
+    match r {
+        Ok(v) => {
+            println!("{}", serde_json::to_string(&v).expect("a reply serialises"));
+            Outcome::Ok
+        }
+        Err(e) => Outcome::Error {
+            kind: e.kind,
+            message: e.message,
+        },
+    }
+}
+
+/// The 1.4 store methods, one per option.
+fn protocol(host: &Host, args: &[String]) -> Option<Outcome> {
+    let store = host.store();
+    let arg = |i: usize| args.get(i).cloned().unwrap_or_default();
+    Some(match args.first()?.as_str() {
+        "--import-layer" => {
+            let file = match std::fs::File::open(arg(1)) {
+                Ok(f) => f,
+                Err(e) => {
+                    return Some(Outcome::Error {
+                        kind: ErrorKind::InvalidArgument,
+                        message: format!("open {}: {e}", arg(1)),
+                    })
+                }
+            };
+            let request = ImportLayerRequest {
+                parent: args.get(2).cloned(),
+                diff_id: None,
+            };
+            print(store.import_layer(&request, Box::new(file)))
+        }
+        "--set-metadata" => {
+            let value = serde_json::from_str(&arg(3)).unwrap_or(serde_json::Value::Null);
+            print(store.set_metadata(&arg(1), &arg(2), value))
+        }
+        "--containers-with" => print(
+            store
+                .containers_where(&ContainerFilter {
+                    metadata_keys: vec![arg(1)],
+                    ..ContainerFilter::default()
+                })
+                .map(|all| all.into_iter().map(|c| c.name).collect::<Vec<_>>()),
+        ),
+        "--images-full" => print(store.images_where(&ImageFilter::default())),
+        _ => return None,
+    })
+}
 
 fn run(host: &Host, command: &str, args: &[String]) -> Outcome {
+    if let Some(outcome) = protocol(host, args) {
+        return outcome;
+    }
     let mut name = "world".to_owned();
     for a in args {
         match a.as_str() {

@@ -7,7 +7,7 @@ mod support;
 use std::os::unix::fs::PermissionsExt;
 
 use rustix::process::{Pid, Signal};
-use strata_monitor::{
+use strata_engine_monitor::{
     exitfile, logfile, statedir, AttachClient, ExitStatus, LaunchError, ServerMessage, Stream,
 };
 use support::{Container, TIMEOUT};
@@ -314,7 +314,7 @@ fn a_failing_create_reports_the_runtime_error_and_leaves_nothing_behind() {
     }
     let mut c = Container::new("crun", &["true"], false);
     std::fs::remove_dir_all(c.bundle.join("rootfs")).expect("remove rootfs");
-    let err = strata_monitor::launch(
+    let err = strata_engine_monitor::launch(
         std::path::Path::new(env!("CARGO_BIN_EXE_strata-monitor")),
         &c.args(),
     )

@@ -6,17 +6,18 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use strata_graph_store::{Container, CreateOptions, Opener, Store, StoreError};
-use strata_graph_types::{Digest, HasKind, LayerId};
+use strata_graph_store::{CommitOptions, Container, CreateOptions, Opener, Store, StoreError};
 use strata_plugin_api::abi::RawReader;
 use strata_plugin_api::store as api;
 use strata_plugin_api::stream::export_reader;
 use strata_plugin_api::ErrorKind;
+use strata_plugin_bridge::{api_id_map, api_kind, id_map};
+use strata_types::{Digest, HasKind, LayerId};
 
 use super::host_table::RemoteOpener;
 use crate::config::Settings;
 
-type CallResult = Result<String, (ErrorKind, String)>;
+pub(super) type CallResult = Result<String, (ErrorKind, String)>;
 
 /// The state behind a host table: the settings and the lazily opened store.
 pub(crate) struct HostCtx {
@@ -32,7 +33,7 @@ impl HostCtx {
         }
     }
 
-    fn store(&self) -> Result<Arc<Store>, (ErrorKind, String)> {
+    pub(super) fn store(&self) -> Result<Arc<Store>, (ErrorKind, String)> {
         self.store
             .get_or_init(|| {
                 crate::storage::open(&self.settings)
@@ -45,19 +46,18 @@ impl HostCtx {
 
 fn anyhow_kind(e: &anyhow::Error) -> ErrorKind {
     e.chain()
-        .find_map(|c| c.downcast_ref::<StoreError>().map(|s| kind(s.kind())))
+        .find_map(|c| c.downcast_ref::<StoreError>().map(|s| api_kind(s.kind())))
         .unwrap_or(ErrorKind::Internal)
 }
 
-fn kind(k: strata_graph_types::ErrorKind) -> ErrorKind {
-    ErrorKind::from_code(k.exit_code() as u32)
+pub(super) fn store_err(e: StoreError) -> (ErrorKind, String) {
+    (api_kind(e.kind()), e.to_string())
 }
 
-fn store_err(e: StoreError) -> (ErrorKind, String) {
-    (kind(e.kind()), e.to_string())
-}
-
-fn parse<T: DeserializeOwned>(method: &str, request: &str) -> Result<T, (ErrorKind, String)> {
+pub(super) fn parse<T: DeserializeOwned>(
+    method: &str,
+    request: &str,
+) -> Result<T, (ErrorKind, String)> {
     serde_json::from_str(request).map_err(|e| {
         (
             ErrorKind::InvalidArgument,
@@ -66,11 +66,11 @@ fn parse<T: DeserializeOwned>(method: &str, request: &str) -> Result<T, (ErrorKi
     })
 }
 
-fn reply<T: Serialize>(v: &T) -> CallResult {
+pub(super) fn reply<T: Serialize>(v: &T) -> CallResult {
     serde_json::to_string(v).map_err(|e| (ErrorKind::Internal, e.to_string()))
 }
 
-fn digest(s: &str) -> Result<Digest, (ErrorKind, String)> {
+pub(super) fn digest(s: &str) -> Result<Digest, (ErrorKind, String)> {
     Digest::parse(s).map_err(|e| (ErrorKind::InvalidArgument, e.to_string()))
 }
 
@@ -96,18 +96,9 @@ pub(crate) fn dispatch(
             image(&*ctx.store()?, &req.name)
         }
         api::IMAGES => {
-            let store = ctx.store()?;
-            let images = store.images().map_err(store_err)?;
-            reply(
-                &images
-                    .into_iter()
-                    .map(|i| api::ImageSummary {
-                        id: i.id.0.to_string(),
-                        names: i.names,
-                        created: i.created,
-                    })
-                    .collect::<Vec<_>>(),
-            )
+            // `{}` from plugins before 1.4 is a request without a filter.
+            let req: api::ImagesRequest = parse(method, request)?;
+            super::listing::images(&*ctx.store()?, &req.filter)
         }
         api::EXPORT_LAYER => {
             let req: api::ExportLayerRequest = parse(method, request)?;
@@ -160,10 +151,7 @@ pub(crate) fn dispatch(
                     CreateOptions {
                         name: req.name,
                         metadata: Some(req.metadata),
-                        id_map: req.id_map.map(|m| strata_mount::IdMap {
-                            uids: ranges_in(&m.uids),
-                            gids: ranges_in(&m.gids),
-                        }),
+                        id_map: req.id_map.as_ref().map(id_map),
                     },
                 )
                 .map_err(store_err)?;
@@ -176,8 +164,9 @@ pub(crate) fn dispatch(
             reply(&container_info(&store, c))
         }
         api::CONTAINERS => {
+            let req: api::ContainersRequest = parse(method, request)?;
             let store = ctx.store()?;
-            let all = store.containers().map_err(store_err)?;
+            let all = super::listing::containers(&store, &req.filter)?;
             reply(
                 &all.into_iter()
                     .map(|c| container_info(&store, c))
@@ -204,13 +193,54 @@ pub(crate) fn dispatch(
         }
         api::COMMIT => {
             let req: api::CommitRequest = parse(method, request)?;
-            let id = ctx
+            let mut names = req.names;
+            if !req.name.is_empty() {
+                names.insert(0, req.name);
+            }
+            let c = ctx
                 .store()?
-                .commit(&req.container, &req.name)
+                .commit_with(
+                    &req.container,
+                    &CommitOptions {
+                        names,
+                        config: req.config,
+                        empty_layer: req.empty_layer,
+                    },
+                )
                 .map_err(store_err)?;
             reply(&api::CommitReply {
-                image_id: id.0.to_string(),
+                image_id: c.image.0.to_string(),
+                layer: c.layer.map(|l| l.0.to_string()),
+                diff_id: c.diff_id.map(|d| d.to_string()),
             })
+        }
+        api::IMPORT_LAYER => {
+            let req: api::ImportLayerRequest = parse(method, request)?;
+            let opener = input.ok_or((
+                ErrorKind::InvalidArgument,
+                "store.import_layer needs an input opener".to_owned(),
+            ))?;
+            let parent = req.parent.as_deref().map(digest).transpose()?.map(LayerId);
+            let diff_id = req.diff_id.as_deref().map(digest).transpose()?;
+            let stream = opener.open(0)?;
+            let l = ctx
+                .store()?
+                .import_layer(parent.as_ref(), diff_id, Box::new(stream))
+                .map_err(store_err)?;
+            reply(&api::ImportLayerReply {
+                layer: l.layer.0.to_string(),
+                diff_id: l.diff_id.to_string(),
+                size: l.size,
+                extracted: l.extracted,
+            })
+        }
+        api::SET_METADATA => {
+            let req: api::SetMetadataRequest = parse(method, request)?;
+            let store = ctx.store()?;
+            let c = store
+                .set_container_metadata(&req.container, &req.key, req.value)
+                .map_err(store_err)?;
+            reply(&container_info(&store, c))
         }
         api::DIFF => {
             let req: api::ContainerRequest = parse(method, request)?;
@@ -274,7 +304,7 @@ fn import_image(
                     .open(i)
                     .map(|r| Box::new(r) as Box<dyn Read + Send>)
                     .map_err(|(k, message)| StoreError::Source {
-                        kind: strata_graph_types::ErrorKind::from_exit_code(k.exit_code().into()),
+                        kind: strata_plugin_bridge::kind(k),
                         message,
                     })
             }),
@@ -326,31 +356,8 @@ fn container_info(store: &Store, c: Container) -> api::ContainerInfo {
         image: c.image.0.to_string(),
         created: c.created,
         metadata: c.metadata,
-        id_map: c.id_map.map(|m| api::IdMap {
-            uids: ranges_out(&m.uids),
-            gids: ranges_out(&m.gids),
-        }),
+        id_map: c.id_map.as_ref().map(api_id_map),
     }
-}
-
-fn ranges_in(r: &[api::IdRange]) -> Vec<strata_mount::IdRange> {
-    r.iter()
-        .map(|r| strata_mount::IdRange {
-            inside: r.inside,
-            outside: r.outside,
-            count: r.count,
-        })
-        .collect()
-}
-
-fn ranges_out(r: &[strata_mount::IdRange]) -> Vec<api::IdRange> {
-    r.iter()
-        .map(|r| api::IdRange {
-            inside: r.inside,
-            outside: r.outside,
-            count: r.count,
-        })
-        .collect()
 }
 
 /// Streams what `write` produces (a layer tar) through a pipe from a writing thread. A failed

@@ -20,6 +20,7 @@
 //! no thread of theirs can outlive their code).
 
 mod host_table;
+mod listing;
 mod load;
 mod methods;
 

@@ -10,19 +10,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
+use strata_types::idmap::{parse_subids, SubIdRange as Range};
 
 const SUBUID: &str = "/etc/subuid";
 const SUBGID: &str = "/etc/subgid";
 
 /// Directories searched for the helpers besides `$PATH`.
 const HELPER_DIRS: &[&str] = &["/usr/bin", "/usr/sbin", "/bin", "/sbin", "/usr/local/bin"];
-
-/// A subordinate range: `count` ids from `start`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Range {
-    pub start: u32,
-    pub count: u32,
-}
 
 /// Everything needed to map a new user namespace, checked before it is created.
 #[derive(Debug)]
@@ -145,19 +139,7 @@ fn ranges(file: &Path, name: Option<&str>, uid: u32) -> Result<Vec<Range>> {
 }
 
 fn parse_ranges(text: &str, name: Option<&str>, uid: u32) -> Vec<Range> {
-    let uid = uid.to_string();
-    text.lines()
-        .filter(|l| !l.trim_start().starts_with('#'))
-        .filter_map(|l| {
-            let mut f = l.trim().split(':');
-            let owner = f.next()?;
-            let start = f.next()?.parse().ok()?;
-            let count = f.next()?.parse().ok()?;
-            (owner == uid || Some(owner) == name)
-                .then_some(Range { start, count })
-                .filter(|r| r.count > 0)
-        })
-        .collect()
+    parse_subids(text, name, Some(uid))
 }
 
 #[cfg(test)]

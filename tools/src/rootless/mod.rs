@@ -31,6 +31,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use rustix::fs::{flock, FlockOperation};
 use rustix::thread::{move_into_link_name_space, LinkNameSpaceType};
+use strata_types::idmap::{outside_id, parse_proc_map};
 
 pub use pause::{pause_main, PAUSE_COMMAND};
 
@@ -49,24 +50,8 @@ pub fn host_uid() -> u32 {
     let uid = rustix::process::geteuid().as_raw();
     std::fs::read_to_string("/proc/self/uid_map")
         .ok()
-        .and_then(|m| outside_id(&m, uid))
+        .and_then(|m| outside_id(&parse_proc_map(&m), uid))
         .unwrap_or(uid)
-}
-
-/// Maps `id` through an `inside outside count` map.
-fn outside_id(map: &str, id: u32) -> Option<u32> {
-    map.lines().find_map(|line| {
-        let f: Vec<u64> = line
-            .split_whitespace()
-            .filter_map(|x| x.parse().ok())
-            .collect();
-        match f[..] {
-            [inside, outside, count] if (inside..inside + count).contains(&u64::from(id)) => {
-                u32::try_from(outside + (u64::from(id) - inside)).ok()
-            }
-            _ => None,
-        }
-    })
 }
 
 /// The rootless user's runtime directory for strata: `$XDG_RUNTIME_DIR/strata`, else
@@ -198,21 +183,19 @@ pub fn unshare(command: &[std::ffi::OsString]) -> Result<()> {
 #[allow(clippy::unwrap_used)] // tests: a panic is the failure report
 mod tests {
     use super::*;
+    use strata_types::idmap::is_initial_map;
 
     #[test]
     fn the_initial_namespace_has_the_identity_map() {
-        assert!(strata_mount::userns::is_identity_map(
-            "         0          0 4294967295\n"
-        ));
-        assert!(!strata_mount::userns::is_identity_map(
-            "0 1000 1\n1 100000 65536\n"
-        ));
-        assert!(!strata_mount::userns::is_identity_map(""));
+        let initial = |m: &str| is_initial_map(&parse_proc_map(m));
+        assert!(initial("         0          0 4294967295\n"));
+        assert!(!initial("0 1000 1\n1 100000 65536\n"));
+        assert!(!initial(""));
     }
 
     #[test]
     fn ids_map_to_the_outside_through_every_range() {
-        let map = "0 1000 1\n1 100000 65536\n";
+        let map = &parse_proc_map("0 1000 1\n1 100000 65536\n");
         assert_eq!(outside_id(map, 0), Some(1000));
         assert_eq!(outside_id(map, 1), Some(100000));
         assert_eq!(outside_id(map, 1000), Some(100999));

@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
 
-use strata_driver_api::{Change, ChangeKind};
 use strata_graph_archive::write_changes;
+use strata_types::{Change, ChangeKind};
 
 use crate::fixture::{gate, write, Fixture, MakeDriver};
 use crate::layer_tar::{LayerTar, E};

@@ -4,7 +4,7 @@
 
 use strata_driver_api::Key;
 use strata_graph_archive::export_tarsplit;
-use strata_graph_types::Digest;
+use strata_types::Digest;
 
 use crate::fixture::{gate, key, Fixture, MakeDriver};
 use crate::layer_tar::{LayerTar, E};

@@ -3,7 +3,7 @@
 
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 
-use strata_driver_api::ChangeKind;
+use strata_types::ChangeKind;
 
 use crate::fixture::{exists, gate, lstat, names, read, Fixture, MakeDriver};
 use crate::layer_tar::{LayerTar, E};

@@ -8,7 +8,7 @@
 
 use std::os::unix::fs::PermissionsExt;
 
-use strata_graph_types::{ErrorKind, HasKind};
+use strata_types::{ErrorKind, HasKind};
 
 use crate::fixture::{exists, gate, names, read, write, Fixture, MakeDriver};
 use crate::layer_tar::{LayerTar, E};

@@ -7,6 +7,7 @@
 use rustix::fd::BorrowedFd;
 use rustix::fs::{self, AtFlags, Gid, Timespec, Timestamps, Uid, XattrFlags};
 use rustix::io::Errno;
+use strata_types::idmap::{describe_inside, is_initial_map, parse_proc_map};
 use tracing::{debug, warn};
 
 use super::{extract_err, Extractor, Meta, Target};
@@ -98,7 +99,11 @@ fn chown_err(path: &[u8], meta: &Meta, e: Errno) -> ArchiveError {
     if e != Errno::INVAL || !in_user_namespace() {
         return extract_err(path, "chown", e);
     }
-    let ranges = |file: &str| mapped_ranges(&std::fs::read_to_string(file).unwrap_or_default());
+    let ranges = |file: &str| {
+        describe_inside(&parse_proc_map(
+            &std::fs::read_to_string(file).unwrap_or_default(),
+        ))
+    };
     extract_err(
         path,
         &format!(
@@ -113,42 +118,11 @@ fn chown_err(path: &[u8], meta: &Meta, e: Errno) -> ArchiveError {
     )
 }
 
-/// The inside ids an `inside outside count` map covers, adjacent ranges merged: `0-65536`.
-fn mapped_ranges(map: &str) -> String {
-    let mut spans: Vec<(u64, u64)> = map
-        .lines()
-        .filter_map(|l| {
-            let f: Vec<u64> = l
-                .split_whitespace()
-                .filter_map(|x| x.parse().ok())
-                .collect();
-            match f[..] {
-                [inside, _, count] if count > 0 => Some((inside, inside + count - 1)),
-                _ => None,
-            }
-        })
-        .collect();
-    spans.sort_unstable();
-    let mut merged: Vec<(u64, u64)> = Vec::new();
-    for (lo, hi) in spans {
-        match merged.last_mut() {
-            Some(last) if lo <= last.1 + 1 => last.1 = last.1.max(hi),
-            _ => merged.push((lo, hi)),
-        }
-    }
-    let shown: Vec<String> = merged.iter().map(|(lo, hi)| format!("{lo}-{hi}")).collect();
-    if shown.is_empty() {
-        "none".into()
-    } else {
-        shown.join(",")
-    }
-}
-
 /// Whether this process is in a user namespace other than the initial one (its uid map is not
 /// the identity map).
 pub(super) fn in_user_namespace() -> bool {
     std::fs::read_to_string("/proc/self/uid_map")
-        .is_ok_and(|m| !m.split_whitespace().eq(["0", "0", "4294967295"]))
+        .is_ok_and(|m| !is_initial_map(&parse_proc_map(&m)))
 }
 
 /// Where to set xattrs: an open fd, or a name in a directory (symlinks, device nodes).
@@ -171,7 +145,11 @@ pub(super) fn timestamps(meta: &Meta) -> Timestamps {
 
 #[cfg(test)]
 mod tests {
-    use super::mapped_ranges;
+    use strata_types::idmap::{describe_inside, parse_proc_map};
+
+    fn mapped_ranges(map: &str) -> String {
+        describe_inside(&parse_proc_map(map))
+    }
 
     #[test]
     fn adjacent_mapped_ranges_are_merged() {

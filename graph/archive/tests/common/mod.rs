@@ -13,7 +13,7 @@ use strata_graph_archive::{
     apply, compressor, export_tarsplit, Applied, ApplyOptions, ArchiveError, Compression,
     WhiteoutFormat,
 };
-use strata_graph_types::Digest;
+use strata_types::Digest;
 
 /// Compresses `data`.
 pub fn compress(data: &[u8], c: Compression) -> Vec<u8> {

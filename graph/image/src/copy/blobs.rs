@@ -9,7 +9,7 @@ use std::io::{Cursor, Read};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 
-use strata_graph_types::Digest;
+use strata_types::Digest;
 
 use super::recompress::recompress;
 use super::rewrite::rewrite_manifest;

@@ -18,7 +18,7 @@ mod store;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use strata_graph_types::Digest;
+use strata_types::Digest;
 
 use crate::compression::Compression;
 use crate::error::{ImageError, Result};

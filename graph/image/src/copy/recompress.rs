@@ -11,7 +11,7 @@
 
 use std::io::{self, BufWriter, Seek, SeekFrom};
 
-use strata_graph_types::Digest;
+use strata_types::Digest;
 
 use super::blobs::{verified, Outcome};
 use super::{CopyOptions, ProgressEvent};

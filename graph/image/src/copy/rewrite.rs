@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 
 use serde_json::Value;
-use strata_graph_types::Digest;
+use strata_types::Digest;
 
 use crate::compression::Compression;
 use crate::error::{ImageError, Result};

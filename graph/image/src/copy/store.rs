@@ -10,7 +10,7 @@ use std::io::Read;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use strata_graph_types::Digest;
+use strata_types::Digest;
 
 use super::blobs::{read_config, verified};
 use super::{CopyOptions, CopyReport, ProgressEvent};

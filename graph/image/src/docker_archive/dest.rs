@@ -13,7 +13,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 
-use strata_graph_types::Digest;
+use strata_types::Digest;
 
 use super::ArchiveEntry;
 use crate::atomic;

@@ -5,7 +5,7 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use serde_json::json;
-use strata_graph_types::Digest;
+use strata_types::Digest;
 
 use super::{familiar, ArchiveEntry, ArchiveRef};
 use crate::compression::{self, Compression};

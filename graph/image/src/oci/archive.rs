@@ -9,7 +9,7 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use strata_graph_types::Digest;
+use strata_types::Digest;
 
 use super::{LayoutSource, OciDestination};
 use crate::error::{ImageError, Result};

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 
 use serde_json::{json, Value};
-use strata_graph_types::Digest;
+use strata_types::Digest;
 
 use super::{blob_path, validate_reference, LAYOUT_FILE_CONTENT, REF_NAME_ANNOTATION};
 use crate::atomic;

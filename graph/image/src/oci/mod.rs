@@ -29,7 +29,7 @@ pub use source::{LayoutSource, OciSource};
 
 use crate::error::{ImageError, Result};
 use crate::tar_index::{TarIndex, SMALL_LIMIT};
-use strata_graph_types::Digest;
+use strata_types::Digest;
 
 /// The annotation naming an `index.json` entry.
 pub const REF_NAME_ANNOTATION: &str = "org.opencontainers.image.ref.name";

@@ -3,7 +3,7 @@
 use std::io::Read;
 use std::path::Path;
 
-use strata_graph_types::Digest;
+use strata_types::Digest;
 
 use super::{blob_path, DirFiles, LayoutFiles, REF_NAME_ANNOTATION};
 use crate::error::{ImageError, Result};

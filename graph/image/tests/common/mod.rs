@@ -15,7 +15,7 @@ use strata_graph_image::{
     copy_image, parse_transport, Compression, CopyOptions, Descriptor, ImageError, ImageSource,
     RawManifest, Result,
 };
-use strata_graph_types::Digest;
+use strata_types::Digest;
 
 /// An uncompressed tar holding `files`.
 pub fn layer_tar(files: &[(&str, &[u8])]) -> Vec<u8> {

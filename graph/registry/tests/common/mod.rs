@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use strata_graph_image::{Descriptor, ImageDestination, ImageSource, RawManifest};
 use strata_graph_registry::{AuthStore, ClientOptions, DockerOptions, Reference};
-use strata_graph_types::Digest;
 use strata_tests::registry::Registry;
+use strata_types::Digest;
 
 pub const LAYER_TYPE: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 pub const CONFIG_TYPE: &str = "application/vnd.oci.image.config.v1+json";

@@ -170,7 +170,7 @@ fn copy_in(ctx: &Ctx<'_>, source: &str, names: Vec<String>, quiet: bool) -> Resu
 
 fn image_err(e: strata_graph_image::ImageError) -> anyhow::Error {
     kinded(
-        ErrorKind::from_code(strata_graph_types::HasKind::kind(&e).exit_code() as u32),
+        strata_plugin_bridge::api_kind(strata_types::HasKind::kind(&e)),
         e.to_string(),
     )
 }
@@ -308,7 +308,7 @@ pub fn import(host: &Host, cmd: ImportCmd) -> Result<Outcome> {
             kinded(ErrorKind::NotFound, format!("{e:#}"))
         }
     })?;
-    let created = crate::state::now().0;
+    let created = strata_engine_containers::state::now().0;
     let mut config = layer::config(
         &blob,
         &created,

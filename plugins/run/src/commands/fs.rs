@@ -205,7 +205,7 @@ pub fn cp(host: &Host, cmd: CpCmd) -> Result<Outcome> {
 }
 
 /// The uid and gid the container runs as (its `-u`, else its image's `User`, else root).
-fn container_user(ctx: &Ctx<'_>, rootfs: &rootfs::Rootfs) -> Result<(u32, u32)> {
+fn container_user(ctx: &Ctx<'_>, rootfs: &rootfs::Rootfs<'_>) -> Result<(u32, u32)> {
     let Some(c) = &rootfs.container else {
         return Ok((0, 0));
     };
@@ -214,6 +214,6 @@ fn container_user(ctx: &Ctx<'_>, rootfs: &rootfs::Rootfs) -> Result<(u32, u32)> 
         let img = ctx.store.image(&c.config.image_id).map_err(call)?;
         spec = crate::images::defaults(&img)?.user;
     }
-    let u = crate::user::resolve(rootfs.path(), &spec)?;
+    let u = strata_engine_containers::user::resolve(rootfs.path(), &spec)?;
     Ok((u.uid, u.gid))
 }

@@ -3,7 +3,7 @@
 use anyhow::Result;
 use clap::Parser;
 use serde_json::json;
-use strata_plugin_api::store::ImageInfo;
+use strata_plugin_api::store::{ImageFilter, ImageInfo};
 use strata_plugin_api::{ErrorKind, Host, Outcome};
 
 use crate::context::Ctx;
@@ -150,11 +150,11 @@ pub fn human_size(bytes: u64) -> String {
 
 pub fn images(host: &Host, cmd: ImagesCmd) -> Result<Outcome> {
     let ctx = Ctx::new(host)?;
-    let list = ctx.store.images().map_err(call)?;
-    let mut full = Vec::new();
-    for s in &list {
-        full.push(ctx.store.image(&s.id).map_err(call)?);
-    }
+    // One call: the listing carries sizes and digests (plugin ABI 1.4).
+    let mut full = ctx
+        .store
+        .images_where(&ImageFilter::default())
+        .map_err(call)?;
     full.sort_by_key(|i| std::cmp::Reverse(i.created));
     let short = |id: &str| -> String {
         let hex = id.trim_start_matches("sha256:");
@@ -178,15 +178,18 @@ pub fn images(host: &Host, cmd: ImagesCmd) -> Result<Outcome> {
                     json!({
                         "Id": i.id.trim_start_matches("sha256:"),
                         "Names": i.names,
+                        "RepoTags": i.names,
+                        "RepoDigests": i.repo_digests,
+                        "Digest": i.digest,
                         "Created": i.created,
-                        "Size": size_of(i),
+                        "Size": i.size,
                     })
                 })
                 .collect();
             println!("{}", serde_json::to_string_pretty(&v)?);
         }
         "table" => {
-            let now = crate::state::unix_now();
+            let now = strata_engine_containers::state::unix_now();
             let mut rows = vec![[
                 "REPOSITORY".to_owned(),
                 "TAG".into(),
@@ -214,7 +217,7 @@ pub fn images(host: &Host, cmd: ImagesCmd) -> Result<Outcome> {
                         tag,
                         short(&i.id),
                         format!("{} ago", super::ps::human(now - i.created)),
-                        human_size(size_of(i)),
+                        human_size(i.size),
                     ]);
                 }
             }
@@ -267,7 +270,7 @@ pub fn rmi(host: &Host, cmd: RmiCmd) -> Result<Outcome> {
         if cmd.force {
             for c in ctx.containers()? {
                 if c.config.image_id == img.id {
-                    crate::stop::remove(&ctx, &c, true)?;
+                    c.remove(true)?;
                 }
             }
         }
@@ -310,7 +313,7 @@ pub fn inspect_json(img: &ImageInfo) -> Result<serde_json::Value> {
     let config: serde_json::Value = serde_json::from_str(&img.config)?;
     Ok(json!({
         "Id": img.id.trim_start_matches("sha256:"),
-        "Digest": img.manifest.as_ref().map(|m| strata_graph_types::Digest::of(m.as_bytes()).to_string()),
+        "Digest": img.manifest.as_ref().map(|m| strata_types::Digest::of(m.as_bytes()).to_string()),
         "RepoTags": img.names,
         "Created": config.get("created"),
         "Architecture": config.get("architecture"),

@@ -6,14 +6,14 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use strata_monitor::logfile::{join_partials, parse_line, read_log, LogRecord};
-use strata_monitor::Stream;
+use strata_engine_monitor::logfile::{join_partials, parse_line, read_log, LogRecord};
+use strata_engine_monitor::Stream;
 use strata_plugin_api::{Host, Outcome};
+
+use strata_engine_containers::Status;
 
 use crate::context::Ctx;
 use crate::errors::kinded;
-use crate::state::Status;
-use crate::stop;
 
 #[derive(Debug, Parser)]
 #[command(name = "strata logs", about = "Show a container's output")]
@@ -35,10 +35,10 @@ pub struct LogsCmd {
 
 /// Parses `--since` into unix nanoseconds.
 pub fn parse_since(s: &str) -> Option<u64> {
-    if let Some(t) = strata_monitor::timestamp::parse_rfc3339(s) {
+    if let Some(t) = strata_engine_monitor::timestamp::parse_rfc3339(s) {
         return Some(t);
     }
-    let now = strata_monitor::timestamp::now_unix_nanos();
+    let now = strata_engine_monitor::timestamp::now_unix_nanos();
     let unit = |suffix: char, mult: u64| -> Option<u64> {
         let n: u64 = s.strip_suffix(suffix)?.parse().ok()?;
         Some(now.saturating_sub(n * mult * 1_000_000_000))
@@ -112,7 +112,8 @@ pub fn logs(host: &Host, cmd: LogsCmd) -> Result<Outcome> {
     let mut pending = Vec::new();
     loop {
         // Checked before reading: output written before the exit is never missed.
-        let stopped = stop::current_state(&ctx, &c)
+        let stopped = c
+            .state()
             .map(|s| s.status != Status::Running)
             .unwrap_or(true);
         let mut buf = Vec::new();

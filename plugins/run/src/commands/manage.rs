@@ -6,11 +6,10 @@ use anyhow::Result;
 use clap::Parser;
 use strata_plugin_api::{ErrorKind, Host, Outcome};
 
+use strata_engine_containers::{Container, StartOptions, Status};
+
 use crate::context::Ctx;
-use crate::errors::kinded;
-use crate::start::{self, Follow};
-use crate::state::Status;
-use crate::stop;
+use crate::errors::{is_not_found, kind_of, kinded};
 
 #[derive(Debug, Parser)]
 #[command(name = "strata start", about = "Start one or more containers")]
@@ -107,18 +106,18 @@ pub fn start(host: &Host, cmd: StartCmd) -> Result<Outcome> {
             ));
         }
         let c = ctx.container(&cmd.containers[0])?;
-        let client = start::start(&ctx, &c, Follow::Attach { cleanup: true })?
-            .expect("attach was asked for");
-        let code = super::run::attach_and_finish(&ctx, &c, client, true)?;
+        let client =
+            strata_engine_pods::start(&c, super::run::attached(&c))?.expect("attach was asked for");
+        let code = super::run::attach_and_finish(&c, client, true)?;
         return Ok(Outcome::Exit(code));
     }
     for name in &cmd.containers {
         let c = ctx.container(name)?;
-        match start::start(&ctx, &c, Follow::Detach) {
+        match strata_engine_pods::start(&c, StartOptions::detached()).map_err(anyhow::Error::from) {
             Ok(_) => println!("{name}"),
             // podman: starting a running container is not an error.
             Err(e)
-                if crate::errors::kind_of(&e) == ErrorKind::FailedPrecondition
+                if kind_of(&e) == ErrorKind::FailedPrecondition
                     && e.to_string().contains("already running") =>
             {
                 println!("{name}")
@@ -141,8 +140,8 @@ fn targets(ctx: &Ctx<'_>, names: &[String], all: bool, running_only: bool) -> Re
     }
     let mut out = Vec::new();
     for c in ctx.containers()? {
-        if !running_only || stop::current_state(ctx, &c)?.status == Status::Running {
-            out.push(c.info.name.clone());
+        if !running_only || c.state()?.status == Status::Running {
+            out.push(c.name().to_owned());
         }
     }
     Ok(out)
@@ -154,17 +153,17 @@ fn each(
     ctx: &Ctx<'_>,
     names: &[String],
     ignore: bool,
-    mut f: impl FnMut(&crate::context::Container) -> Result<()>,
+    mut f: impl FnMut(&Container<'_>) -> Result<()>,
 ) -> Result<Outcome> {
     let mut last = None;
     for name in names {
         let result = ctx.container(name).and_then(|c| f(&c));
         match result {
             Ok(()) => println!("{name}"),
-            Err(e) if ignore && stop::is_not_found(&e) => {}
+            Err(e) if ignore && is_not_found(&e) => {}
             Err(e) => {
                 eprintln!("strata: error: {name}: {e:#}");
-                last = Some(crate::errors::kind_of(&e));
+                last = Some(kind_of(&e));
             }
         }
     }
@@ -178,30 +177,25 @@ pub fn stop(host: &Host, cmd: StopCmd) -> Result<Outcome> {
     let ctx = Ctx::new(host)?;
     let names = targets(&ctx, &cmd.containers, cmd.all, true)?;
     each(&ctx, &names, cmd.ignore, |c| {
-        stop::stop(
-            &ctx,
-            c,
-            Duration::from_secs(cmd.time.unwrap_or(c.config.stop_timeout)),
-        )
+        Ok(c.stop(Duration::from_secs(
+            cmd.time.unwrap_or(c.config.stop_timeout),
+        ))?)
     })
 }
 
 pub fn kill(host: &Host, cmd: KillCmd) -> Result<Outcome> {
     let ctx = Ctx::new(host)?;
-    each(&ctx, &cmd.containers, false, |c| {
-        stop::kill(&ctx, c, &cmd.signal)
-    })
+    each(&ctx, &cmd.containers, false, |c| Ok(c.kill(&cmd.signal)?))
 }
 
 pub fn restart(host: &Host, cmd: RestartCmd) -> Result<Outcome> {
     let ctx = Ctx::new(host)?;
     each(&ctx, &cmd.containers, false, |c| {
-        stop::stop(
-            &ctx,
-            c,
-            Duration::from_secs(cmd.time.unwrap_or(c.config.stop_timeout)),
-        )?;
-        start::start(&ctx, c, Follow::Detach).map(|_| ())
+        c.stop(Duration::from_secs(
+            cmd.time.unwrap_or(c.config.stop_timeout),
+        ))?;
+        strata_engine_pods::start(c, StartOptions::detached())?;
+        Ok(())
     })
 }
 
@@ -209,7 +203,7 @@ pub fn wait(host: &Host, cmd: WaitCmd) -> Result<Outcome> {
     let ctx = Ctx::new(host)?;
     for name in &cmd.containers {
         let c = ctx.container(name)?;
-        let st = stop::wait_exit(&ctx, &c, None)?;
+        let st = c.wait(None)?;
         let code = st.and_then(|s| s.exit_code).unwrap_or(-1);
         println!("{code}");
     }
@@ -219,17 +213,15 @@ pub fn wait(host: &Host, cmd: WaitCmd) -> Result<Outcome> {
 pub fn rm(host: &Host, cmd: RmCmd) -> Result<Outcome> {
     let ctx = Ctx::new(host)?;
     let names = targets(&ctx, &cmd.containers, cmd.all, false)?;
-    each(&ctx, &names, cmd.ignore, |c| {
-        stop::remove(&ctx, c, cmd.force)
-    })
+    each(&ctx, &names, cmd.ignore, |c| Ok(c.remove(cmd.force)?))
 }
 
 pub fn cleanup(host: &Host, cmd: CleanupCmd) -> Result<Outcome> {
     let ctx = Ctx::new(host)?;
     match ctx.container(&cmd.container) {
-        Ok(c) => stop::cleanup(&ctx, &c)?,
+        Ok(c) => c.cleanup()?,
         // Already removed (by an attached `run --rm`): nothing left to do.
-        Err(e) if stop::is_not_found(&e) => {}
+        Err(e) if is_not_found(&e) => {}
         Err(e) => return Err(e),
     }
     Ok(Outcome::Ok)

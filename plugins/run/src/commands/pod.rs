@@ -8,13 +8,11 @@ use clap::{Parser, Subcommand};
 use serde_json::json;
 use strata_plugin_api::{ErrorKind, Host, Outcome};
 
-use crate::config::NetworkMode;
+use strata_engine_containers::{NetworkMode, StartOptions, Status};
+use strata_engine_pods::{self as pods, Pod, PodOptions};
+
 use crate::context::Ctx;
 use crate::errors::kinded;
-use crate::pods::{self, Pod, PodOptions};
-use crate::start::{self, Follow};
-use crate::state::Status;
-use crate::stop;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -90,13 +88,13 @@ pub enum PodSub {
 fn status_of(ctx: &Ctx<'_>, pod: &Pod) -> Result<(String, Vec<serde_json::Value>)> {
     let mut running = 0;
     let mut all = Vec::new();
-    let members = pods::members(ctx, pod)?;
+    let members = pods::members(&ctx.engine, pod)?;
     for c in &members {
-        let st = stop::current_state(ctx, c)?;
+        let st = c.state()?;
         if st.status == Status::Running && c.id() != pod.infra {
             running += 1;
         }
-        all.push(json!({ "Id": c.id(), "Name": c.info.name, "State": st.status.as_str() }));
+        all.push(json!({ "Id": c.id(), "Name": c.name(), "State": st.status.as_str() }));
     }
     let others = members.len().saturating_sub(1);
     let status = match (running, others) {
@@ -104,7 +102,7 @@ fn status_of(ctx: &Ctx<'_>, pod: &Pod) -> Result<(String, Vec<serde_json::Value>
             let infra_up = members
                 .first()
                 .map(|c| {
-                    stop::current_state(ctx, c)
+                    c.state()
                         .map(|s| s.status == Status::Running)
                         .unwrap_or(false)
                 })
@@ -142,11 +140,11 @@ pub fn pod(host: &Host, cmd: PodCmd) -> Result<Outcome> {
                 ));
             }
             for p in &publish {
-                crate::network::parse_publish(p)
+                strata_engine_network::parse_publish(p)
                     .map_err(|e| kinded(ErrorKind::InvalidArgument, e.to_string()))?;
             }
             let pod = pods::create(
-                &ctx,
+                &ctx.engine,
                 PodOptions {
                     name,
                     hostname,
@@ -159,13 +157,14 @@ pub fn pod(host: &Host, cmd: PodCmd) -> Result<Outcome> {
                             (k.to_owned(), v.to_owned())
                         })
                         .collect(),
-                    runtime: runtime.unwrap_or_else(crate::settings::default_runtime),
+                    runtime: runtime
+                        .unwrap_or_else(strata_engine_containers::settings::default_runtime),
                 },
             )?;
             println!("{}", pod.id);
         }
         PodSub::Ps { format, quiet } => {
-            let all = pods::pods(&ctx)?;
+            let all = pods::pods(&ctx.engine)?;
             if quiet {
                 for p in &all {
                     println!("{}", p.short_id());
@@ -191,7 +190,7 @@ pub fn pod(host: &Host, cmd: PodCmd) -> Result<Outcome> {
                     println!("{}", serde_json::to_string_pretty(&v)?);
                 }
                 "table" => {
-                    let now = crate::state::unix_now();
+                    let now = strata_engine_containers::state::unix_now();
                     let mut table = vec![[
                         "POD ID".to_owned(),
                         "NAME".into(),
@@ -222,10 +221,10 @@ pub fn pod(host: &Host, cmd: PodCmd) -> Result<Outcome> {
         }
         PodSub::Start { pods: names } => {
             for name in &names {
-                let p = pods::find(&ctx, name)?;
-                for c in pods::members(&ctx, &p)? {
-                    if stop::current_state(&ctx, &c)?.status != Status::Running {
-                        start::start(&ctx, &c, Follow::Detach)?;
+                let p = pods::find(&ctx.engine, name)?;
+                for c in pods::members(&ctx.engine, &p)? {
+                    if c.state()?.status != Status::Running {
+                        pods::start(&c, StartOptions::detached())?;
                     }
                 }
                 println!("{}", p.id);
@@ -233,28 +232,24 @@ pub fn pod(host: &Host, cmd: PodCmd) -> Result<Outcome> {
         }
         PodSub::Stop { time, pods: names } => {
             for name in &names {
-                let p = pods::find(&ctx, name)?;
-                for c in pods::members(&ctx, &p)?.iter().rev() {
-                    stop::stop(
-                        &ctx,
-                        c,
-                        Duration::from_secs(time.unwrap_or(c.config.stop_timeout)),
-                    )?;
+                let p = pods::find(&ctx.engine, name)?;
+                for c in pods::members(&ctx.engine, &p)?.iter().rev() {
+                    c.stop(Duration::from_secs(time.unwrap_or(c.config.stop_timeout)))?;
                 }
                 println!("{}", p.id);
             }
         }
         PodSub::Rm { force, pods: names } => {
             for name in &names {
-                let p = pods::find(&ctx, name)?;
-                pods::remove(&ctx, &p, force)?;
+                let p = pods::find(&ctx.engine, name)?;
+                pods::remove(&ctx.engine, &p, force)?;
                 println!("{}", p.id);
             }
         }
         PodSub::Inspect { pods: names } => {
             let mut out = Vec::new();
             for name in &names {
-                let p = pods::find(&ctx, name)?;
+                let p = pods::find(&ctx.engine, name)?;
                 let (status, members) = status_of(&ctx, &p)?;
                 out.push(json!({
                     "Id": p.id, "Name": p.name, "Created": p.created, "State": status,

@@ -5,10 +5,11 @@ use clap::Parser;
 use serde_json::json;
 use strata_plugin_api::{ErrorKind, Host, Outcome};
 
-use crate::context::{Container, Ctx};
+use strata_engine_containers::state::unix_now;
+use strata_engine_containers::{Container, State, Status};
+
+use crate::context::Ctx;
 use crate::errors::kinded;
-use crate::state::{unix_now, State, Status};
-use crate::stop;
 
 #[derive(Debug, Parser)]
 #[command(name = "strata ps", about = "List containers (running ones unless -a)")]
@@ -72,18 +73,18 @@ pub fn status_text(st: &State) -> String {
     }
 }
 
-fn ports(c: &Container) -> String {
+fn ports(c: &Container<'_>) -> String {
     c.config.publish.join(", ")
 }
 
-fn json_of(c: &Container, st: &State, image_names: &str) -> serde_json::Value {
+fn json_of(c: &Container<'_>, st: &State, image_names: &str) -> serde_json::Value {
     json!({
         "Id": c.id(),
-        "Names": [c.info.name],
+        "Names": [c.name()],
         "Image": image_names,
         "ImageID": c.config.image_id.trim_start_matches("sha256:"),
         "Command": c.config.args,
-        "Created": c.info.created,
+        "Created": c.record.created,
         "CreatedAt": st.started_at,
         "State": st.status.as_str(),
         "Status": status_text(st),
@@ -103,12 +104,12 @@ pub fn ps(host: &Host, cmd: PsCmd) -> Result<Outcome> {
     let ctx = Ctx::new(host)?;
     let mut rows = Vec::new();
     for c in ctx.containers()? {
-        let st = stop::current_state(&ctx, &c)?;
+        let st = c.state()?;
         if cmd.all || st.status == Status::Running {
             rows.push((c, st));
         }
     }
-    rows.sort_by_key(|(c, _)| std::cmp::Reverse(c.info.created));
+    rows.sort_by_key(|(c, _)| std::cmp::Reverse(c.record.created));
     if cmd.quiet {
         for (c, _) in &rows {
             println!("{}", if cmd.no_trunc { c.id() } else { c.short_id() });
@@ -147,10 +148,10 @@ pub fn ps(host: &Host, cmd: PsCmd) -> Result<Outcome> {
                     },
                     c.config.image_name.clone(),
                     command,
-                    format!("{} ago", human(now - c.info.created)),
+                    format!("{} ago", human(now - c.record.created)),
                     status_text(st),
                     ports(c),
-                    c.info.name.clone(),
+                    c.name().to_owned(),
                 ]);
             }
             print_table(&table);
@@ -185,13 +186,13 @@ pub fn print_table<const N: usize>(rows: &[[String; N]]) {
     }
 }
 
-fn inspect_container(ctx: &Ctx<'_>, c: &Container) -> Result<serde_json::Value> {
-    let st = stop::current_state(ctx, c)?;
+fn inspect_container(c: &Container<'_>) -> Result<serde_json::Value> {
+    let st = c.state()?;
     let cfg = &c.config;
     Ok(json!({
         "Id": c.id(),
-        "Name": c.info.name,
-        "Created": c.info.created,
+        "Name": c.name(),
+        "Created": c.record.created,
         "Path": cfg.args.first(),
         "Args": cfg.args.get(1..).unwrap_or_default(),
         "State": {
@@ -247,9 +248,13 @@ fn inspect_container(ctx: &Ctx<'_>, c: &Container) -> Result<serde_json::Value> 
             "NetworkMode": serde_json::to_value(&cfg.network)?,
             "Runtime": cfg.runtime,
             "UsernsMode": cfg.userns,
+            "SecurityOpt": security_opts(cfg),
+            "Ulimits": cfg.ulimits.iter().map(|u| json!({
+                "Name": u.name, "Soft": u.soft, "Hard": u.hard,
+            })).collect::<Vec<_>>(),
             // podman's shape: "container:host:size" per range.
-            "IDMappings": c.info.id_map.as_ref().map(|m| {
-                let show = |rs: &[strata_plugin_api::store::IdRange]| {
+            "IDMappings": c.id_map().map(|m| {
+                let show = |rs: &[strata_types::IdRange]| {
                     rs.iter()
                         .map(|r| format!("{}:{}:{}", r.inside, r.outside, r.count))
                         .collect::<Vec<_>>()
@@ -259,6 +264,26 @@ fn inspect_container(ctx: &Ctx<'_>, c: &Container) -> Result<serde_json::Value> 
         },
         "Pod": cfg.pod,
     }))
+}
+
+/// `--security-opt` values as podman's inspect lists them.
+fn security_opts(cfg: &strata_engine_containers::ContainerConfig) -> Vec<String> {
+    use strata_engine_containers::spec::SeccompPolicy;
+    let mut out = Vec::new();
+    match &cfg.security.seccomp {
+        SeccompPolicy::Default => {}
+        SeccompPolicy::Unconfined => out.push("seccomp=unconfined".to_owned()),
+        SeccompPolicy::Profile(_) => out.push("seccomp=<profile>".to_owned()),
+    }
+    if cfg.security.no_new_privileges {
+        out.push("no-new-privileges".to_owned());
+    }
+    if cfg.security.unmask_all {
+        out.push("unmask=ALL".to_owned());
+    } else if !cfg.security.unmask.is_empty() {
+        out.push(format!("unmask={}", cfg.security.unmask.join(":")));
+    }
+    out
 }
 
 pub fn inspect(host: &Host, cmd: InspectCmd) -> Result<Outcome> {
@@ -271,7 +296,7 @@ pub fn inspect(host: &Host, cmd: InspectCmd) -> Result<Outcome> {
             ctx.container(name).ok()
         };
         if let Some(c) = as_container {
-            out.push(inspect_container(&ctx, &c)?);
+            out.push(inspect_container(&c)?);
             continue;
         }
         if cmd.kind != "container" {

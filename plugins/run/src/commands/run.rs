@@ -7,13 +7,15 @@ use anyhow::{bail, Context, Result};
 use clap::Parser;
 use strata_plugin_api::{ErrorKind, Host, Outcome};
 
+use strata_engine_containers::spec::Ulimit;
+use strata_engine_containers::{
+    userns, Container, ContainerConfig, MountSpec, NetworkMode, Resources, Security, StartOptions,
+};
+
 use crate::attach::{self, AttachOptions};
-use crate::config::{ContainerConfig, MountSpec, NetworkMode, Resources};
-use crate::context::{Container, Ctx};
+use crate::context::Ctx;
 use crate::errors::kinded;
 use crate::images::{self, PullPolicy, RegistryArgs};
-use crate::start::{self, Follow};
-use crate::stop;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct CreateArgs {
@@ -68,9 +70,16 @@ pub struct CreateArgs {
     /// Drop a capability (or ALL)
     #[arg(long, value_name = "CAP")]
     pub cap_drop: Vec<String>,
-    /// Give the container all capabilities and devices access, no masked paths
+    /// Give the container all capabilities and devices access, no masked paths, no seccomp
     #[arg(long)]
     pub privileged: bool,
+    /// Security options: seccomp=unconfined|PROFILE.json, no-new-privileges,
+    /// unmask=ALL|PATH[:PATH...]
+    #[arg(long, value_name = "OPT")]
+    pub security_opt: Vec<String>,
+    /// Resource limits of the process: NAME=SOFT[:HARD] (nofile, nproc, core, ...)
+    #[arg(long, value_name = "NAME=LIMIT")]
+    pub ulimit: Vec<String>,
     /// Memory limit (bytes, or with b, k, m or g)
     #[arg(short = 'm', long, value_name = "SIZE")]
     pub memory: Option<String>,
@@ -302,10 +311,10 @@ pub fn build_config(ctx: &Ctx<'_>, a: &CreateArgs) -> Result<ContainerConfig> {
     // have a bridge (see rootless.rs), or `none` where slirp4netns cannot open /dev/net/tun.
     let network = match &a.network {
         Some(n) => NetworkMode::parse(n).map_err(|e| kinded(ErrorKind::InvalidArgument, e))?,
-        None if ctx.info.rootless => crate::rootless::default_network(),
+        None if ctx.rootless() => strata_engine_containers::rootless::default_network(),
         None => NetworkMode::Bridge,
     };
-    if ctx.info.rootless && network == NetworkMode::Bridge {
+    if ctx.rootless() && network == NetworkMode::Bridge {
         bail!(kinded(
             ErrorKind::Unsupported,
             "--network bridge needs root (veth pairs, iptables); rootless containers use \
@@ -319,11 +328,11 @@ pub fn build_config(ctx: &Ctx<'_>, a: &CreateArgs) -> Result<ContainerConfig> {
         ));
     }
     for p in &a.publish {
-        crate::network::parse_publish(p)
+        strata_engine_network::parse_publish(p)
             .map_err(|e| kinded(ErrorKind::InvalidArgument, e.to_string()))?;
     }
-    let userns = crate::userns::parse(a.userns.as_deref().unwrap_or(""), ctx.info.rootless)?;
-    if userns != crate::userns::Mode::Host && a.pod.is_some() {
+    let userns = userns::parse(a.userns.as_deref().unwrap_or(""), ctx.rootless())?;
+    if userns != userns::Mode::Host && a.pod.is_some() {
         bail!(kinded(
             ErrorKind::Unsupported,
             "--userns with --pod: a pod's members share its infra container's namespaces, and \
@@ -332,8 +341,17 @@ pub fn build_config(ctx: &Ctx<'_>, a: &CreateArgs) -> Result<ContainerConfig> {
     }
     let runtime = match &a.runtime {
         Some(r) => r.clone(),
-        None => crate::settings::default_runtime(),
+        None => strata_engine_containers::settings::default_runtime(),
     };
+    let mut security = Security::default();
+    for opt in &a.security_opt {
+        security.apply(opt)?;
+    }
+    let ulimits = a
+        .ulimit
+        .iter()
+        .map(|u| Ulimit::parse(u))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
     Ok(ContainerConfig {
         image_name: a.image.clone(),
         image_id: image.id.clone(),
@@ -379,16 +397,18 @@ pub fn build_config(ctx: &Ctx<'_>, a: &CreateArgs) -> Result<ContainerConfig> {
                 (k.to_owned(), v.to_owned())
             })
             .collect(),
+        security,
+        ulimits,
     })
 }
 
 /// Creates the container (its hostname defaults to the short ID, see `Container`).
-pub fn create_container(ctx: &Ctx<'_>, a: &CreateArgs) -> Result<Container> {
+pub fn create_container<'c>(ctx: &'c Ctx<'_>, a: &CreateArgs) -> Result<Container<'c>> {
     let mut config = build_config(ctx, a)?;
     if let Some(pod) = &a.pod {
-        crate::pods::join(ctx, pod, &mut config)?;
+        strata_engine_pods::join(&ctx.engine, pod, &mut config)?;
     }
-    start::create(ctx, a.name.clone(), config)
+    Ok(ctx.engine.create(a.name.clone(), config, None)?)
 }
 
 pub fn create(host: &Host, cmd: CreateCmd) -> Result<Outcome> {
@@ -402,37 +422,46 @@ pub fn run(host: &Host, cmd: RunCmd) -> Result<Outcome> {
     let ctx = Ctx::new(host)?;
     let c = create_container(&ctx, &cmd.args)?;
     if cmd.detach {
-        if let Err(e) = start::start(&ctx, &c, Follow::Detach) {
+        if let Err(e) = strata_engine_pods::start(&c, StartOptions::detached()) {
             if c.config.remove {
-                let _ = stop::remove(&ctx, &c, true);
+                let _ = c.remove(true);
             }
-            return Err(e);
+            return Err(e.into());
         }
         println!("{}", c.id());
         return Ok(Outcome::Ok);
     }
-    let client = match start::start(&ctx, &c, Follow::Attach { cleanup: true }) {
+    let client = match strata_engine_pods::start(&c, attached(&c)) {
         Ok(client) => client.expect("attach was asked for"),
         Err(e) => {
             if c.config.remove {
-                let _ = stop::remove(&ctx, &c, true);
+                let _ = c.remove(true);
             }
-            return Err(e);
+            return Err(e.into());
         }
     };
-    let code = attach_and_finish(&ctx, &c, client, cmd.sig_proxy)?;
+    let code = attach_and_finish(&c, client, cmd.sig_proxy)?;
     Ok(Outcome::Exit(code))
+}
+
+/// Start options for a caller that stays attached (and cleans up after the exit): with `-t`,
+/// the container's terminal starts with the size of ours.
+pub fn attached(c: &Container<'_>) -> StartOptions {
+    let mut opts = StartOptions::attached(true);
+    if c.config.tty {
+        opts.console_size = attach::window_size();
+    }
+    opts
 }
 
 /// Streams a started container until it ends, cleans up (removing it with `--rm`), tells
 /// the monitor, and returns the exit code to exit with.
 pub fn attach_and_finish(
-    ctx: &Ctx<'_>,
-    c: &Container,
-    client: strata_monitor::attach::AttachClient,
+    c: &Container<'_>,
+    client: strata_engine_monitor::attach::AttachClient,
     sig_proxy: bool,
 ) -> Result<u8> {
-    let rt = crate::runtime::Runtime::find(&c.config.runtime, &ctx.runroot())?;
+    let rt = c.runtime(&c.saved_state()?)?;
     let id = c.id().to_owned();
     let opts = AttachOptions {
         tty: c.config.tty,
@@ -444,11 +473,9 @@ pub fn attach_and_finish(
     })?;
     let code = match &status {
         Some(s) => s.exit_code,
-        None => stop::wait_exit(ctx, c, None)?
-            .and_then(|s| s.exit_code)
-            .unwrap_or(125),
+        None => c.wait(None)?.and_then(|s| s.exit_code).unwrap_or(125),
     };
-    stop::cleanup(ctx, c)?;
+    c.cleanup()?;
     attach::ack(client);
     Ok(code.clamp(0, 255) as u8)
 }

@@ -15,13 +15,13 @@ use std::io::{BufRead, IsTerminal, Write};
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 use serde_json::json;
-use strata_plugin_api::store::{ContainerInfo, ImageInfo};
+use strata_engine_containers::{Container, ContainerRecord, Status};
+use strata_plugin_api::store::ImageInfo;
 use strata_plugin_api::{ErrorKind, Host, Outcome};
 
 use super::images::human_size;
-use crate::context::{Container, Ctx};
+use crate::context::Ctx;
 use crate::errors::{call, kinded};
-use crate::state::Status;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -87,20 +87,21 @@ fn unknown_format(f: &str, known: &str) -> anyhow::Error {
 }
 
 /// A container with what `df` and `prune` need to know about it.
-struct ContainerUsage {
-    info: ContainerInfo,
-    /// Its run front end record (`None` for containers other front ends made).
-    ours: Option<Container>,
+struct ContainerUsage<'e> {
+    info: ContainerRecord,
+    /// Its engine record (`None` for containers the engine does not run: `storage create`,
+    /// a build's working containers).
+    ours: Option<Container<'e>>,
     running: bool,
     size: u64,
 }
 
-fn containers(ctx: &Ctx<'_>) -> Result<Vec<ContainerUsage>> {
+fn containers<'e>(ctx: &'e Ctx<'_>) -> Result<Vec<ContainerUsage<'e>>> {
     let mut out = Vec::new();
-    for info in ctx.store.containers().map_err(call)? {
-        let ours = Container::from_info(info.clone()).ok();
+    for info in ctx.engine.store().containers(&[])? {
+        let ours = Container::from_record(&ctx.engine, info.clone()).ok();
         let running = match &ours {
-            Some(c) => crate::stop::current_state(ctx, c)?.status == Status::Running,
+            Some(c) => c.state()?.status == Status::Running,
             None => false,
         };
         let size = ctx
@@ -240,7 +241,7 @@ fn prune(ctx: &Ctx<'_>, force: bool, all: bool) -> Result<Outcome> {
         let Some(ours) = c.ours.as_ref().filter(|_| !c.running) else {
             continue;
         };
-        crate::stop::remove(ctx, ours, false)?;
+        ours.remove(false)?;
         freed += c.size;
         removed_containers.push(c.info.id);
     }

@@ -9,7 +9,7 @@ use std::sync::Once;
 use std::time::{Duration, Instant};
 
 use rustix::process::{Pid, Signal, WaitOptions};
-use strata_monitor::{exitfile, launch, logfile, ExitStatus, Launched, MonitorArgs, Stream};
+use strata_engine_monitor::{exitfile, launch, logfile, ExitStatus, Launched, MonitorArgs, Stream};
 
 /// How long any wait in these tests may take before the test fails.
 pub const TIMEOUT: Duration = Duration::from_secs(20);

@@ -11,7 +11,7 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
-use strata_graph_types::{Digest, Hasher};
+use strata_types::{Digest, Hasher};
 
 /// What the store needs to know about the tarball before it is imported.
 #[derive(Debug, Clone)]

@@ -1,21 +1,19 @@
 //! `strata commit`: a container's changes as a new image whose config carries the
 //! container's run settings, as podman's commit does.
 //!
-//! The store's `commit` adds the container's diff as a layer on top of the image and copies
-//! the base image's config. The config is then rewritten here (the container's command,
-//! environment, working directory, user, labels and stop signal, then `--change`, author and
-//! message) and the image recorded again through `import_image` with the same layers, which
-//! the store already has, so nothing is extracted twice; the intermediate image is removed.
-//! If the command dies in between, the intermediate image stays (named when a name was
-//! given, with the base config; unnamed otherwise, for `system prune` to remove).
+//! The new config is the base image's with the container's settings (its command,
+//! environment, working directory, user, labels and stop signal), then `--change`, author,
+//! message and one history entry; the store's `commit` (plugin ABI 1.4) adds the container's
+//! diff as a layer and records the image with that config in one step, so a killed command
+//! leaves no intermediate image.
 
 use anyhow::{Context, Result};
 use serde_json::{json, Value};
-use strata_plugin_api::store::{ImageInfo, ImportImageRequest, ImportLayer};
-use strata_plugin_api::{CallError, ErrorKind};
+use strata_engine_containers::{Container, ContainerConfig};
+use strata_plugin_api::store::{CommitRequest, ImageInfo};
+use strata_plugin_api::ErrorKind;
 
-use crate::config::ContainerConfig;
-use crate::context::{Container, Ctx};
+use crate::context::Ctx;
 use crate::errors::{call, kinded};
 
 /// What to put into the new image besides the container's changes.
@@ -29,15 +27,20 @@ pub struct CommitOptions {
 
 /// Commits container `name`; returns the new image's ID.
 pub fn commit(ctx: &Ctx<'_>, name: &str, opts: &CommitOptions) -> Result<String> {
-    let info = ctx.store.container(name).map_err(call)?;
-    let run = Container::from_info(info.clone()).ok().map(|c| c.config);
-    let temporary = format!("localhost/strata-commit-{}:{}", info.id, std::process::id());
-    let first_name = opts.name.clone().unwrap_or_else(|| temporary.clone());
-    let first = ctx.store.commit(&info.id, &first_name).map_err(call)?;
-    let img = ctx.store.image(&first.image_id).map_err(call)?;
+    let info = ctx.engine.store().container(name)?;
+    let run = Container::from_record(&ctx.engine, info.clone())
+        .ok()
+        .map(|c| c.config);
     let base = ctx.store.image(&info.image).map_err(call)?;
-
-    let mut config: Value = serde_json::from_str(&img.config).context("parse the image config")?;
+    let mut config: Value = serde_json::from_str(&base.config).context("parse the image config")?;
+    if !config.is_object() {
+        return Err(kinded(
+            ErrorKind::Corrupt,
+            format!("the config of image {} is not a JSON object", base.id),
+        ));
+    }
+    let created = strata_engine_monitor::timestamp::timestamp_now();
+    config["created"] = json!(created);
     if let Some(run) = &run {
         merge_run_config(&mut config, run, &base)?;
     }
@@ -46,62 +49,29 @@ pub fn commit(ctx: &Ctx<'_>, name: &str, opts: &CommitOptions) -> Result<String>
     if let Some(a) = &opts.author {
         config["author"] = json!(a);
     }
-    if let Some(last) = config["history"].as_array_mut().and_then(|h| h.last_mut()) {
-        last["created_by"] = json!(format!("strata commit {}", info.name));
-        if let Some(a) = &opts.author {
-            last["author"] = json!(a);
-        }
-        if let Some(m) = &opts.message {
-            last["comment"] = json!(m);
-        }
+    let mut entry =
+        json!({ "created": created, "created_by": format!("strata commit {}", info.name) });
+    if let Some(a) = &opts.author {
+        entry["author"] = json!(a);
     }
-    let config = serde_json::to_string(&config)?;
-    let id = record(ctx, &img, config, opts.name.iter().cloned().collect())?;
-    if id != img.id {
-        ctx.store.remove_image(&img.id).map_err(call)?;
+    if let Some(m) = &opts.message {
+        entry["comment"] = json!(m);
     }
-    Ok(id)
-}
-
-/// Records `img`'s layers with a new `config` (the layers are already in the store).
-fn record(ctx: &Ctx<'_>, img: &ImageInfo, config: String, names: Vec<String>) -> Result<String> {
-    let layers: Vec<(&str, &str, u64)> = img
-        .layers
-        .iter()
-        .map(|l| {
-            (
-                "application/vnd.oci.image.layer.v1.tar",
-                l.diff_id.as_str(),
-                l.size,
-            )
+    match config["history"].as_array_mut() {
+        Some(h) => h.push(entry),
+        None => config["history"] = json!([entry]),
+    }
+    // One store call: the layer of the container's changes and the image with this config
+    // (the store writes `rootfs`).
+    let reply = ctx
+        .store
+        .commit_with(&CommitRequest {
+            container: info.id.clone(),
+            names: opts.name.iter().cloned().collect(),
+            config: Some(config),
+            ..CommitRequest::default()
         })
-        .collect();
-    let manifest = crate::commands::archive::layer::manifest(config.as_bytes(), &layers);
-    let request = ImportImageRequest {
-        manifest: serde_json::to_string(&manifest)?,
-        manifest_media_type: "application/vnd.oci.image.manifest.v1+json".into(),
-        config,
-        layers: img
-            .layers
-            .iter()
-            .map(|l| ImportLayer {
-                diff_id: l.diff_id.clone(),
-                blob_digest: Some(l.diff_id.clone()),
-            })
-            .collect(),
-        names,
-    };
-    // Only asked for if the store lost a layer meanwhile: then it is regenerated from itself.
-    let store = ctx.store;
-    let chain: Vec<String> = img.layers.iter().map(|l| l.id.clone()).collect();
-    let open = move |i: usize| -> Result<Box<dyn std::io::Read + Send>, CallError> {
-        let id = chain.get(i).ok_or_else(|| CallError {
-            kind: ErrorKind::Internal,
-            message: format!("no layer {i}"),
-        })?;
-        Ok(Box::new(store.export_layer(id)?))
-    };
-    let reply = ctx.store.import_image(&request, &open).map_err(call)?;
+        .map_err(call)?;
     Ok(reply.image_id)
 }
 

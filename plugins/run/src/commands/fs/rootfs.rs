@@ -15,44 +15,43 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use rustix::fs::{Mode, OFlags};
+use strata_engine_containers::state::Lock;
+use strata_engine_containers::{Container, Status};
 use strata_plugin_api::StoreClient;
 
-use crate::context::{Container, Ctx};
+use crate::context::Ctx;
 use crate::errors::call;
-use crate::state::{Lock, Status};
 
 /// A mounted container root; unmounted on drop if this command mounted it.
 #[derive(Debug)]
-pub struct Rootfs {
+pub struct Rootfs<'e> {
     store: StoreClient,
     id: String,
     path: PathBuf,
     unmount: bool,
-    /// The run front end's record of the container, if it has one.
-    pub container: Option<Container>,
+    /// The engine's record of the container, if it has one.
+    pub container: Option<Container<'e>>,
     _lock: Option<Lock>,
 }
 
-impl Rootfs {
+impl<'e> Rootfs<'e> {
     /// Mounts (if needed) the root of container `name` (any container of the store).
-    pub fn open(ctx: &Ctx<'_>, name: &str) -> Result<Rootfs> {
-        let info = ctx.store.container(name).map_err(call)?;
+    pub fn open(ctx: &'e Ctx<'_>, name: &str) -> Result<Rootfs<'e>> {
+        let info = ctx.engine.store().container(name)?;
         let id = info.id.clone();
-        let container = Container::from_info(info).ok();
+        let container = Container::from_record(&ctx.engine, info).ok();
         let mut lock = None;
         let mut running = false;
         if let Some(c) = &container {
             // Folds in an exit first (that takes the lock itself), then reads under the lock.
-            crate::stop::current_state(ctx, c)?;
-            let l = crate::state::lock(&c.paths)?;
-            running = c.state()?.status == Status::Running;
+            c.state()?;
+            let l = strata_engine_containers::state::lock(&c.paths)?;
+            running = c.saved_state()?.status == Status::Running;
             if !running {
                 lock = Some(l);
             }
         }
-        // The store's documented layout: mount points are <runroot>/mounts/<id>.
-        let expected = ctx.runroot().join("mounts").join(&id);
-        let was_mounted = strata_mount::is_mounted(&expected).unwrap_or(false);
+        let was_mounted = ctx.engine.is_mounted(&id);
         let path = PathBuf::from(ctx.store.mount(&id).map_err(call)?);
         let unmount = !was_mounted && !running;
         Ok(Rootfs {
@@ -86,7 +85,7 @@ impl Rootfs {
     }
 }
 
-impl Drop for Rootfs {
+impl Drop for Rootfs<'_> {
     fn drop(&mut self) {
         if self.unmount {
             if let Err(e) = self.store.unmount(&self.id) {

@@ -7,9 +7,11 @@ use std::process::{Command, Stdio};
 use anyhow::Result;
 use serde_json::{json, Value};
 
+use strata_engine_containers::runtime::Runtime;
+use strata_engine_containers::Status;
+
 use crate::context::Ctx;
 use crate::errors::call;
-use crate::state::Status;
 
 /// `v2` (unified only), `hybrid` (v1 controllers plus an empty v2 hierarchy at
 /// `/sys/fs/cgroup/unified`) or `v1`.
@@ -30,7 +32,7 @@ pub fn cgroup_version(root: &Path) -> &'static str {
 
 /// An OCI runtime's path and version, if it is installed.
 fn runtime(name: &str, runroot: &Path) -> Option<Value> {
-    let rt = crate::runtime::Runtime::find(name, runroot).ok()?;
+    let rt = Runtime::find(name, runroot).ok()?;
     let out = Command::new(&rt.path)
         .arg("--version")
         .stdin(Stdio::null())
@@ -66,15 +68,15 @@ pub fn info(ctx: &Ctx<'_>) -> Result<Value> {
         .iter()
         .filter_map(|n| runtime(n, &runroot))
         .collect();
-    let default = crate::settings::default_runtime();
+    let default = strata_engine_containers::settings::default_runtime();
     let current = runtime(&default, &runroot).unwrap_or_else(|| json!({"name": default}));
-    let cni = crate::network::NetworkConfig::default();
+    let cni = ctx.engine.bridge().clone();
     let cni_dir = cni.cni_path.iter().find(|d| d.join("bridge").is_file());
     let images = ctx.store.images().map_err(call)?.len();
     let all = ctx.store.containers().map_err(call)?.len();
     let mut running = 0;
     for c in ctx.containers()? {
-        if crate::stop::current_state(ctx, &c)?.status == Status::Running {
+        if c.state()?.status == Status::Running {
             running += 1;
         }
     }
@@ -93,12 +95,12 @@ pub fn info(ctx: &Ctx<'_>) -> Result<Value> {
             "networkBackend": "cni",
             "cniPluginsDir": cni_dir,
             "cniSearchPath": cni.cni_path,
-            "rootless": ctx.info.rootless,
+            "rootless": ctx.rootless(),
         },
         "store": {
-            "graphRoot": ctx.info.root,
-            "runRoot": ctx.info.runroot,
-            "graphDriverName": ctx.info.driver,
+            "graphRoot": ctx.info().root,
+            "runRoot": ctx.info().runroot,
+            "graphDriverName": ctx.info().driver,
             "imageStore": {"number": images},
             "containerStore": {"number": all, "running": running, "stopped": all - running.min(all), "paused": 0},
         },

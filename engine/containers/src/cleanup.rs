@@ -1,0 +1,53 @@
+//! Cleanup after an exit: the runtime's record, the network, the mount; and, for `--rm`
+//! containers, the container itself. Idempotent and serialised by the container's lock: it
+//! runs from the attached CLI, from the monitor's exit command (`strata container cleanup`),
+//! or from the next `start`, whichever comes first.
+
+use strata_types::ErrorKind;
+
+use crate::container::{runtime_alive, Container};
+use crate::error::Result;
+use crate::runtime::Runtime;
+use crate::state::{self, State, Status};
+
+impl Container<'_> {
+    /// Cleans up after an exit; removes the container if it was made with `--rm`. Safe to
+    /// run twice and from two processes at once.
+    pub fn cleanup(&self) -> Result<()> {
+        {
+            let _lock = state::lock(&self.paths)?;
+            let mut st = self.saved_state()?;
+            let rt = self.runtime(&st)?;
+            st.refresh(&self.paths, || runtime_alive(&rt, self.id()));
+            if st.status == Status::Running {
+                return Ok(()); // restarted meanwhile: nothing to clean
+            }
+            if !st.cleaned {
+                self.cleanup_locked(&mut st, &rt)?;
+            } else {
+                st.save(&self.paths)?;
+            }
+        }
+        if self.config.remove {
+            match self.engine.store().remove_container(self.id()) {
+                Ok(()) => {}
+                Err(e) if e.kind == ErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    /// The cleanup itself; the caller holds the lock.
+    pub(crate) fn cleanup_locked(&self, st: &mut State, rt: &Runtime) -> Result<()> {
+        rt.delete(self.id())?;
+        crate::netns::teardown(self, st)?;
+        if crate::userns_root::needed(self.engine.rootless(), self.id_map()) {
+            crate::userns_root::hide(self.id())?;
+        }
+        self.engine.store().unmount(self.id())?;
+        st.cleaned = true;
+        st.save(&self.paths)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,142 @@
+//! [`Container`]: one container of the engine: its store record, the config it was created
+//! with, its files, and (in one file each) the verbs that change it: `start.rs`, `stop.rs`,
+//! `kill.rs`, `wait.rs`, `exec.rs`, `cleanup.rs`, `remove.rs`; `create.rs` makes one.
+//!
+//! A container owns its state (`state.rs`: the files under its directories, locked while they
+//! change), names its runtime (the config's, or the one that last started it) and cleans up
+//! after itself; nothing else changes a container's files.
+
+use std::path::PathBuf;
+
+use strata_types::IdMap;
+
+use crate::config::ContainerConfig;
+use crate::engine::Engine;
+use crate::error::{Context, Error, Result};
+use crate::runtime::Runtime;
+use crate::state::{Paths, State, Status};
+use crate::store::ContainerRecord;
+use crate::{LEGACY_METADATA_KEY, METADATA_KEY};
+
+/// One container of the engine.
+#[derive(Clone)]
+pub struct Container<'e> {
+    pub(crate) engine: &'e Engine,
+    pub record: ContainerRecord,
+    pub config: ContainerConfig,
+    pub paths: Paths,
+}
+
+impl std::fmt::Debug for Container<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Container")
+            .field("record", &self.record)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'e> Container<'e> {
+    /// The engine's view of a store record; fails for containers without an engine record.
+    pub fn from_record(engine: &'e Engine, record: ContainerRecord) -> Result<Container<'e>> {
+        let value = record
+            .metadata
+            .get(METADATA_KEY)
+            .or_else(|| record.metadata.get(LEGACY_METADATA_KEY));
+        let mut config: ContainerConfig = match value {
+            Some(v) => serde_json::from_value(v.clone())
+                .with_context(|| format!("container {} has an unreadable config", record.name))?,
+            None => {
+                return Err(Error::precondition(format!(
+                    "container {} was not created by the container engine (see `strata storage containers`)",
+                    record.name
+                )))
+            }
+        };
+        if config.hostname.is_empty() {
+            // podman's default host name: the short ID.
+            config.hostname = record.id[..12.min(record.id.len())].to_owned();
+        }
+        let paths = Paths {
+            dir: record.dir.clone(),
+            run_dir: record.run_dir.clone(),
+        };
+        Ok(Container {
+            engine,
+            record,
+            config,
+            paths,
+        })
+    }
+
+    pub fn engine(&self) -> &'e Engine {
+        self.engine
+    }
+
+    pub fn id(&self) -> &str {
+        &self.record.id
+    }
+
+    pub fn short_id(&self) -> &str {
+        &self.record.id[..12.min(self.record.id.len())]
+    }
+
+    pub fn name(&self) -> &str {
+        &self.record.name
+    }
+
+    pub fn id_map(&self) -> Option<&IdMap> {
+        self.record.id_map.as_ref()
+    }
+
+    /// The state as last saved, without looking at what happened since.
+    pub fn saved_state(&self) -> Result<State> {
+        State::load(&self.paths)
+    }
+
+    /// The runtime that runs the container: the one that last started it, else the config's.
+    pub fn runtime(&self, st: &State) -> Result<Runtime> {
+        Runtime::find(
+            st.runtime.as_deref().unwrap_or(&self.config.runtime),
+            self.engine.runroot(),
+        )
+    }
+
+    /// The container's state with what happened since folded in (the monitor's exit file,
+    /// its liveness, the runtime's view), saved if it changed.
+    pub fn state(&self) -> Result<State> {
+        let mut st = self.saved_state()?;
+        if st.status == Status::Running {
+            let rt = self.runtime(&st)?;
+            if st.refresh(&self.paths, || runtime_alive(&rt, self.id())) {
+                // Record it under the lock, from a fresh read: a concurrent cleanup's update
+                // must not be lost.
+                let _lock = crate::state::lock(&self.paths)?;
+                st = self.saved_state()?;
+                if st.refresh(&self.paths, || runtime_alive(&rt, self.id())) {
+                    st.save(&self.paths)?;
+                }
+            }
+        }
+        Ok(st)
+    }
+
+    /// The container's log file (CRI format; rotated to `<log>.1`).
+    pub fn log_path(&self) -> PathBuf {
+        self.paths.log()
+    }
+
+    /// The runtime spec of its last start (`config.json`).
+    pub fn spec_path(&self) -> PathBuf {
+        self.paths.spec()
+    }
+}
+
+/// Whether the runtime still knows the container as alive; `None` when it cannot tell.
+pub(crate) fn runtime_alive(rt: &Runtime, id: &str) -> Option<bool> {
+    match rt.state(id) {
+        Ok(Some(s)) => Some(s.status == "running" || s.status == "created" || s.status == "paused"),
+        Ok(None) => Some(false),
+        Err(_) => None,
+    }
+}

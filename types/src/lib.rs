@@ -1,0 +1,27 @@
+//! The ground crate: the plain data every layer of Strata shares, so that no crate has to
+//! depend on a crate above it to name a digest, a mount or an id map.
+//!
+//! - identifier newtypes ([`Digest`], [`LayerId`], [`ImageId`], [`ContainerId`]) and the small
+//!   set of stable error kinds every error maps to ([`ErrorKind`]);
+//! - what drivers describe and the mount crate performs ([`Mount`]), what a layer changed
+//!   ([`Change`]) and how whiteouts are written ([`WhiteoutFormat`]);
+//! - user-namespace id maps ([`IdMap`]) with the pure parsers of `/proc/PID/uid_map` and
+//!   `/etc/subuid` text ([`idmap`]).
+//!
+//! It is deliberately tiny and dependency-light, and does no I/O: callers read the files.
+
+mod change;
+mod digest;
+pub mod idmap;
+mod ids;
+mod kind;
+mod mounts;
+mod whiteout;
+
+pub use change::{Change, ChangeKind};
+pub use digest::{Digest, DigestError, Hasher};
+pub use idmap::{IdMap, IdRange, SubIdRange};
+pub use ids::{ContainerId, ImageId, LayerId};
+pub use kind::{ErrorKind, HasKind};
+pub use mounts::Mount;
+pub use whiteout::WhiteoutFormat;
