@@ -17,13 +17,15 @@ pub struct TestUser {
     pub subgid: u32,
 }
 
-fn sh(cmd: &mut Command) -> Output {
+/// Runs `cmd` with stdin closed; its output (panics if it cannot start).
+pub fn sh(cmd: &mut Command) -> Output {
     cmd.stdin(Stdio::null())
         .output()
         .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
 }
 
-fn must(cmd: &mut Command) -> String {
+/// Runs `cmd` and returns its stdout; panics with its stderr if it fails.
+pub fn must(cmd: &mut Command) -> String {
     let out = sh(cmd);
     assert!(
         out.status.success(),

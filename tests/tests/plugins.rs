@@ -388,4 +388,24 @@ fn an_out_of_tree_plugin_uses_the_store_methods_of_abi_1_4() {
         &["hello", "--set-metadata", "nope", "cri", "1"],
     );
     assert_eq!(code, 3, "no such container: {err}");
+
+    // A container of the engine that another front end keeps a record of (as the CRI will)
+    // is still the engine's: `ps -a` shows it, and each front end finds its own.
+    s.ok(["create", "--name", "web", "sample", "/usr/bin/tool"]);
+    call(&["--set-metadata", "web", "cri", r#"{"sandbox":"s1"}"#]);
+    assert_eq!(call(&["--containers-with", "cri"]), json!(["web"]));
+    assert_eq!(call(&["--containers-with", "engine"]), json!(["web"]));
+    let ps = s.json(["ps", "-a", "--format", "json"]);
+    let names: Vec<&Value> = ps
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|c| &c["Names"][0])
+        .collect();
+    assert_eq!(
+        names,
+        [&json!("web")],
+        "ps -a lists the engine's containers: {ps}"
+    );
+    assert_eq!(ps[0]["State"], "created");
 }

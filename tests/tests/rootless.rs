@@ -26,23 +26,7 @@ const RUNTIMES: &[&str] = &["crun", "runc"];
 const USER: &str = "strata-rootless";
 const NO_SUBIDS_USER: &str = "strata-nosubids";
 
-use strata_tests::users::{ensure_user, TestUser as Ids};
-
-fn sh(cmd: &mut Command) -> Output {
-    cmd.stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
-}
-
-fn must(cmd: &mut Command) -> String {
-    let out = sh(cmd);
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use strata_tests::users::{ensure_user, must, sh, TestUser as Ids};
 
 /// One rootless user session: its own home, `$XDG_RUNTIME_DIR` (so its own pause process),
 /// `$XDG_DATA_HOME` (the store) and scratch space, in a temporary directory.

@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use serde_json::{json, Value};
 use strata_tests::containers::busybox_store;
@@ -408,4 +408,117 @@ fn privileged_the_spec_has_podmans_security_defaults() {
             .unwrap_or_default()
     };
     assert_eq!(rlimits(&ours), rlimits(&theirs), "rlimits");
+}
+
+#[test]
+fn privileged_crun_gets_the_filter_crun_would_compile_and_it_is_kept() {
+    if !require_privileged(
+        "run_security::seccomp_bpf_cache",
+        "runs containers with crun",
+    ) {
+        return;
+    }
+    let s = busybox_store();
+    let cache = s.runroot.join("seccomp");
+    let programs = || -> Vec<PathBuf> {
+        std::fs::read_dir(&cache)
+            .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+            .unwrap_or_default()
+    };
+    let run_true = [
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--runtime",
+        "crun",
+        "busybox",
+        "true",
+    ];
+    s.ok(run_true);
+    let first = programs();
+    assert_eq!(first.len(), 1, "one compiled program: {first:?}");
+    let written = std::fs::metadata(&first[0])
+        .expect("stat")
+        .modified()
+        .expect("mtime");
+    s.ok(run_true);
+    assert_eq!(programs(), first, "the second start reuses it");
+    assert_eq!(
+        std::fs::metadata(&first[0])
+            .expect("stat")
+            .modified()
+            .expect("mtime"),
+        written,
+        "not compiled again"
+    );
+    // The program is byte for byte what crun compiles from the spec's linux.seccomp.
+    s.ok([
+        "run",
+        "-d",
+        "--name",
+        "cmp",
+        "--network",
+        "none",
+        "--runtime",
+        "crun",
+        "busybox",
+        "sleep",
+        "60",
+    ]);
+    let hosts = s.json(["inspect", "--type", "container", "cmp"])[0]["HostsPath"]
+        .as_str()
+        .expect("HostsPath")
+        .to_owned();
+    let dir = Path::new(&hosts).parent().expect("dir");
+    let mut spec: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("config.json")).expect("config.json"))
+            .expect("json");
+    let ours = std::fs::read(&first[0]).expect("our program");
+    use base64::Engine as _;
+    let annotated = base64::engine::general_purpose::STANDARD
+        .decode(
+            spec["annotations"]["run.oci.seccomp_bpf_data"]
+                .as_str()
+                .expect("the annotation"),
+        )
+        .expect("base64");
+    assert_eq!(annotated, ours, "the spec carries the kept program");
+    spec["annotations"]
+        .as_object_mut()
+        .expect("annotations")
+        .remove("run.oci.seccomp_bpf_data");
+    spec["linux"]
+        .as_object_mut()
+        .expect("linux")
+        .remove("cgroupsPath");
+    let bundle = s.scratch().join("bundle");
+    std::fs::create_dir_all(&bundle).expect("bundle");
+    std::fs::write(bundle.join("config.json"), spec.to_string()).expect("write");
+    let root = s.scratch().join("crun-root");
+    // The created container keeps crun's stdio: none of ours, or waiting for its output
+    // would wait for the container.
+    let crun = |args: &[&str]| {
+        Command::new("crun")
+            .arg("--root")
+            .arg(&root)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("run crun")
+    };
+    let status = crun(&[
+        "create",
+        "--bundle",
+        bundle.to_str().expect("utf-8"),
+        "cmpx",
+    ]);
+    assert!(status.success(), "crun create: {status}");
+    let theirs = std::fs::read(root.join("cmpx/seccomp.bpf")).expect("crun's seccomp.bpf");
+    let _ = crun(&["delete", "--force", "cmpx"]);
+    s.ok(["rm", "-f", "cmp"]);
+    assert_eq!(ours.len(), theirs.len(), "program sizes");
+    assert!(ours == theirs, "the kept program differs from crun's");
 }

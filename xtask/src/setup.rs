@@ -17,10 +17,12 @@ use crate::process::{self, run};
 /// ext4 and btrfs backing filesystems; a real registry (docker-registry, distribution v2)
 /// with htpasswd (apache2-utils) and openssl for its TLS certificates.
 pub const TEST_PACKAGES: &[&str] = &[
-    // Building the workspace: the devicemapper crate binds libdevmapper with bindgen.
+    // Building the workspace: the devicemapper crate binds libdevmapper with bindgen; the
+    // engine compiles seccomp filters with libseccomp.
     "libdevmapper-dev",
     "pkg-config",
     "libclang-dev",
+    "libseccomp-dev",
     // The devicemapper driver's tools (run in the VM tier) and its xfs option.
     "dmsetup",
     "xfsprogs",
@@ -67,13 +69,14 @@ pub const TEST_PACKAGES: &[&str] = &[
 /// with (podman) and GNU time for peak memory.
 pub const BENCH_PACKAGES: &[&str] = &["time"];
 
-/// What `cargo xtask demo` needs: the build's libraries (libdevmapper, libclang for bindgen),
-/// umoci and busybox-static to build the busybox image, crun to run it, the CNI plugins and
-/// iptables for its bridge network.
+/// What `cargo xtask demo` needs: the build's libraries (libdevmapper, libclang for bindgen,
+/// libseccomp), umoci and busybox-static to build the busybox image, crun to run it, the CNI
+/// plugins and iptables for its bridge network.
 pub const DEMO_PACKAGES: &[&str] = &[
     "libdevmapper-dev",
     "pkg-config",
     "libclang-dev",
+    "libseccomp-dev",
     "umoci",
     "busybox-static",
     "crun",

@@ -1,18 +1,18 @@
-//! Rootless mode in the run front end. The host has already moved the process into the
+//! Rootless mode in the engine. The host has already moved the process into the
 //! user's user and mount namespaces (see the host's `rootless` module), and the monitor and
 //! the OCI runtime inherit them, so containers run as root of that namespace: their uid 0 is
 //! the user, uid N the user's subordinate id N-1. What changes is what needs real root:
 //!
-//! - **cgroups**: a cgroup v1 hierarchy cannot be delegated to a user, so the spec has no
-//!   `cgroupsPath` and no `linux.resources`, `--memory`, `--cpus` and `--pids-limit` are
+//! - **cgroups**: a cgroup v1 hierarchy cannot be delegated to a user, so there the spec has
+//!   no `cgroupsPath` and no `linux.resources`, `--memory`, `--cpus` and `--pids-limit` are
 //!   refused, crun runs with `--cgroup-manager disabled` and runc with `--rootless true`, and
-//!   `/sys/fs/cgroup` is the host's, bind-mounted read-only, instead of a new cgroup mount.
+//!   `/sys/fs/cgroup` is the host's, bind-mounted read-only; on a cgroup v2 host with a subtree
+//!   delegated to the user, containers get cgroups there (`crate::cgroups`).
 //! - **networking**: a bridge needs root on the host (veth pairs, iptables), so the default
-//!   network is `none` (a private namespace with loopback) and `-p` is refused; `host` works
-//!   (the host's network namespace, as the user).
+//!   network is slirp4netns where the user can open `/dev/net/tun`, else `none`; `-p` needs
+//!   slirp4netns; `host` works (the host's network namespace, as the user).
 //!
-//! What it does not do: user-mode networking (slirp4netns or pasta; `/dev/net/tun` is not
-//! open to users on every machine), cgroup v2 delegation through systemd, `--userns keep-id`.
+//! What it does not do: pasta, or cgroup v2 delegation through systemd's D-Bus API.
 
 use crate::error::Result;
 use strata_types::ErrorKind;
@@ -21,7 +21,7 @@ use crate::config::{ContainerConfig, NetworkMode};
 use crate::error::kinded;
 
 /// Whether this process is in a user namespace other than the initial one (its uid map is not
-/// the identity map): the run front end is rootless there even though its euid is 0.
+/// the identity map): the engine is rootless there even though its euid is 0.
 pub fn in_user_namespace() -> bool {
     strata_mount::in_user_namespace()
 }

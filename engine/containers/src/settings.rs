@@ -1,4 +1,4 @@
-//! The run front end's own settings: `STRATA_RUNTIME`, else `runtime` in `run.toml`
+//! The engine's settings: `STRATA_RUNTIME`, else `runtime` in `run.toml`
 //! (`/etc/strata/run.toml` for root, `$XDG_CONFIG_HOME/strata/run.toml` for other users and
 //! rootless mode, where the euid is 0 inside the user namespace), else crun.
 //!

@@ -181,6 +181,24 @@ impl Container<'_> {
             host: spec::seccomp::Host::current(),
             cap_bounding: spec::bounding_set(),
         })?;
+        // crun takes the filter compiled once and kept (see `spec::seccomp::bpf`) instead of
+        // compiling it at every start; other runtimes compile it from the spec.
+        if rt.name == "crun" {
+            if let Some(filter) = spec.linux().as_ref().and_then(|l| l.seccomp().clone()) {
+                match spec::seccomp::bpf::cached(&engine.runroot().join("seccomp"), &filter) {
+                    Ok(bpf) => {
+                        use base64::Engine as _;
+                        let data = base64::engine::general_purpose::STANDARD.encode(bpf);
+                        let mut notes = spec.annotations().clone().unwrap_or_default();
+                        notes.insert(spec::seccomp::bpf::CRUN_BPF_ANNOTATION.into(), data);
+                        spec.set_annotations(Some(notes));
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e.chain(), "crun compiles the seccomp filter itself")
+                    }
+                }
+            }
+        }
         // The terminal starts with the user's size: the process may ask for it at once.
         if self.config.tty && matches!(opts.follow, Follow::Attach { .. }) {
             if let (Some((rows, cols)), Some(p)) = (opts.console_size, spec.process_mut()) {

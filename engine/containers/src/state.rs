@@ -98,16 +98,23 @@ pub struct Lock {
 }
 
 pub fn lock(paths: &Paths) -> Result<Lock> {
-    let p = paths.lock();
+    Ok(Lock {
+        _file: lock_file(&paths.lock())?,
+    })
+}
+
+/// Opens (creating it if needed) and exclusively `flock`s `path`; the lock goes with the file.
+/// The kernel releases it when its holder dies, so a killed process never leaves it held.
+pub fn lock_file(path: &std::path::Path) -> Result<std::fs::File> {
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
-        .open(&p)
-        .with_context(|| format!("open {}", p.display()))?;
+        .open(path)
+        .with_context(|| format!("open {}", path.display()))?;
     rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
-        .with_context(|| format!("lock {}", p.display()))?;
-    Ok(Lock { _file: file })
+        .with_context(|| format!("lock {}", path.display()))?;
+    Ok(file)
 }
 
 impl State {

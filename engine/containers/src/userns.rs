@@ -313,16 +313,7 @@ fn intersect(a: &[(u32, u32)], b: &[(u32, u32)]) -> Vec<(u32, u32)> {
 
 /// Serialises `auto` allocations among concurrent creates of one store.
 pub fn allocation_lock(root: &Path) -> Result<std::fs::File> {
-    let p = root.join("userns.lock");
-    let f = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&p)
-        .with_context(|| format!("open {}", p.display()))?;
-    rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive)
-        .with_context(|| format!("lock {}", p.display()))?;
-    Ok(f)
+    crate::state::lock_file(&root.join("userns.lock"))
 }
 
 #[cfg(test)]

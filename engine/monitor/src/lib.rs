@@ -1,8 +1,8 @@
 //! The per-container monitor (conmon's job): the server the `strata-monitor` binary
 //! (`tools/monitor`) runs, and the client half front ends use.
 //!
-//! One monitor runs per container. It is started by a front end (the run plugin, later the
-//! CRI daemon) through [`launch::launch`], outlives that front end, holds the container's stdio
+//! One monitor runs per container. It is started by the container engine (for every front
+//! end) through [`launch::launch`], outlives the process that started it, holds the container's stdio
 //! pipes or terminal, writes the container log in the Kubernetes CRI format, records the exit
 //! status, serves attach clients over a unix socket and runs a cleanup command once the
 //! container has exited.
@@ -11,8 +11,8 @@
 //! [`protocol`] and its [`attach`] client, the [`exitfile`] and [`logfile`] readers, the
 //! [`timestamp`] format both use, and the [`launch()`] call with its [`args::MonitorArgs`].
 //! It deliberately does not start or stop containers (`runtime start`, `kill`, `delete` are the
-//! front end's job) and does no terminal handling on the client side (raw mode, signal
-//! forwarding).
+//! engine's job) and does no terminal handling on the client side (raw mode, signal
+//! forwarding: the front ends do that).
 //!
 //! # The state directory (format version [`statedir::FORMAT_VERSION`] = 1)
 //!

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use crate::bridge;
+use crate::checks::{check_container_id, check_netns, is_namespace};
 use crate::cni::exec::{add, del, Invocation};
 use crate::cni::{NetworkList, RuntimeConfig};
 use crate::result::attachment_from;
@@ -282,38 +283,4 @@ fn enable_ip_forward() -> Result<(), NetworkError> {
         tracing::info!("enabled IPv4 forwarding ({IP_FORWARD})");
     }
     Ok(())
-}
-
-/// `nsfs`, the filesystem of namespace files (`/proc/<pid>/ns/*` and their bind mounts).
-const NSFS_MAGIC: u64 = 0x6e73_6673;
-
-/// Whether `path` designates a namespace (a pinned one, or a `/proc` one), rather than a
-/// missing path or the bare file left when the pin was unmounted.
-fn is_namespace(path: &Path) -> bool {
-    rustix::fs::statfs(path).is_ok_and(|s| s.f_type as u64 == NSFS_MAGIC)
-}
-
-fn check_netns(netns: &Path) -> Result<(), NetworkError> {
-    if is_namespace(netns) {
-        Ok(())
-    } else {
-        Err(NetworkError::NetnsMissing(netns.into()))
-    }
-}
-
-/// The spec allows letters, digits, `_`, `.` and `-` in container IDs; they also name our
-/// state files.
-fn check_container_id(id: &str) -> Result<(), NetworkError> {
-    let valid = !id.is_empty()
-        && !id.starts_with('.')
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
-    if valid {
-        Ok(())
-    } else {
-        Err(NetworkError::InvalidConfig(format!(
-            "container ID `{id}` must be letters, digits, `_`, `.` and `-`"
-        )))
-    }
 }

@@ -28,6 +28,7 @@
 
 mod attach;
 mod bridge;
+mod checks;
 pub mod cni;
 mod error;
 mod masquerade;

@@ -68,7 +68,8 @@ use rustix::process::{pidfd_open, pidfd_send_signal, waitpid, Pid, PidfdFlags, S
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::{Attachment, NetworkError, PortMapping};
+use crate::checks::{check_container_id, is_namespace};
+use crate::{Attachment, NetworkError, PortMapping};
 
 /// The subnet slirp4netns emulates.
 pub const SUBNET: &str = "10.0.2.0/24";
@@ -596,29 +597,6 @@ fn find_program(name: &'static str, package: &'static str) -> Result<PathBuf, Ne
             package,
             search_path: search.to_string_lossy().into_owned(),
         })
-}
-
-/// The container ID names the state files: letters, digits, `_`, `.` and `-`.
-fn check_container_id(id: &str) -> Result<(), NetworkError> {
-    let valid = !id.is_empty()
-        && !id.starts_with('.')
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
-    if valid {
-        Ok(())
-    } else {
-        Err(NetworkError::InvalidConfig(format!(
-            "container ID `{id}` must be letters, digits, `_`, `.` and `-`"
-        )))
-    }
-}
-
-/// `nsfs`, the filesystem of namespace files.
-const NSFS_MAGIC: u64 = 0x6e73_6673;
-
-fn is_namespace(path: &Path) -> bool {
-    rustix::fs::statfs(path).is_ok_and(|s| s.f_type as u64 == NSFS_MAGIC)
 }
 
 #[cfg(test)]

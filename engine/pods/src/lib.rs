@@ -57,17 +57,7 @@ fn pods_dir(engine: &Engine) -> PathBuf {
 fn lock(engine: &Engine) -> Result<std::fs::File> {
     let dir = pods_dir(engine);
     std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
-    let p = dir.join("pods.lock");
-    let f = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&p)
-        .with_context(|| format!("open {}", p.display()))?;
-    rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive)
-        .map_err(std::io::Error::from)
-        .with_context(|| format!("lock {}", p.display()))?;
-    Ok(f)
+    strata_engine_containers::state::lock_file(&dir.join("pods.lock"))
 }
 
 impl Pod {

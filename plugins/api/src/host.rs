@@ -191,18 +191,23 @@ impl StoreClient {
         output: Option<&mut Option<ImportedReader>>,
     ) -> Result<Rep, CallError> {
         if let Some(minor) = store::method_minor(method) {
-            if minor > self.host.abi_minor() {
-                return Err(CallError {
-                    kind: ErrorKind::Unsupported,
-                    message: format!(
-                        "{method} needs plugin ABI 1.{minor}, and this strata serves 1.{}; \
-                         upgrade strata",
-                        self.host.abi_minor()
-                    ),
-                });
-            }
+            self.needs(minor, method)?;
         }
         self.host.call(method, request, input, output)
+    }
+
+    /// Fails with `Unsupported` unless the host serves ABI `1.minor` (for `what`).
+    fn needs(&self, minor: u32, what: &str) -> Result<(), CallError> {
+        if minor <= self.host.abi_minor() {
+            return Ok(());
+        }
+        Err(CallError {
+            kind: ErrorKind::Unsupported,
+            message: format!(
+                "{what} needs plugin ABI 1.{minor}, and this strata serves 1.{}; upgrade strata",
+                self.host.abi_minor()
+            ),
+        })
     }
 
     /// Imports an image; `open(i)` streams layer `i`'s blob when the store needs it (possibly
@@ -339,18 +344,10 @@ impl StoreClient {
         &self,
         filter: &store::ContainerFilter,
     ) -> Result<Vec<store::ContainerInfo>, CallError> {
+        self.needs(4, "filtered store.containers")?;
         let req = store::ContainersRequest {
             filter: filter.clone(),
         };
-        if self.host.abi_minor() < 4 {
-            return Err(CallError {
-                kind: ErrorKind::Unsupported,
-                message: format!(
-                    "filtered store.containers needs plugin ABI 1.4, and this strata serves 1.{}; upgrade strata",
-                    self.host.abi_minor()
-                ),
-            });
-        }
         self.call(store::CONTAINERS, &req, None, None)
     }
 
@@ -359,15 +356,7 @@ impl StoreClient {
         &self,
         filter: &store::ImageFilter,
     ) -> Result<Vec<store::ImageSummary>, CallError> {
-        if self.host.abi_minor() < 4 {
-            return Err(CallError {
-                kind: ErrorKind::Unsupported,
-                message: format!(
-                    "filtered store.images needs plugin ABI 1.4, and this strata serves 1.{}; upgrade strata",
-                    self.host.abi_minor()
-                ),
-            });
-        }
+        self.needs(4, "filtered store.images")?;
         let req = store::ImagesRequest {
             filter: filter.clone(),
         };
@@ -381,14 +370,8 @@ impl StoreClient {
     ) -> Result<store::CommitReply, CallError> {
         let new_fields =
             !request.names.is_empty() || request.config.is_some() || request.empty_layer;
-        if new_fields && self.host.abi_minor() < 4 {
-            return Err(CallError {
-                kind: ErrorKind::Unsupported,
-                message: format!(
-                    "store.commit with names, a config or an empty layer needs plugin ABI 1.4, and this strata serves 1.{}; upgrade strata",
-                    self.host.abi_minor()
-                ),
-            });
+        if new_fields {
+            self.needs(4, "store.commit with names, a config or an empty layer")?;
         }
         self.call(store::COMMIT, request, None, None)
     }

@@ -22,6 +22,8 @@ use serde_json::{json, Value};
 
 use crate::error::{Error, Result};
 
+pub mod bpf;
+
 /// Reads `null` as the type's default (podman's files write `"args": null` and
 /// `"caps": null`).
 fn nullable<'de, D, T>(d: D) -> std::result::Result<T, D::Error>
