@@ -10,7 +10,8 @@
 //!   containers asks no runtime;
 //! - a process timeline of one `strata run --rm` (see `timeline`), to show where its time goes;
 //! - with `--baseline-strata`, another strata (an earlier build) in the same rounds, as
-//!   `strata (before)`, for before/after numbers of a change.
+//!   `strata (before)`, for before/after numbers of a change; and strata with
+//!   `--security-opt seccomp=unconfined`, for what the default seccomp profile costs a start.
 //!
 //! The cases of one table run interleaved, round by round with the order rotating, so that
 //! background load on the 2-core machine hits every tool alike; each case gets warm-ups
@@ -60,6 +61,8 @@ pub struct RunOptions {
 
 /// The tool name of the baseline strata.
 pub const BEFORE: &str = "strata (before)";
+/// Strata without a seccomp filter, to show what the default profile costs a start.
+pub const UNCONFINED: &str = "strata, seccomp=unconfined";
 
 /// What the run section found besides the latencies (which are [`Measurement`]s).
 #[derive(Debug, Clone, Serialize)]
@@ -268,11 +271,22 @@ pub fn run_benchmarks(
     };
     let mut out = Vec::new();
     let run_none = ["run", "--rm", "--network", "none", "busybox", "true"];
+    let run_unconfined = [
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--security-opt",
+        "seccomp=unconfined",
+        "busybox",
+        "true",
+    ];
     measure(
         RUN_NONE,
         with_before(
             vec![
                 Case::new("strata", |_| strata.cmd(&run_none)),
+                Case::new(UNCONFINED, |_| strata.cmd(&run_unconfined)),
                 Case::new("podman", |_| podman.cmd(&run_none)),
                 Case::new(BARE_CRUN, |i| bundle.run(&format!("strata-bench-{i}"))),
             ],
@@ -513,6 +527,24 @@ fn compare(out: &[Measurement], n: usize) -> Vec<Comparison> {
         ),
     ]
     .into_iter()
+    .chain(
+        [
+            c(
+                format!("{RUN_NONE}: strata - strata, seccomp=unconfined"),
+                diff(s, med(RUN_NONE, UNCONFINED)),
+                "ms",
+                None,
+            ),
+            c(
+                format!("{RUN_NONE}: strata, seccomp=unconfined / strata (before)"),
+                ratio(med(RUN_NONE, UNCONFINED), med(RUN_NONE, BEFORE)),
+                "x",
+                None,
+            ),
+        ]
+        .into_iter()
+        .filter(|c| c.value.is_some()),
+    )
     .chain(
         [RUN_NONE, RUN_BRIDGE, CREATE, PS_EMPTY, PS_ALL, PS_RUNNING]
             .into_iter()

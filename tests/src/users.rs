@@ -37,13 +37,10 @@ pub fn must(cmd: &mut Command) -> String {
 
 /// The first range of `user` in `file` (`/etc/subuid` or `/etc/subgid`).
 fn first_range(file: &str, user: &str) -> Option<(u32, u32)> {
-    std::fs::read_to_string(file).ok()?.lines().find_map(|l| {
-        let f: Vec<&str> = l.split(':').collect();
-        match f[..] {
-            [u, start, count] if u == user => Some((start.parse().ok()?, count.parse().ok()?)),
-            _ => None,
-        }
-    })
+    let text = std::fs::read_to_string(file).ok()?;
+    strata_types::idmap::parse_subids(&text, Some(user), None)
+        .first()
+        .map(|r| (r.start, r.count))
 }
 
 /// Creates `user` if missing (as root), with subordinate ranges or with none, under a lock
@@ -98,7 +95,7 @@ pub fn ensure_user(user: &str, subids: bool) -> TestUser {
             ("/etc/subuid", "--del-subuids"),
             ("/etc/subgid", "--del-subgids"),
         ] {
-            if let Some((start, count)) = first_range(file, user) {
+            while let Some((start, count)) = first_range(file, user) {
                 let range = format!("{start}-{}", start + count - 1);
                 must(Command::new("usermod").args([flag, &range, user]));
             }

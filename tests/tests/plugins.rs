@@ -408,4 +408,27 @@ fn an_out_of_tree_plugin_uses_the_store_methods_of_abi_1_4() {
         "ps -a lists the engine's containers: {ps}"
     );
     assert_eq!(ps[0]["State"], "created");
+
+    // A record the run front end wrote before the engine was its own layer (under `run`, with
+    // no security settings) is the engine's too, and keeps running as it was made.
+    call(&[
+        "--set-metadata",
+        "c2",
+        "run",
+        &json!({ "image_id": id, "args": ["/usr/bin/tool"], "runtime": "crun" }).to_string(),
+    ]);
+    let old = s.json(["inspect", "--type", "container", "c2"]);
+    assert_eq!(
+        old[0]["HostConfig"]["SecurityOpt"],
+        json!(["seccomp=unconfined", "no-new-privileges"]),
+        "{old}"
+    );
+    let web = s.json(["inspect", "--type", "container", "web"]);
+    assert_eq!(web[0]["HostConfig"]["SecurityOpt"], json!([]), "{web}");
+    assert_eq!(
+        s.json(["ps", "-a", "--format", "json"])
+            .as_array()
+            .map(Vec::len),
+        Some(2)
+    );
 }

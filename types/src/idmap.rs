@@ -72,7 +72,9 @@ impl IdMap {
 pub fn outside_id(ranges: &[IdRange], id: u32) -> Option<u32> {
     ranges.iter().find_map(|r| {
         let off = id.checked_sub(r.inside)?;
-        (off < r.count).then(|| r.outside + off)
+        (off < r.count)
+            .then(|| r.outside.checked_add(off))
+            .flatten()
     })
 }
 
@@ -80,7 +82,7 @@ pub fn outside_id(ranges: &[IdRange], id: u32) -> Option<u32> {
 pub fn inside_id(ranges: &[IdRange], id: u32) -> Option<u32> {
     ranges.iter().find_map(|r| {
         let off = id.checked_sub(r.outside)?;
-        (off < r.count).then(|| r.inside + off)
+        (off < r.count).then(|| r.inside.checked_add(off)).flatten()
     })
 }
 
@@ -142,7 +144,7 @@ pub fn describe_inside(ranges: &[IdRange]) -> String {
         .iter()
         .map(|r| {
             let lo = u64::from(r.inside);
-            (lo, lo + u64::from(r.count) - 1)
+            (lo, (lo + u64::from(r.count)).saturating_sub(1))
         })
         .collect();
     spans.sort_unstable();
@@ -220,6 +222,11 @@ mod tests {
         assert_eq!(proc_map_text(&m.uids), "0 1000 1\n1 100000 65536\n");
         assert!(!m.is_identity());
         assert!(IdMap::uniform(0, 0, 4294967295).is_identity());
+        // A map past the end of the id space maps nothing there, and does not overflow.
+        let edge = IdMap::uniform(0, u32::MAX - 1, 10);
+        assert_eq!(edge.host_uid(1), Some(u32::MAX));
+        assert_eq!(edge.host_uid(2), None);
+        assert_eq!(IdMap::uniform(u32::MAX - 1, 0, 10).container_uid(2), None);
     }
 
     #[test]

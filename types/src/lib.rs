@@ -8,8 +8,11 @@
 //! - user-namespace id maps ([`IdMap`]) with the pure parsers of `/proc/PID/uid_map` and
 //!   `/etc/subuid` text ([`idmap`]).
 //!
+//! - this machine's architecture in OCI's spelling ([`arch`]).
+//!
 //! It is deliberately tiny and dependency-light, and does no I/O: callers read the files.
 
+pub mod arch;
 mod change;
 mod digest;
 pub mod idmap;

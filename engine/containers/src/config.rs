@@ -58,6 +58,11 @@ pub struct ContainerConfig {
     pub security: Security,
     /// `--ulimit`s, over the default rlimits.
     pub ulimits: Vec<Ulimit>,
+    /// Made before the engine had security defaults (a record under the legacy key without
+    /// `security`): it keeps running as it was made, with no seccomp filter, no default
+    /// rlimits and no-new-privileges on. Worked out when the record is read; never stored.
+    #[serde(skip)]
+    pub before_security_defaults: bool,
 }
 
 /// `--security-opt`: what confines the container besides its capabilities.

@@ -39,6 +39,7 @@ impl std::fmt::Debug for Container<'_> {
 impl<'e> Container<'e> {
     /// The engine's view of a store record; fails for containers without an engine record.
     pub fn from_record(engine: &'e Engine, record: ContainerRecord) -> Result<Container<'e>> {
+        let legacy = record.metadata.get(METADATA_KEY).is_none();
         let value = record
             .metadata
             .get(METADATA_KEY)
@@ -53,6 +54,12 @@ impl<'e> Container<'e> {
                 )))
             }
         };
+        if legacy && value.is_some_and(|v| v.get("security").is_none()) {
+            // Made by the run front end before the security defaults: as it was made.
+            config.before_security_defaults = true;
+            config.security.seccomp = crate::spec::SeccompPolicy::Unconfined;
+            config.security.no_new_privileges = !config.privileged;
+        }
         if config.hostname.is_empty() {
             // podman's default host name: the short ID.
             config.hostname = record.id[..12.min(record.id.len())].to_owned();
@@ -119,6 +126,16 @@ impl<'e> Container<'e> {
             }
         }
         Ok(st)
+    }
+
+    /// Holds the container's lock while it is not running, so that a concurrent `start`
+    /// waits (for a caller reading or changing a stopped container's files, such as `cp`);
+    /// `None` when it runs (its monitor's cleanup needs the lock when it ends).
+    pub fn hold_unless_running(&self) -> Result<Option<crate::state::Lock>> {
+        // Folds in an exit first (that takes the lock itself), then reads under the lock.
+        self.state()?;
+        let lock = crate::state::lock(&self.paths)?;
+        Ok((self.saved_state()?.status != Status::Running).then_some(lock))
     }
 
     /// The container's log file (CRI format; rotated to `<log>.1`).

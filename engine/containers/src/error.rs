@@ -122,10 +122,11 @@ impl HasKind for Error {
             Error::Store(e) => e.kind,
             Error::Network(e) => e.kind(),
             Error::Mount(e) => e.kind(),
-            Error::Launch(_) => ErrorKind::Internal,
-            Error::Io(e) => ErrorKind::from_io(e),
-            Error::Json(_) => ErrorKind::Corrupt,
-            Error::Spec(_) => ErrorKind::InvalidArgument,
+            // The engine's own failures: podman's "the tool failed" (125), never a kind a
+            // caller could take for "no such container" (an ENOENT deep inside a verb).
+            Error::Launch(_) | Error::Io(_) | Error::Json(_) | Error::Spec(_) => {
+                ErrorKind::Internal
+            }
             Error::Context { source, .. } => source.kind(),
         }
     }
@@ -191,7 +192,11 @@ mod tests {
         let io: std::result::Result<(), std::io::Error> =
             Err(std::io::Error::from(std::io::ErrorKind::NotFound));
         let e = io.with_context(|| "read /x".into()).unwrap_err();
-        assert!(e.is_not_found());
+        assert_eq!(
+            e.kind(),
+            ErrorKind::Internal,
+            "an ENOENT inside a verb is not \"no such container\""
+        );
         assert!(e.chain().starts_with("read /x: "), "{}", e.chain());
     }
 }

@@ -53,8 +53,8 @@ impl SharedNamespaces {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StartOptions {
     pub follow: Follow,
-    /// Join these namespaces (required for a pod's members, refused for anyone else's
-    /// network mode but the default).
+    /// Join these namespaces instead of the container's own network, IPC and UTS ones
+    /// (required for a pod's members; the container's network mode is then not set up).
     pub shared: Option<SharedNamespaces>,
     /// The terminal size (rows, columns) a `-t` container starts with, if the caller has one.
     pub console_size: Option<(u16, u16)>,
@@ -174,10 +174,14 @@ impl Container<'_> {
             etc_files: etc,
             rootless: engine.rootless(),
             id_map: self.id_map(),
-            rlimits: spec::security::rlimits(
-                &spec::HostLimits::current(engine.rootless()),
-                &self.config.ulimits,
-            )?,
+            rlimits: if self.config.before_security_defaults {
+                Vec::new()
+            } else {
+                spec::security::rlimits(
+                    &spec::HostLimits::current(engine.rootless()),
+                    &self.config.ulimits,
+                )?
+            },
             host: spec::seccomp::Host::current(),
             cap_bounding: spec::bounding_set(),
         })?;

@@ -1,6 +1,7 @@
 //! What the engine needs of the image and container store, as a trait, so the engine never
-//! names how it reaches the store. Front-end plugins implement it over the host's store calls
-//! (`strata-plugin-host`); a program that links the store itself can implement it directly.
+//! names how it reaches the store. Front-end plugins use `HostStore` (`strata-plugin-bridge`),
+//! which makes the host's store calls; a program that links the store itself can implement it
+//! directly.
 //!
 //! The engine keeps its own record of a container (its [`crate::ContainerConfig`]) in the
 //! container's store metadata under [`crate::METADATA_KEY`]; other front ends keep theirs

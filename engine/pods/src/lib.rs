@@ -165,7 +165,7 @@ fn ensure_pause_image(engine: &Engine) -> Result<String> {
     }
     let diff_id = h.finish();
     let config = serde_json::json!({
-        "architecture": go_arch(),
+        "architecture": strata_types::arch::go_arch(),
         "os": "linux",
         "config": { "Entrypoint": ["/catatonit", "-P"], "Env": ["PATH=/"] },
         "rootfs": { "type": "layers", "diff_ids": [diff_id.as_str()] },
@@ -207,17 +207,6 @@ fn ensure_pause_image(engine: &Engine) -> Result<String> {
         open: &open,
     })?;
     Ok(image_id)
-}
-
-/// Go's name of this machine's architecture, as image configs spell it.
-fn go_arch() -> &'static str {
-    match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        "x86" => "386",
-        "powerpc64" if cfg!(target_endian = "little") => "ppc64le",
-        other => other,
-    }
 }
 
 /// Options of `pod create`.

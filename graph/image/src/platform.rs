@@ -25,19 +25,7 @@ pub struct Platform {
 impl Platform {
     /// The platform this process runs on, in OCI names.
     pub fn host() -> Platform {
-        let (architecture, variant) = match std::env::consts::ARCH {
-            "x86_64" => ("amd64", None),
-            "x86" => ("386", None),
-            "aarch64" => ("arm64", Some("v8")),
-            "arm" => ("arm", Some("v7")),
-            "powerpc64" if cfg!(target_endian = "little") => ("ppc64le", None),
-            "powerpc64" => ("ppc64", None),
-            "s390x" => ("s390x", None),
-            "riscv64" => ("riscv64", None),
-            "mips64" if cfg!(target_endian = "little") => ("mips64le", None),
-            "loongarch64" => ("loong64", None),
-            other => (other, None),
-        };
+        let (architecture, variant) = strata_types::arch::go_platform();
         Platform {
             os: std::env::consts::OS.to_owned(),
             architecture: architecture.to_owned(),

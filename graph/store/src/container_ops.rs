@@ -1,19 +1,19 @@
-//! Container operations: create, mount, unmount, diff, changes, commit and remove.
+//! Container operations: create, mount, unmount, diff, changes, metadata and remove (commit
+//! is in `commit.rs`).
 //!
 //! Ordering keeps the "row implies payload" invariant: `create` makes the read-write layer
 //! before inserting the row; `remove` unmounts, deletes the row, then removes the payload.
 
-use std::io::{Seek, SeekFrom, Write};
+use std::io::Write;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use strata_graph_archive::{write_changes, write_changes_with_owners};
-use strata_types::{ChangeKind, ContainerId, Digest, IdMap, ImageId, LayerId};
+use strata_types::{ChangeKind, ContainerId, Digest, IdMap};
 
-use crate::blobs::{random_hex, TempFile};
+use crate::blobs::random_hex;
 use crate::containers::{validate_name, Container};
 use crate::error::{Result, StoreError};
-use crate::import::LayerInput;
 use crate::meta::now;
 use crate::paths::container_key;
 use crate::store::Store;
@@ -268,127 +268,6 @@ impl Store {
         Ok(out)
     }
 
-    /// A container's changes as a new image named `image_name`, with its image's config plus
-    /// the new layer, a `created` time and a history entry.
-    pub fn commit(&self, name: &str, image_name: &str) -> Result<ImageId> {
-        self.commit_with(
-            name,
-            &CommitOptions {
-                names: vec![image_name.to_owned()],
-                ..CommitOptions::default()
-            },
-        )
-        .map(|c| c.image)
-    }
-
-    /// Commits a container as `opts` says: the layer of its changes (unless `empty_layer`)
-    /// and an image with `opts.config` (its `rootfs` written by the store) or, without one,
-    /// the container's image config with the new layer, a `created` time and a history
-    /// entry.
-    pub fn commit_with(&self, name: &str, opts: &CommitOptions) -> Result<Committed> {
-        let c = self.container(name)?;
-        let base = self.meta.read(|tx| {
-            tx.image(&c.image)?
-                .ok_or_else(|| StoreError::Corrupt(format!("container {} has no image", c.name)))
-        })?;
-        let _gc = self.gc_shared()?;
-        let mut lease = None;
-        let mut new_diff = None;
-        if !opts.empty_layer {
-            let mut tmp = TempFile::new(&self.paths, ".tar")?;
-            let (diff_id, _size) = self.diff(name, std::io::BufWriter::new(&tmp.file))?;
-            tmp.file
-                .seek(SeekFrom::Start(0))
-                .map_err(StoreError::io("seek", &tmp.path))?;
-            let file = tmp
-                .file
-                .try_clone()
-                .map_err(StoreError::io("reopen", &tmp.path))?;
-            lease = Some(self.put_layers(
-                c.parent_layer.as_ref(),
-                vec![LayerInput {
-                    diff_id: diff_id.clone(),
-                    blob_digest: Some(diff_id.clone()),
-                    open: Box::new(move || Ok(Box::new(file))),
-                }],
-            )?);
-            new_diff = Some(diff_id);
-        }
-        let top = match &lease {
-            Some(l) => l.top().cloned(),
-            None => c.parent_layer.clone(),
-        };
-        let config = match &opts.config {
-            Some(given) => {
-                let mut config = given.clone();
-                let Some(obj) = config.as_object_mut() else {
-                    return Err(StoreError::Invalid(
-                        "the commit's image config is not a JSON object".into(),
-                    ));
-                };
-                let mut diff_ids: Vec<serde_json::Value> = match &c.parent_layer {
-                    Some(p) => {
-                        let mut chain = self.meta.read(|tx| tx.chain(p))?;
-                        chain.reverse();
-                        chain
-                            .iter()
-                            .map(|l| serde_json::json!(l.diff_id.as_str()))
-                            .collect()
-                    }
-                    None => Vec::new(),
-                };
-                diff_ids.extend(new_diff.iter().map(|d| serde_json::json!(d.as_str())));
-                obj.insert(
-                    "rootfs".into(),
-                    serde_json::json!({ "type": "layers", "diff_ids": diff_ids }),
-                );
-                config
-            }
-            None => {
-                // The base config with the new diff ID and a history entry.
-                let mut config: serde_json::Value =
-                    serde_json::from_slice(&self.blobs.read(base.id.digest())?).map_err(|e| {
-                        StoreError::Corrupt(format!("config of image {}: {e}", base.id))
-                    })?;
-                let created = crate::oci::rfc3339_now();
-                config["created"] = serde_json::json!(created);
-                let rootfs = config
-                    .get_mut("rootfs")
-                    .and_then(|r| r.get_mut("diff_ids"))
-                    .and_then(|d| d.as_array_mut())
-                    .ok_or_else(|| {
-                        StoreError::Corrupt(format!(
-                            "config of image {} has no rootfs.diff_ids",
-                            base.id
-                        ))
-                    })?;
-                rootfs.extend(new_diff.iter().map(|d| serde_json::json!(d.as_str())));
-                let hist = config
-                    .as_object_mut()
-                    .expect("config is an object")
-                    .entry("history")
-                    .or_insert(serde_json::json!([]));
-                if let Some(h) = hist.as_array_mut() {
-                    let mut entry = serde_json::json!({"created": created, "created_by": format!("strata storage commit {}", c.name)});
-                    if opts.empty_layer {
-                        entry["empty_layer"] = serde_json::json!(true);
-                    }
-                    h.push(entry);
-                }
-                config
-            }
-        };
-        let config_bytes =
-            serde_json::to_vec(&config).map_err(|e| StoreError::Invalid(e.to_string()))?;
-        let img = self.record_image(&config_bytes, None, top.clone(), &opts.names)?;
-        drop(lease);
-        Ok(Committed {
-            image: img,
-            layer: new_diff.as_ref().and(top),
-            diff_id: new_diff,
-        })
-    }
-
     /// Sets (or with `null` removes) one top-level key of a container's metadata, leaving the
     /// others as they are; returns the container as it now is.
     pub fn set_container_metadata(
@@ -421,26 +300,6 @@ impl Store {
             Ok(current)
         })
     }
-}
-
-/// What [`Store::commit_with`] does besides committing the container's changes.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct CommitOptions {
-    /// The new image's names (none: a dangling image).
-    pub names: Vec<String>,
-    /// The new image's config; the store writes its `rootfs`.
-    pub config: Option<serde_json::Value>,
-    /// Commit the config only, without a layer of the container's changes.
-    pub empty_layer: bool,
-}
-
-/// What [`Store::commit_with`] made.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Committed {
-    pub image: ImageId,
-    /// The new layer's chain ID (none with `empty_layer`).
-    pub layer: Option<LayerId>,
-    pub diff_id: Option<Digest>,
 }
 
 /// One path a container changed ([`Store::changes`]).

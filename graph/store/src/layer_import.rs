@@ -9,7 +9,9 @@
 //! passes, so a decompression bomb stops early.
 //!
 //! A layer that no image or container references is garbage: `gc` removes it. Callers record
-//! what references it (an image) right after importing it.
+//! what references it (an image) right after importing it, holding gc off meanwhile
+//! ([`Store::hold_off_gc`]; the plugin host does so for a plugin until it records an image or
+//! its command ends).
 
 use std::io::{BufReader, Read, Seek, SeekFrom, Write};
 
@@ -18,7 +20,7 @@ use strata_types::{Digest, Hasher, LayerId};
 
 use crate::blobs::TempFile;
 use crate::error::{Result, StoreError};
-use crate::import::LayerInput;
+use crate::import::{LayerInput, Opener};
 use crate::store::Store;
 
 /// What [`Store::import_layer`] did.
@@ -47,36 +49,30 @@ impl<R: Read, W: Write> Read for Tee<R, W> {
 }
 
 impl Store {
-    /// Imports the layer tar (plain, gzip or zstd) `stream` on top of `parent`; see the
-    /// module docs.
+    /// Imports the layer tar (plain, gzip or zstd) that `open` streams on top of `parent`;
+    /// `open` is called only if the stream must be read (see the module docs).
     pub fn import_layer(
         &self,
         parent: Option<&LayerId>,
         diff_id: Option<Digest>,
-        stream: Box<dyn Read + Send + '_>,
+        open: Opener<'_>,
     ) -> Result<ImportedLayer> {
-        let (diff_id, input): (Digest, Box<dyn Read + Send + '_>) = match diff_id {
-            Some(d) => (d, stream),
+        let (diff_id, open): (Digest, Opener<'_>) = match diff_id {
+            Some(d) => (d, open),
             None => {
-                let (d, file) = self.spool(stream)?;
-                (d, Box::new(file))
+                let (d, file) = self.spool(open()?)?;
+                (
+                    d,
+                    Box::new(move || Ok(Box::new(file) as Box<dyn Read + Send>)),
+                )
             }
         };
-        let input = std::sync::Mutex::new(Some(input));
         let lease = self.put_layers(
             parent,
             vec![LayerInput {
                 diff_id: diff_id.clone(),
                 blob_digest: None,
-                open: Box::new(move || {
-                    input
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .take()
-                        .ok_or_else(|| {
-                            StoreError::Precondition("the layer stream was opened twice".into())
-                        })
-                }),
+                open,
             }],
         )?;
         let layer = lease

@@ -12,6 +12,7 @@
 //! any point therefore leaves at worst payload without metadata, which `gc` removes.
 
 mod blobs;
+mod commit;
 mod container_ops;
 mod containers;
 mod error;
@@ -29,7 +30,8 @@ mod paths;
 mod store;
 
 pub use blobs::Blobs;
-pub use container_ops::{CommitOptions, Committed, ContainerChange, CreateOptions};
+pub use commit::{CommitOptions, Committed};
+pub use container_ops::{ContainerChange, CreateOptions};
 pub use containers::Container;
 pub use error::{Result, StoreError};
 pub use fsck::{FsckOptions, FsckReport, Problem};
@@ -39,6 +41,7 @@ pub use images::{normalize_name, Image};
 pub use import::{LayerInput, LayerLease, Opener};
 pub use layer_import::ImportedLayer;
 pub use layers::Layer;
+pub use locks::Lock;
 pub use meta::{ReadTxn, WriteTxn, FORMAT_VERSION};
 pub use oci::{LoadOptions, Loaded, Platform, SaveOptions};
 pub use store::{DriverFactory, Store, StoreInfo, StoreOptions, DEFAULT_MAX_LAYER_SIZE};

@@ -44,13 +44,7 @@ pub struct Platform {
 impl Platform {
     /// The platform this process runs on, in OCI (Go) spelling.
     pub fn host() -> Platform {
-        let arch = match std::env::consts::ARCH {
-            "x86_64" => "amd64",
-            "aarch64" => "arm64",
-            "x86" => "386",
-            "powerpc64" => "ppc64le",
-            other => other,
-        };
+        let arch = strata_types::arch::go_arch();
         Platform {
             os: "linux".into(),
             architecture: arch.into(),

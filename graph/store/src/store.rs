@@ -143,6 +143,12 @@ impl Store {
         locks::acquire(&self.paths.locks().join("gc.lock"), false)
     }
 
+    /// Keeps garbage collection from running while it lives (the gc lock, shared): for a
+    /// caller that imported layers it has not yet recorded an image of (`import_layer`).
+    pub fn hold_off_gc(&self) -> Result<Lock> {
+        self.gc_shared()
+    }
+
     pub(crate) fn gc_exclusive(&self) -> Result<Lock> {
         locks::acquire(&self.paths.locks().join("gc.lock"), true)
     }

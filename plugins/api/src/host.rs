@@ -72,10 +72,19 @@ impl Host {
         StoreClient { host: *self }
     }
 
-    /// The ABI minor version the host serves: the store methods of that version and below
-    /// may be called (see [`store::METHODS`]).
+    /// The ABI minor version the host reports in its table.
     pub fn abi_minor(&self) -> u32 {
         self.table.abi_minor
+    }
+
+    /// The ABI minor version whose store methods may be called (see [`store::METHODS`]).
+    /// Hosts before 1.4 reported 0 whatever they served, so a report below 4 means "up to
+    /// 1.3": those hosts answer a method they lack with `Unsupported` themselves.
+    pub fn served_minor(&self) -> u32 {
+        match self.table.abi_minor {
+            m if m < 4 => 3,
+            m => m,
+        }
     }
 
     /// Calls a host method with a JSON request and returns the JSON reply.
@@ -198,14 +207,14 @@ impl StoreClient {
 
     /// Fails with `Unsupported` unless the host serves ABI `1.minor` (for `what`).
     fn needs(&self, minor: u32, what: &str) -> Result<(), CallError> {
-        if minor <= self.host.abi_minor() {
+        let served = self.host.served_minor();
+        if minor <= served {
             return Ok(());
         }
         Err(CallError {
             kind: ErrorKind::Unsupported,
             message: format!(
-                "{what} needs plugin ABI 1.{minor}, and this strata serves 1.{}; upgrade strata",
-                self.host.abi_minor()
+                "{what} needs plugin ABI 1.{minor}, and this strata serves 1.{served}; upgrade strata"
             ),
         })
     }

@@ -4,8 +4,8 @@
 //!
 //! Method names are `store.<verb>`. Adding a method or an optional field is a minor change;
 //! renaming or removing one is a major (ABI) change. Each method says the ABI minor version
-//! that brought it ([`METHODS`]); a plugin may call a method only when the host's table says
-//! at least that minor version ([`crate::Host::abi_minor`]; [`crate::StoreClient`] checks it
+//! that brought it ([`METHODS`]); a plugin may call a method only when the host serves at
+//! least that minor version ([`crate::Host::served_minor`]; [`crate::StoreClient`] checks it
 //! and fails with `Unsupported` otherwise). Digests are `sha256:<hex>` strings; manifests and
 //! configs cross as their exact bytes (JSON text, so UTF-8).
 
@@ -55,7 +55,8 @@ pub const CHANGES: &str = "store.changes";
 pub const GC: &str = "store.gc";
 /// `store.import_layer` (1.4): imports one layer from the call's input stream 0 (a tar, plain
 /// or gzip- or zstd-compressed) on top of a parent layer; reuses the layer when the store
-/// already has it.
+/// already has it. Garbage collection waits until the plugin records an image or its command
+/// ends.
 pub const IMPORT_LAYER: &str = "store.import_layer";
 /// `store.set_metadata` (1.4): sets (or with `null` removes) one top-level key of a
 /// container's metadata, leaving the other front ends' keys as they are.
@@ -182,7 +183,7 @@ pub struct ImagesRequest {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ImageFilter {
-    /// Full IDs or unique ID prefixes (any of them).
+    /// Full IDs or ID prefixes of at least 3 hex digits (any of them).
     pub ids: Vec<String>,
     /// Names (any of them); a name without a tag means `:latest`.
     pub names: Vec<String>,
@@ -262,11 +263,12 @@ pub struct ContainersRequest {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ContainerFilter {
-    /// Full IDs or unique ID prefixes (any of them).
+    /// Full IDs or ID prefixes of at least 3 hex digits (any of them).
     pub ids: Vec<String>,
     /// Exact names (any of them).
     pub names: Vec<String>,
-    /// Containers of this image (a name, full ID or unique ID prefix).
+    /// Containers of this image (a name, full ID or unique ID prefix; none match when there is
+    /// no such image).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
     /// Containers whose metadata has one of these top-level keys: the containers of those

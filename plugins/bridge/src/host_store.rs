@@ -115,7 +115,7 @@ impl Store for HostStore {
     fn containers(&self, keys: &[&str]) -> Result<Vec<ContainerRecord>, StoreError> {
         let all = if keys.is_empty() {
             self.store.containers()
-        } else if self.host.abi_minor() >= 4 {
+        } else if self.host.served_minor() >= 4 {
             self.store.containers_where(&api::ContainerFilter {
                 metadata_keys: keys.iter().map(|k| k.to_string()).collect(),
                 ..api::ContainerFilter::default()

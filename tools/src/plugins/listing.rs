@@ -10,6 +10,7 @@ use std::collections::HashSet;
 use strata_graph_store::{normalize_name, Container, Store};
 use strata_plugin_api::store as api;
 use strata_plugin_api::ErrorKind;
+use strata_types::HasKind;
 
 use super::methods::{reply, store_err, CallResult};
 
@@ -84,7 +85,12 @@ pub(super) fn containers(
     filter: &api::ContainerFilter,
 ) -> Result<Vec<Container>, (ErrorKind, String)> {
     let image = match &filter.image {
-        Some(name) => Some(store.image(name).map_err(store_err)?.id),
+        Some(name) => match store.image(name) {
+            Ok(i) => Some(i.id),
+            // No such image: no container of it (the CRI lists nothing, it does not fail).
+            Err(e) if e.kind() == strata_types::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(store_err(e)),
+        },
         None => None,
     };
     let mut out = Vec::new();

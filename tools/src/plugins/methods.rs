@@ -23,6 +23,9 @@ pub(super) type CallResult = Result<String, (ErrorKind, String)>;
 pub(crate) struct HostCtx {
     settings: Settings,
     store: OnceLock<Result<Arc<Store>, (ErrorKind, String)>>,
+    /// Holds garbage collection off while the plugin has imported layers (`store.import_layer`)
+    /// and not yet recorded an image; released when it does, or when its command ends.
+    gc_hold: Mutex<Option<strata_graph_store::Lock>>,
 }
 
 impl HostCtx {
@@ -30,7 +33,22 @@ impl HostCtx {
         HostCtx {
             settings,
             store: OnceLock::new(),
+            gc_hold: Mutex::new(None),
         }
+    }
+
+    /// Holds gc off (see `gc_hold`) if it is not held yet.
+    fn hold_gc(&self, store: &Store) -> Result<(), (ErrorKind, String)> {
+        let mut held = self.gc_hold.lock().unwrap_or_else(|p| p.into_inner());
+        if held.is_none() {
+            *held = Some(store.hold_off_gc().map_err(store_err)?);
+        }
+        Ok(())
+    }
+
+    /// The plugin recorded an image: its imported layers are referenced now.
+    fn release_gc(&self) {
+        *self.gc_hold.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
 
     pub(super) fn store(&self) -> Result<Arc<Store>, (ErrorKind, String)> {
@@ -89,7 +107,9 @@ pub(crate) fn dispatch(
                 ErrorKind::InvalidArgument,
                 "store.import_image needs an input opener".to_owned(),
             ))?;
-            import_image(&*ctx.store()?, req, opener)
+            let r = import_image(&*ctx.store()?, req, opener)?;
+            ctx.release_gc();
+            Ok(r)
         }
         api::IMAGE => {
             let req: api::ImageRequest = parse(method, request)?;
@@ -208,6 +228,7 @@ pub(crate) fn dispatch(
                     },
                 )
                 .map_err(store_err)?;
+            ctx.release_gc();
             reply(&api::CommitReply {
                 image_id: c.image.0.to_string(),
                 layer: c.layer.map(|l| l.0.to_string()),
@@ -222,10 +243,20 @@ pub(crate) fn dispatch(
             ))?;
             let parent = req.parent.as_deref().map(digest).transpose()?.map(LayerId);
             let diff_id = req.diff_id.as_deref().map(digest).transpose()?;
-            let stream = opener.open(0)?;
-            let l = ctx
-                .store()?
-                .import_layer(parent.as_ref(), diff_id, Box::new(stream))
+            let store = ctx.store()?;
+            ctx.hold_gc(&store)?;
+            // Opened only if the store must read it (not when it has the layer).
+            let open = Box::new(move || {
+                opener
+                    .open(0)
+                    .map(|r| Box::new(r) as Box<dyn Read + Send>)
+                    .map_err(|(k, message)| StoreError::Source {
+                        kind: strata_plugin_bridge::kind(k),
+                        message,
+                    })
+            });
+            let l = store
+                .import_layer(parent.as_ref(), diff_id, open)
                 .map_err(store_err)?;
             reply(&api::ImportLayerReply {
                 layer: l.layer.0.to_string(),

@@ -147,7 +147,7 @@ pub fn generate(inp: &SpecInputs<'_>) -> Result<Spec> {
         .no_new_privileges(c.security.no_new_privileges)
         .build()?;
     let mut process = process;
-    process.set_rlimits(Some(inp.rlimits.clone()));
+    process.set_rlimits((!inp.rlimits.is_empty()).then(|| inp.rlimits.clone()));
     let mut resources =
         LinuxResourcesBuilder::default().devices(vec![LinuxDeviceCgroupBuilder::default()
             .allow(c.privileged)
@@ -247,8 +247,8 @@ pub fn generate(inp: &SpecInputs<'_>) -> Result<Spec> {
                     .collect::<Vec<_>>(),
             );
     }
-    let seccomp = if c.privileged {
-        None // podman: --privileged turns the filter off
+    let seccomp = if c.privileged && !matches!(c.security.seccomp, SeccompPolicy::Profile(_)) {
+        None // podman: --privileged turns the default filter off, not one the user gave
     } else {
         let names: BTreeSet<String> = caps.iter().map(|cap| format!("CAP_{cap}")).collect();
         c.security.seccomp.filter(&names, &inp.host)?

@@ -48,7 +48,7 @@ fn inputs<'a>(c: &'a ContainerConfig, u: &'a ResolvedUser) -> SpecInputs<'a> {
         host: seccomp::Host {
             arch: "amd64".into(),
             scmp_arch: "SCMP_ARCH_X86_64".into(),
-            kernel: (6, 1),
+            kernel: (6, 1, 0),
         },
         cap_bounding: u64::MAX,
     }

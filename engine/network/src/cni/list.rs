@@ -20,9 +20,13 @@
 //! arguments under `runtimeConfig` for exactly the capabilities the plugin declares (libcni's
 //! rule: `"capabilities": {"portMappings": true}` receives `runtimeConfig.portMappings`).
 //!
-//! What it does not do: CNI versions other than 1.0.0 (older results are not converted),
-//! `disableCheck`/`disableGC` (CHECK and GC are not run), or watching the directory for
-//! changes (callers load again when they want the current files).
+//! Versions: lists of CNI 0.3.0, 0.3.1, 0.4.0 and 1.0.0 are run (their results name the
+//! container's interfaces and addresses the same way, which is all `result` reads); a list of
+//! another version, or of none, is refused (and skipped in a directory).
+//!
+//! What it does not do: convert results between versions, `disableCheck`/`disableGC` (CHECK
+//! and GC are not run), or watch the directory for changes (callers load again when they
+//! want the current files).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -33,6 +37,9 @@ use crate::{NetworkError, PortMapping};
 
 /// The file name extensions libcni reads, in no particular order.
 pub const EXTENSIONS: &[&str] = &["conflist", "conf", "json"];
+
+/// The CNI versions whose lists are run.
+pub const VERSIONS: &[&str] = &["0.3.0", "0.3.1", "0.4.0", "1.0.0"];
 
 /// A network configuration list: its plugins, run in order on ADD and in reverse on DEL.
 #[derive(Debug, Clone, PartialEq)]
@@ -237,6 +244,14 @@ impl NetworkList {
         if self.name.is_empty() {
             return bad("the network has no \"name\"".into());
         }
+        if !VERSIONS.contains(&self.cni_version.as_str()) {
+            return bad(format!(
+                "network {} has cniVersion {:?}; supported are {}",
+                self.name,
+                self.cni_version,
+                VERSIONS.join(", ")
+            ));
+        }
         if !self
             .name
             .chars()
@@ -382,19 +397,36 @@ mod tests {
                 false,
                 "no \"plugins\" array",
             ),
-            (r#"{"name":"x","plugins":[]}"#, false, "has no plugins"),
-            (r#"{"plugins":[{"type":"bridge"}]}"#, false, "no \"name\""),
             (
-                r#"{"name":"x","plugins":[{}]}"#,
+                r#"{"cniVersion":"1.0.0","name":"x","plugins":[]}"#,
+                false,
+                "has no plugins",
+            ),
+            (
+                r#"{"cniVersion":"1.0.0","plugins":[{"type":"bridge"}]}"#,
+                false,
+                "no \"name\"",
+            ),
+            (
+                r#"{"cniVersion":"1.0.0","name":"x","plugins":[{}]}"#,
                 false,
                 "no usable \"type\"",
             ),
             (
-                r#"{"name":"x","plugins":[{"type":"../../bin/sh"}]}"#,
+                r#"{"cniVersion":"1.0.0","name":"x","plugins":[{"type":"../../bin/sh"}]}"#,
                 false,
                 "no usable \"type\"",
             ),
-            (r#"{"name":"a b","type":"bridge"}"#, true, "must be letters"),
+            (
+                r#"{"cniVersion":"1.0.0","name":"a b","type":"bridge"}"#,
+                true,
+                "must be letters",
+            ),
+            (
+                r#"{"cniVersion":"2.0.0","name":"x","type":"bridge"}"#,
+                true,
+                "cniVersion \"2.0.0\"",
+            ),
         ];
         for (text, single, why) in cases {
             let e = NetworkList::parse(text.as_bytes(), *single, Some(Path::new("/x.conf")))

@@ -157,10 +157,13 @@ fn each(
 ) -> Result<Outcome> {
     let mut last = None;
     for name in names {
-        let result = ctx.container(name).and_then(|c| f(&c));
+        // `--ignore` is about containers that do not exist, not about failures of the verb.
+        let result = match ctx.container(name) {
+            Err(e) if ignore && is_not_found(&e) => continue,
+            found => found.and_then(|c| f(&c)),
+        };
         match result {
             Ok(()) => println!("{name}"),
-            Err(e) if ignore && is_not_found(&e) => {}
             Err(e) => {
                 eprintln!("strata: error: {name}: {e:#}");
                 last = Some(kind_of(&e));

@@ -399,6 +399,7 @@ pub fn build_config(ctx: &Ctx<'_>, a: &CreateArgs) -> Result<ContainerConfig> {
             .collect(),
         security,
         ulimits,
+        ..ContainerConfig::default()
     })
 }
 
@@ -461,15 +462,14 @@ pub fn attach_and_finish(
     client: strata_engine_monitor::attach::AttachClient,
     sig_proxy: bool,
 ) -> Result<u8> {
-    let rt = c.runtime(&c.saved_state()?)?;
-    let id = c.id().to_owned();
+    let signaller = c.signaller()?;
     let opts = AttachOptions {
         tty: c.config.tty,
         stdin: c.config.stdin,
         sig_proxy,
     };
     let (status, client) = attach::attach(client, opts, move |sig| {
-        let _ = rt.kill(&id, &attach::signal_name(sig), false);
+        let _ = signaller.send(&attach::signal_name(sig));
     })?;
     let code = match &status {
         Some(s) => s.exit_code,

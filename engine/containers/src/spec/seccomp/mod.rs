@@ -9,10 +9,12 @@
 //! rules whose conditions hold, the way podman does when it writes a spec. A plain OCI
 //! `linux.seccomp` object is a profile without conditions and reads the same way.
 //!
-//! What it deliberately does not do: compile BPF (the runtime does, with libseccomp),
-//! `SCMP_ACT_NOTIFY` agents, or profiles named by path at start time (a profile is read once,
-//! at create, and kept with the container, so a later edit of the file does not change a
-//! container behind the user's back).
+//! The resolved filter goes into the spec; `bpf` compiles it once for crun, which otherwise
+//! compiles it at every start (see there).
+//!
+//! What it deliberately does not do: `SCMP_ACT_NOTIFY` agents, or profiles named by path at
+//! start time (a profile is read once, at create, and kept with the container, so a later
+//! edit of the file does not change a container behind the user's back).
 
 use std::collections::BTreeSet;
 
@@ -173,8 +175,8 @@ pub struct Host {
     pub arch: String,
     /// libseccomp's name of the native architecture (`SCMP_ARCH_X86_64`, ...).
     pub scmp_arch: String,
-    /// The kernel's version (major, minor).
-    pub kernel: (u32, u32),
+    /// The kernel's version (major, minor, patch).
+    pub kernel: (u32, u32, u32),
 }
 
 impl Host {
@@ -195,25 +197,35 @@ impl Host {
         Host {
             arch: arch.into(),
             scmp_arch: scmp.into(),
-            kernel: kernel_version(&release).unwrap_or((0, 0)),
+            kernel: kernel_version(&release).unwrap_or((0, 0, 0)),
         }
     }
 }
 
-/// `6.1.0-13-amd64` → (6, 1).
-fn kernel_version(s: &str) -> Option<(u32, u32)> {
+/// `6.1.0-13-amd64` → (6, 1, 0); `6.18` → (6, 18, 0).
+fn kernel_version(s: &str) -> Option<(u32, u32, u32)> {
     let mut parts = s.split(|c: char| !c.is_ascii_digit());
-    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next()?.parse().ok()?;
+    let patch = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    Some((major, minor, patch))
 }
 
 /// The profile's filter for one container: the rules whose conditions hold for `caps` (the
 /// container's bounding set) and `host`, in the profile's order.
 pub fn resolve(profile: &Profile, caps: &BTreeSet<String>, host: &Host) -> Result<LinuxSeccomp> {
+    if !profile.architectures.is_empty() && !profile.arch_map.is_empty() {
+        return Err(Error::invalid(
+            "the seccomp profile has both architectures and archMap; use one",
+        ));
+    }
+    check_errno(&profile.default_action, profile.default_errno_ret)?;
     let mut syscalls = Vec::new();
     for rule in &profile.syscalls {
         if !applies(rule, caps, host)? {
             continue;
         }
+        check_errno(&rule.action, rule.errno_ret)?;
         let mut names = rule.names.clone();
         names.extend(rule.name.clone());
         if names.is_empty() {
@@ -259,6 +271,21 @@ pub fn resolve(profile: &Profile, caps: &BTreeSet<String>, host: &Host) -> Resul
     })
 }
 
+/// An errno goes only with the actions that return one (as crun and runc check).
+fn check_errno(action: &str, errno: Option<u32>) -> Result<()> {
+    if errno.is_some() && !matches!(action, "SCMP_ACT_ERRNO" | "SCMP_ACT_TRACE") {
+        return Err(Error::invalid(format!(
+            "the seccomp profile gives an errno to action {action}, which returns none"
+        )));
+    }
+    Ok(())
+}
+
+fn min_kernel(min: &str) -> Result<(u32, u32, u32)> {
+    kernel_version(min)
+        .ok_or_else(|| Error::invalid(format!("minKernel {min:?} is not a kernel version")))
+}
+
 fn applies(rule: &Rule, caps: &BTreeSet<String>, host: &Host) -> Result<bool> {
     let inc = &rule.includes;
     let exc = &rule.excludes;
@@ -271,9 +298,12 @@ fn applies(rule: &Rule, caps: &BTreeSet<String>, host: &Host) -> Result<bool> {
         return Ok(false);
     }
     if let Some(min) = &inc.min_kernel {
-        let want = kernel_version(min)
-            .ok_or_else(|| Error::invalid(format!("minKernel {min:?} is not a kernel version")))?;
-        if host.kernel < want {
+        if host.kernel < min_kernel(min)? {
+            return Ok(false);
+        }
+    }
+    if let Some(min) = &exc.min_kernel {
+        if host.kernel >= min_kernel(min)? {
             return Ok(false);
         }
     }

@@ -19,7 +19,7 @@ fn amd64() -> Host {
     Host {
         arch: "amd64".into(),
         scmp_arch: "SCMP_ARCH_X86_64".into(),
-        kernel: (6, 1),
+        kernel: (6, 1, 0),
     }
 }
 
@@ -133,7 +133,7 @@ fn the_default_profile_is_equal_in_effect_to_podmans() {
                 _ => "SCMP_ARCH_S390X",
             }
             .into(),
-            kernel: (6, 1),
+            kernel: (6, 1, 0),
         };
         for set in &sets {
             let ours = SeccompPolicy::Default.filter(set, &host).unwrap().unwrap();
@@ -165,6 +165,7 @@ fn conditions_follow_caps_arches_and_kernel() {
             { "names": ["c"], "action": "SCMP_ACT_ALLOW", "includes": { "arches": ["arm64"] } },
             { "names": ["d"], "action": "SCMP_ACT_ALLOW", "excludes": { "arches": ["amd64"] } },
             { "names": ["e"], "action": "SCMP_ACT_ALLOW", "includes": { "minKernel": "6.2" } },
+            { "names": ["g"], "action": "SCMP_ACT_ALLOW", "excludes": { "minKernel": "6.2" } },
             { "name": "f", "action": "SCMP_ACT_ERRNO", "errnoRet": 13,
               "args": [{ "index": 1, "value": 2, "op": "SCMP_CMP_MASKED_EQ", "valueTwo": 3 }] },
         ],
@@ -182,20 +183,46 @@ fn conditions_follow_caps_arches_and_kernel() {
             .collect()
     };
     let host = amd64();
-    assert_eq!(names(&caps(&["X"]), &host), ["f"]);
-    assert_eq!(names(&caps(&["X", "Y"]), &host), ["a", "f"]);
-    assert_eq!(names(&BTreeSet::new(), &host), ["b", "f"]);
+    assert_eq!(names(&caps(&["X"]), &host), ["g", "f"]);
+    assert_eq!(names(&caps(&["X", "Y"]), &host), ["a", "g", "f"]);
+    assert_eq!(names(&BTreeSet::new(), &host), ["b", "g", "f"]);
     let newer = Host {
-        kernel: (6, 18),
+        kernel: (6, 18, 0),
         ..amd64()
     };
     assert_eq!(names(&BTreeSet::new(), &newer), ["b", "e", "f"]);
     let v = serde_json::to_value(resolve(&p, &BTreeSet::new(), &host).unwrap()).unwrap();
     assert_eq!(
-        v["syscalls"][1],
+        v["syscalls"][2],
         json!({ "names": ["f"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13,
                 "args": [{ "index": 1, "value": 2, "valueTwo": 3, "op": "SCMP_CMP_MASKED_EQ" }] })
     );
+}
+
+#[test]
+fn profiles_crun_and_runc_would_refuse_are_refused_at_create() {
+    for (bad, why) in [
+        (
+            json!({ "defaultAction": "SCMP_ACT_ALLOW", "defaultErrnoRet": 1 }),
+            "errno to action SCMP_ACT_ALLOW",
+        ),
+        (
+            json!({ "defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
+                { "names": ["x"], "action": "SCMP_ACT_KILL", "errnoRet": 1 } ] }),
+            "errno to action SCMP_ACT_KILL",
+        ),
+        (
+            json!({ "defaultAction": "SCMP_ACT_ERRNO", "architectures": ["SCMP_ARCH_X86_64"],
+                    "archMap": [{ "architecture": "SCMP_ARCH_X86_64" }] }),
+            "both architectures and archMap",
+        ),
+    ] {
+        let e = SeccompPolicy::Profile(bad)
+            .filter(&BTreeSet::new(), &amd64())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(why), "{e}");
+    }
 }
 
 #[test]
@@ -233,7 +260,8 @@ fn broken_profiles_are_refused_with_the_reason() {
 
 #[test]
 fn kernel_versions_are_read_from_uname_releases() {
-    assert_eq!(kernel_version("6.1.0-13-amd64"), Some((6, 1)));
-    assert_eq!(kernel_version("6.18"), Some((6, 18)));
+    assert_eq!(kernel_version("6.1.0-13-amd64"), Some((6, 1, 0)));
+    assert_eq!(kernel_version("6.18"), Some((6, 18, 0)));
+    assert_eq!(kernel_version("5.10.123"), Some((5, 10, 123)));
     assert_eq!(kernel_version("x"), None);
 }

@@ -119,14 +119,7 @@ pub fn digest(path: &Path) -> Result<LayerBlob> {
 
 /// The OCI architecture name of this machine.
 pub fn architecture() -> &'static str {
-    match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        "x86" => "386",
-        "powerpc64" => "ppc64le",
-        "loongarch64" => "loong64",
-        other => other,
-    }
+    strata_types::arch::go_arch()
 }
 
 /// A config for an image made of `layer` alone.

@@ -9,8 +9,8 @@
 
 use anyhow::{Context, Result};
 use serde_json::{json, Value};
-use strata_engine_containers::{Container, ContainerConfig};
-use strata_plugin_api::store::{CommitRequest, ImageInfo};
+use strata_engine_containers::Container;
+use strata_plugin_api::store::CommitRequest;
 use strata_plugin_api::ErrorKind;
 
 use crate::context::Ctx;
@@ -42,7 +42,8 @@ pub fn commit(ctx: &Ctx<'_>, name: &str, opts: &CommitOptions) -> Result<String>
     let created = strata_engine_monitor::timestamp::timestamp_now();
     config["created"] = json!(created);
     if let Some(run) = &run {
-        merge_run_config(&mut config, run, &base)?;
+        let defaults = crate::images::defaults(&base)?;
+        strata_engine_containers::image::apply_container_settings(&mut config, run, &defaults)?;
     }
     crate::commands::archive::changes::apply(&mut config, &opts.changes)
         .map_err(|e| kinded(ErrorKind::InvalidArgument, format!("{e:#}")))?;
@@ -73,47 +74,4 @@ pub fn commit(ctx: &Ctx<'_>, name: &str, opts: &CommitOptions) -> Result<String>
         })
         .map_err(call)?;
     Ok(reply.image_id)
-}
-
-/// The container's settings as the image's defaults: what `run` with no arguments would do
-/// in the new image is what the container did.
-fn merge_run_config(config: &mut Value, run: &ContainerConfig, base: &ImageInfo) -> Result<()> {
-    let defaults = crate::images::defaults(base)?;
-    let c = config
-        .as_object_mut()
-        .context("the image config is not an object")?
-        .entry("config")
-        .or_insert_with(|| json!({}));
-    if !c.is_object() {
-        *c = json!({});
-    }
-    let ep = &defaults.entrypoint;
-    if !ep.is_empty() && run.args.starts_with(ep) {
-        c["Entrypoint"] = json!(ep);
-        c["Cmd"] = json!(run.args[ep.len()..]);
-    } else {
-        if let Some(o) = c.as_object_mut() {
-            o.remove("Entrypoint");
-        }
-        c["Cmd"] = json!(run.args);
-    }
-    c["Env"] = json!(run.env);
-    if !run.workdir.is_empty() {
-        c["WorkingDir"] = json!(run.workdir);
-    }
-    if !run.user.is_empty() {
-        c["User"] = json!(run.user);
-    }
-    if !run.stop_signal.is_empty() {
-        c["StopSignal"] = json!(run.stop_signal);
-    }
-    if !run.labels.is_empty() {
-        if !c["Labels"].is_object() {
-            c["Labels"] = json!({});
-        }
-        for (k, v) in &run.labels {
-            c["Labels"][k] = json!(v);
-        }
-    }
-    Ok(())
 }

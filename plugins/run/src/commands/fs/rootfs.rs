@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use rustix::fs::{Mode, OFlags};
 use strata_engine_containers::state::Lock;
-use strata_engine_containers::{Container, Status};
+use strata_engine_containers::Container;
 use strata_plugin_api::StoreClient;
 
 use crate::context::Ctx;
@@ -43,13 +43,8 @@ impl<'e> Rootfs<'e> {
         let mut lock = None;
         let mut running = false;
         if let Some(c) = &container {
-            // Folds in an exit first (that takes the lock itself), then reads under the lock.
-            c.state()?;
-            let l = strata_engine_containers::state::lock(&c.paths)?;
-            running = c.saved_state()?.status == Status::Running;
-            if !running {
-                lock = Some(l);
-            }
+            lock = c.hold_unless_running()?;
+            running = lock.is_none();
         }
         let was_mounted = ctx.engine.is_mounted(&id);
         let path = PathBuf::from(ctx.store.mount(&id).map_err(call)?);
