@@ -72,7 +72,11 @@ pub fn strata_bin() -> &'static Path {
 }
 
 /// The workspace's plugin packages, built with the binary.
-const PLUGINS: &[&str] = &["strata-plugin-copy", "strata-plugin-run"];
+const PLUGINS: &[&str] = &[
+    "strata-plugin-copy",
+    "strata-plugin-run",
+    "strata-plugin-build",
+];
 
 /// Copies the built plugins into `<profile dir>/lib/strata/plugins`, the directory next to
 /// the binary that the host searches, as an installation would (atomically: copy to a

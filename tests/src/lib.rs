@@ -12,6 +12,7 @@
 //!
 //! The CLI tests themselves live in `tests/tests/*.rs`.
 
+pub mod buildah;
 pub mod cli;
 pub mod containers;
 pub mod fixtures;

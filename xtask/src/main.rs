@@ -154,6 +154,8 @@ fn run(task: Task) -> Result<()> {
                 "-p",
                 "strata-plugin-run",
                 "-p",
+                "strata-plugin-build",
+                "-p",
                 "strata-tools-monitor",
                 "-p",
                 "strata-tools-fuse-overlay",
@@ -193,6 +195,8 @@ fn run(task: Task) -> Result<()> {
                 "-p",
                 "strata-plugin-run",
                 "-p",
+                "strata-plugin-build",
+                "-p",
                 "strata-tools-monitor",
                 "-p",
                 "strata-tools-fuse-overlay",
@@ -215,7 +219,11 @@ fn run(task: Task) -> Result<()> {
 }
 
 /// The plugins the workspace builds (library names).
-const PLUGINS: &[&str] = &["strata_plugin_copy", "strata_plugin_run"];
+const PLUGINS: &[&str] = &[
+    "strata_plugin_copy",
+    "strata_plugin_run",
+    "strata_plugin_build",
+];
 
 /// Copies the built plugins of `profile_dir` into `dest` (atomically, file by file) and
 /// returns `dest`. `<profile dir>/lib/strata/plugins` is where that profile's `strata` looks.

@@ -58,6 +58,8 @@ pub const TEST_PACKAGES: &[&str] = &[
     "iptables",
     "catatonit",
     "podman",
+    // The build front end is compared with buildah (`bud --layers`) on the same Containerfiles.
+    "buildah",
     // Rootless networking (podman only recommends it).
     "slirp4netns",
     // The seccomp tests' syscall probe is built static with the host's C compiler.

@@ -12,6 +12,7 @@
 //! any point therefore leaves at worst payload without metadata, which `gc` removes.
 
 mod blobs;
+mod build_cache;
 mod commit;
 mod container_ops;
 mod containers;

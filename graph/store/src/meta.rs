@@ -10,8 +10,8 @@
 //! metadata take a [`WriteTxn`] (begun `IMMEDIATE`, so it holds SQLite's write lock from its
 //! first statement and can never deadlock upgrading). A `WriteTxn` derefs to a `ReadTxn`.
 //!
-//! Schema (format version 2, kept in `PRAGMA user_version`; version 1 lacked `containers.id_map`
-//! and is upgraded in place on open):
+//! Schema (format version 3, kept in `PRAGMA user_version`; version 1 lacked `containers.id_map`,
+//! version 2 the build cache; both are upgraded in place on open):
 //! ```text
 //! meta(key PK, value)                              driver name, created time
 //! layers(id PK = chain ID, parent -> layers, diff_id, blob_digest?, blob_size?,
@@ -20,6 +20,7 @@
 //! image_names(name PK, image -> images ON DELETE CASCADE)
 //! containers(id PK, name UNIQUE, image -> images, parent_layer -> layers?, created, metadata JSON,
 //!            id_map JSON?)
+//! build_cache(key PK, image -> images ON DELETE CASCADE, created)   build steps' results
 //! ```
 //! Invariant: a row exists only while its payload (driver key, tar-split file, blobs) exists.
 //! Payload is written before the row is inserted and removed after the row is deleted, so a crash
@@ -44,7 +45,7 @@ use crate::error::{Result, StoreError};
 const WAL_TRUNCATE_BYTES: u64 = 64 * (4096 + 24);
 
 /// The schema version this code reads and writes.
-pub const FORMAT_VERSION: i64 = 2;
+pub const FORMAT_VERSION: i64 = 3;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS meta (
@@ -82,6 +83,12 @@ CREATE TABLE IF NOT EXISTS containers (
     metadata     TEXT NOT NULL DEFAULT '{}',
     id_map       TEXT
 );
+CREATE TABLE IF NOT EXISTS build_cache (
+    key     TEXT PRIMARY KEY,
+    image   TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED,
+    created INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS build_cache_image ON build_cache(image);
 "#;
 
 /// The metastore connection. One per process (per `Store`); SQLite coordinates processes.

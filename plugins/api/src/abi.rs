@@ -24,7 +24,7 @@ pub const ABI_MAJOR: u32 = 1;
 /// The ABI minor version: appended fields and added store methods only. A host's table
 /// carries the minor version it serves; a plugin may call the methods of that version and
 /// below (see [`crate::store::METHODS`]).
-pub const ABI_MINOR: u32 = 4;
+pub const ABI_MINOR: u32 = 5;
 /// The exported symbol's name.
 pub const ENTRY_SYMBOL: &str = "strata_plugin_entry";
 

@@ -419,6 +419,25 @@ impl StoreClient {
         };
         self.call(store::SET_METADATA, &req, None, None)
     }
+
+    /// The image the build step with `key` produced, if the store still has it (1.5).
+    pub fn cache_lookup(&self, key: &str) -> Result<Option<String>, CallError> {
+        let req = store::CacheLookupRequest {
+            key: key.to_owned(),
+        };
+        let r: store::CacheLookupReply = self.call(store::CACHE_LOOKUP, &req, None, None)?;
+        Ok(r.image)
+    }
+
+    /// Records that the build step with `key` produced `image` (1.5).
+    pub fn cache_record(&self, key: &str, image: &str) -> Result<(), CallError> {
+        let req = store::CacheRecordRequest {
+            key: key.to_owned(),
+            image: image.to_owned(),
+        };
+        self.call::<_, Empty>(store::CACHE_RECORD, &req, None, None)?;
+        Ok(())
+    }
 }
 
 fn container_req(name: &str) -> store::ContainerRequest {

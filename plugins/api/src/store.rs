@@ -61,6 +61,12 @@ pub const IMPORT_LAYER: &str = "store.import_layer";
 /// `store.set_metadata` (1.4): sets (or with `null` removes) one top-level key of a
 /// container's metadata, leaving the other front ends' keys as they are.
 pub const SET_METADATA: &str = "store.set_metadata";
+/// `store.cache_lookup` (1.5): the image a build step with this key produced, if the store
+/// still has it (the build cache index: one indexed read).
+pub const CACHE_LOOKUP: &str = "store.cache_lookup";
+/// `store.cache_record` (1.5): records the image a build step with this key produced; the
+/// entry goes when the image goes.
+pub const CACHE_RECORD: &str = "store.cache_record";
 
 /// Every method with the ABI minor version that brought it (`1.<minor>`).
 pub const METHODS: &[(&str, u32)] = &[
@@ -84,6 +90,8 @@ pub const METHODS: &[(&str, u32)] = &[
     (GC, 2),
     (IMPORT_LAYER, 4),
     (SET_METADATA, 4),
+    (CACHE_LOOKUP, 5),
+    (CACHE_RECORD, 5),
 ];
 
 /// The ABI minor version that brought `method`, if it is one of ours.
@@ -380,6 +388,30 @@ pub struct SetMetadataRequest {
     pub key: String,
     /// The new value; `null` removes the key.
     pub value: serde_json::Value,
+}
+
+/// `store.cache_lookup` (1.5).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CacheLookupRequest {
+    /// The step's key (the build front end's digest of what determines its result).
+    pub key: String,
+}
+
+/// `store.cache_lookup` (1.5).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct CacheLookupReply {
+    /// The image the step produced; none when there is no entry or its image is gone.
+    #[serde(default)]
+    pub image: Option<String>,
+}
+
+/// `store.cache_record` (1.5).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CacheRecordRequest {
+    /// The step's key.
+    pub key: String,
+    /// The image it produced (name, ID or unique ID prefix).
+    pub image: String,
 }
 
 /// One changed path (`store.changes`).

@@ -273,6 +273,20 @@ pub(crate) fn dispatch(
                 .map_err(store_err)?;
             reply(&container_info(&store, c))
         }
+        api::CACHE_LOOKUP => {
+            let req: api::CacheLookupRequest = parse(method, request)?;
+            let image = ctx.store()?.cache_lookup(&req.key).map_err(store_err)?;
+            reply(&api::CacheLookupReply {
+                image: image.map(|i| i.0.to_string()),
+            })
+        }
+        api::CACHE_RECORD => {
+            let req: api::CacheRecordRequest = parse(method, request)?;
+            ctx.store()?
+                .cache_record(&req.key, &req.image)
+                .map_err(store_err)?;
+            reply(&api::Empty {})
+        }
         api::DIFF => {
             let req: api::ContainerRequest = parse(method, request)?;
             let out = output.ok_or((

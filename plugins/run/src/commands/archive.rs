@@ -96,14 +96,7 @@ pub struct ImportCmd {
 
 /// An image name as podman stores it: short names get `localhost/`, and `:latest`.
 pub fn qualify(name: &str) -> Result<String> {
-    let full = if Reference::is_short_name(name) {
-        format!("localhost/{name}")
-    } else {
-        name.to_owned()
-    };
-    Reference::parse(&full)
-        .map(|r| r.to_string())
-        .map_err(|e| kinded(ErrorKind::InvalidArgument, e.to_string()))
+    strata_plugin_transfer::images::qualify(name).map_err(call)
 }
 
 fn no_colon(p: &Path) -> Result<String> {

@@ -295,15 +295,7 @@ pub fn tag(host: &Host, cmd: TagCmd) -> Result<Outcome> {
     let names: Vec<String> = cmd
         .names
         .iter()
-        .map(|n| {
-            if strata_graph_registry::Reference::is_short_name(n) {
-                strata_graph_registry::Reference::parse(&format!("localhost/{n}"))
-                    .map(|r| r.to_string())
-            } else {
-                strata_graph_registry::Reference::parse(n).map(|r| r.to_string())
-            }
-            .map_err(|e| kinded(ErrorKind::InvalidArgument, e.to_string()))
-        })
+        .map(|n| strata_plugin_transfer::images::qualify(n).map_err(call))
         .collect::<Result<_>>()?;
     ctx.store.tag(&img.id, &names).map_err(call)?;
     Ok(Outcome::Ok)

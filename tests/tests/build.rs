@@ -1,0 +1,518 @@
+//! The build front end, black-box: the cache (what hits, what misses, and that a hit runs
+//! nothing), failures and interruptions that leave nothing behind, hostile contexts and
+//! archives, and images that run with `strata run` and load and run in podman.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use strata_tests::cli::mounts_below;
+use strata_tests::containers::wait_for;
+use strata_tests::{fixtures, require_privileged, Strata};
+
+fn store() -> Strata {
+    let s = Strata::new("overlay");
+    let id = s.load(&format!("{}:latest", fixtures::oci("busybox")), &[]);
+    s.ok(["tag", &id, "localhost/busybox:latest"]);
+    s
+}
+
+fn write(dir: &Path, name: &str, text: &str) {
+    let p = dir.join(name);
+    std::fs::create_dir_all(p.parent().expect("a file in the context"))
+        .expect("make the context directory");
+    std::fs::write(p, text).expect("write the context file");
+}
+
+/// Builds and returns (image ID, stdout).
+fn build(s: &Strata, ctx: &Path, extra: &[&str]) -> (String, String) {
+    let mut a = vec!["build", "--network", "none"];
+    a.extend_from_slice(extra);
+    let ctx = ctx.display().to_string();
+    a.push(&ctx);
+    let out = s.ok(&a);
+    let id = out
+        .lines()
+        .last()
+        .expect("build prints the image ID")
+        .to_owned();
+    assert_eq!(id.len(), 64, "the last line is the image ID: {out}");
+    (id, out)
+}
+
+/// Whether a RUN step printed this line (not the STEP line that shows the instruction).
+fn ran(out: &str, line: &str) -> bool {
+    out.lines().any(|l| l == line)
+}
+
+fn hits(out: &str) -> usize {
+    out.lines()
+        .filter(|l| l.starts_with("--> Using cache"))
+        .count()
+}
+
+fn built(out: &str) -> usize {
+    out.lines()
+        .filter(|l| l.starts_with("--> ") && l.ends_with("s)") && !l.starts_with("--> Using cache"))
+        .count()
+}
+
+fn assert_nothing_left(s: &Strata) {
+    assert!(
+        s.list("containers").is_empty(),
+        "containers left: {:?}",
+        s.list("containers")
+    );
+    assert!(
+        mounts_below(&s.runroot).is_empty(),
+        "mounts left: {:?}",
+        mounts_below(&s.runroot)
+    );
+    s.assert_clean();
+}
+
+const CACHE_FILE: &str = "FROM localhost/busybox
+ARG A
+ARG B
+COPY src.txt /src.txt
+RUN echo ran-the-step; cat /proc/sys/kernel/random/uuid > /stamp
+ARG LATE=x
+RUN echo late-step $LATE; echo $LATE > /late
+ENV DONE=1
+";
+
+#[test]
+fn privileged_cache_hits_and_misses_as_docker() {
+    if !require_privileged(
+        "privileged_cache_hits_and_misses_as_docker",
+        "builds run containers",
+    ) {
+        return;
+    }
+    let s = store();
+    let ctx = tempfile::tempdir().unwrap();
+    write(ctx.path(), "Containerfile", CACHE_FILE);
+    write(ctx.path(), "src.txt", "one\n");
+    let args = ["--build-arg", "A=1", "--build-arg", "B=2"];
+    let (first, out) = build(&s, ctx.path(), &args);
+    assert!(ran(&out, "ran-the-step"), "the first build runs RUN: {out}");
+    assert_eq!(hits(&out), 0);
+
+    // A rebuild is fully cached: same image, every step a hit, no RUN runs, nothing mounted.
+    let (again, out) = build(&s, ctx.path(), &args);
+    assert_eq!(again, first, "a rebuild gives the same image ID");
+    assert!(
+        !ran(&out, "ran-the-step"),
+        "a cached build ran a RUN step: {out}"
+    );
+    assert_eq!((hits(&out), built(&out)), (4, 0), "{out}");
+
+    // Build-arg order does not matter; touch keeps the hit.
+    let (swapped, _) = build(
+        &s,
+        ctx.path(),
+        &["--build-arg", "B=2", "--build-arg", "A=1"],
+    );
+    assert_eq!(swapped, first);
+    let f = ctx.path().join("src.txt");
+    let later = std::time::SystemTime::now() + Duration::from_secs(5);
+    std::fs::File::options()
+        .write(true)
+        .open(&f)
+        .unwrap()
+        .set_modified(later)
+        .unwrap();
+    let (touched, out) = build(&s, ctx.path(), &args);
+    assert_eq!(touched, first, "touch must keep the hit: {out}");
+
+    // chmod: a miss from the COPY on (the COPY and everything after).
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let (chmodded, out) = build(&s, ctx.path(), &args);
+    assert_ne!(chmodded, first);
+    assert_eq!((hits(&out), built(&out)), (0, 4), "{out}");
+    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (back, _) = build(&s, ctx.path(), &args);
+    assert_eq!(back, first, "the old entry is still there");
+
+    // Content change: a miss from the COPY on.
+    write(ctx.path(), "src.txt", "two\n");
+    let (changed, out) = build(&s, ctx.path(), &args);
+    assert_ne!(changed, first);
+    assert!(ran(&out, "ran-the-step"), "{out}");
+    write(ctx.path(), "src.txt", "one\n");
+
+    // An ARG change misses from the first step that sees it (the RUN after `ARG LATE`).
+    let mut late = args.to_vec();
+    late.extend(["--build-arg", "LATE=y"]);
+    let (late_id, out) = build(&s, ctx.path(), &late);
+    assert_ne!(late_id, first);
+    assert_eq!((hits(&out), built(&out)), (2, 2), "{out}");
+    assert!(
+        !ran(&out, "ran-the-step") && ran(&out, "late-step y"),
+        "{out}"
+    );
+
+    // A changed value of an ARG declared before the COPY: the COPY itself is unchanged, the
+    // first RUN sees it.
+    let (a2, out) = build(
+        &s,
+        ctx.path(),
+        &["--build-arg", "A=9", "--build-arg", "B=2"],
+    );
+    assert_ne!(a2, first, "{out}");
+    assert_eq!((hits(&out), built(&out)), (1, 3), "{out}");
+
+    // Another format: a miss; --no-cache: everything again, a new image.
+    let (docker, out) = build(
+        &s,
+        ctx.path(),
+        &[&args[..], &["--format", "docker"]].concat(),
+    );
+    assert_ne!(docker, first);
+    assert_eq!(hits(&out), 0, "{out}");
+    let (fresh, out) = build(&s, ctx.path(), &[&args[..], &["--no-cache"]].concat());
+    assert_ne!(fresh, first);
+    assert!(ran(&out, "ran-the-step"), "{out}");
+
+    // Entries live and die with their images: removing an image removes its entries.
+    let before = s.json(["inspect", "--type", "image", &first]);
+    let parent_count = before[0]["RootFS"]["Layers"].as_array().unwrap().len();
+    assert!(parent_count >= 3);
+    s.ok(["rmi", "--force", &fresh]);
+    s.ok(["rmi", "--force", &first]);
+    let (rebuilt, out) = build(&s, ctx.path(), &args);
+    assert_ne!(rebuilt, first, "the removed image's entry must be gone");
+    assert_eq!(
+        built(&out),
+        1,
+        "only the removed last step is rebuilt: {out}"
+    );
+    assert_nothing_left(&s);
+}
+
+#[test]
+fn privileged_reproducible_with_timestamp() {
+    if !require_privileged(
+        "privileged_reproducible_with_timestamp",
+        "builds run containers",
+    ) {
+        return;
+    }
+    let a = store();
+    let b = store();
+    let ctx = tempfile::tempdir().unwrap();
+    write(
+        ctx.path(),
+        "Containerfile",
+        "FROM localhost/busybox\nCOPY f /f\nENV X=1\nCMD [\"cat\", \"/f\"]\n",
+    );
+    write(ctx.path(), "f", "same\n");
+    let (ia, _) = build(&a, ctx.path(), &["--timestamp", "1700000000"]);
+    std::thread::sleep(Duration::from_millis(1100));
+    let (ib, _) = build(&b, ctx.path(), &["--timestamp", "1700000000"]);
+    assert_eq!(
+        ia, ib,
+        "two stores, the same inputs and --timestamp: the same image"
+    );
+    let v = a.json(["inspect", "--type", "image", &ia]);
+    assert_eq!(v[0]["Created"], "2023-11-14T22:13:20Z");
+}
+
+#[test]
+fn privileged_failures_leave_nothing_behind() {
+    if !require_privileged(
+        "privileged_failures_leave_nothing_behind",
+        "builds run containers",
+    ) {
+        return;
+    }
+    let s = store();
+    let ctx = tempfile::tempdir().unwrap();
+    write(
+        ctx.path(),
+        "Containerfile",
+        "FROM localhost/busybox\nCOPY f /f\nRUN echo some output; exit 3\n",
+    );
+    write(ctx.path(), "f", "x\n");
+    let out = s.run([
+        "build",
+        "--network",
+        "none",
+        &ctx.path().display().to_string(),
+    ]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stderr.contains("Containerfile:3: RUN") && stderr.contains("exited with 3"),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains("some output"),
+        "the step's output is shown: {stdout}"
+    );
+    assert_nothing_left(&s);
+
+    // A syntax error names the file, the line and the instruction, and builds nothing.
+    write(
+        ctx.path(),
+        "Containerfile",
+        "FROM localhost/busybox\nRUN true\nFROBNICATE x\n",
+    );
+    let (code, stderr) = s.fail(["build", &ctx.path().display().to_string()]);
+    assert_eq!(
+        code, 5,
+        "an invalid Containerfile is invalid argument: {stderr}"
+    );
+    assert!(
+        stderr.contains("Containerfile:3") && stderr.contains("FROBNICATE"),
+        "{stderr}"
+    );
+    assert_nothing_left(&s);
+}
+
+fn spawn_build(s: &Strata, ctx: &Path) -> std::process::Child {
+    s.command()
+        .args(["build", "--network", "none"])
+        .arg(ctx)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start strata build")
+}
+
+fn wait_for_step(s: &Strata) {
+    wait_for("the RUN step to start", Duration::from_secs(30), || {
+        s.json(["ps", "-a", "--format", "json"])
+            .as_array()
+            .is_some_and(|a| a.iter().any(|c| c["State"] == "running"))
+    });
+}
+
+#[test]
+fn privileged_interrupted_and_killed_builds_leave_nothing() {
+    if !require_privileged(
+        "privileged_interrupted_and_killed_builds_leave_nothing",
+        "builds run containers",
+    ) {
+        return;
+    }
+    let s = store();
+    let ctx = tempfile::tempdir().unwrap();
+    write(
+        ctx.path(),
+        "Containerfile",
+        "FROM localhost/busybox\nRUN sleep 60\n",
+    );
+    // Ctrl-C: the step is killed, the build ends at once and cleans up.
+    let child = spawn_build(&s, ctx.path());
+    wait_for_step(&s);
+    let started = Instant::now();
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(child.id() as i32).unwrap(),
+        rustix::process::Signal::INT,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "Ctrl-C took {:?}",
+        started.elapsed()
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("interrupted"));
+    assert_nothing_left(&s);
+
+    // SIGKILL: nothing can clean up then; the next build removes what the dead one left.
+    let mut child = spawn_build(&s, ctx.path());
+    wait_for_step(&s);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        !s.list("containers").is_empty(),
+        "the killed build's container is there"
+    );
+    write(
+        ctx.path(),
+        "Containerfile",
+        "FROM localhost/busybox\nRUN true\n",
+    );
+    build(&s, ctx.path(), &[]);
+    assert_nothing_left(&s);
+}
+
+#[test]
+fn privileged_hostile_contexts_and_archives_stay_inside() {
+    if !require_privileged(
+        "privileged_hostile_contexts_and_archives_stay_inside",
+        "builds mount overlays",
+    ) {
+        return;
+    }
+    let s = store();
+    let outside = tempfile::tempdir().unwrap();
+    let secret = outside.path().join("host-secret");
+    std::fs::write(&secret, "host only\n").unwrap();
+    let ctx = tempfile::tempdir().unwrap();
+    let c = ctx.path();
+    // Links that point out of the context, absolutely and by climbing.
+    std::os::unix::fs::symlink(&secret, c.join("abs-link")).unwrap();
+    write(c, "sub/inner.txt", "context's own\n");
+    std::os::unix::fs::symlink("../../../../../../../../sub", c.join("up-link")).unwrap();
+    // A tar whose entries climb out and go through a link out of the root.
+    let mut t = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Symlink);
+    h.set_size(0);
+    h.set_mode(0o777);
+    t.append_link(&mut h, "escape", outside.path()).unwrap();
+    let mut h = tar::Header::new_gnu();
+    h.set_size(4);
+    h.set_mode(0o644);
+    t.append_data(&mut h, "escape/pwned", &b"bad\n"[..])
+        .unwrap();
+    let mut h = tar::Header::new_gnu();
+    h.set_size(4);
+    h.set_mode(0o644);
+    h.as_old_mut().name[..15].copy_from_slice(b"../../../pwned2");
+    h.set_cksum();
+    t.append(&h, &b"bad\n"[..]).unwrap();
+    std::fs::write(c.join("evil.tar"), t.into_inner().unwrap()).unwrap();
+    write(
+        c,
+        "Containerfile",
+        "FROM localhost/busybox\nCOPY abs-link /copied-abs\nCOPY up-link /copied-up\nADD evil.tar /x/\n",
+    );
+    // The absolute link resolves inside the context, where nothing is: a clear error.
+    let (_, stderr) = s.fail(["build", &c.display().to_string()]);
+    assert!(
+        stderr.contains("Containerfile:2") && stderr.contains("abs-link"),
+        "{stderr}"
+    );
+    write(
+        c,
+        "Containerfile",
+        "FROM localhost/busybox\nCOPY up-link /copied-up\nADD evil.tar /x/\n",
+    );
+    let (id, _) = build(&s, c, &[]);
+    s.ok(["storage", "create", &id, "--name", "look"]);
+    let root = s.mount("look");
+    assert!(
+        !outside.path().join("pwned").exists(),
+        "ADD wrote through a link out of the root"
+    );
+    assert!(
+        !Path::new("/pwned2").exists() && !c.join("pwned2").exists(),
+        "ADD climbed out"
+    );
+    // A link climbing out of the context resolves inside it, as in the container.
+    assert_eq!(
+        std::fs::read_to_string(root.join("copied-up/inner.txt")).unwrap(),
+        "context's own\n"
+    );
+    // The archive's entries landed inside the image: through the link, resolved in the
+    // image's root; the climbing name clamped at the image's root.
+    let inside: PathBuf = root
+        .join(outside.path().strip_prefix("/").unwrap())
+        .join("pwned");
+    assert_eq!(std::fs::read_to_string(inside).unwrap(), "bad\n");
+    assert_eq!(
+        std::fs::read_to_string(root.join("pwned2")).unwrap(),
+        "bad\n"
+    );
+    assert_eq!(std::fs::read_to_string(&secret).unwrap(), "host only\n");
+    s.ok(["storage", "umount", "look"]);
+    s.ok(["storage", "rm", "look"]);
+    assert_nothing_left(&s);
+}
+
+#[test]
+fn privileged_built_images_run_here_and_in_podman() {
+    if !require_privileged(
+        "privileged_built_images_run_here_and_in_podman",
+        "builds run containers",
+    ) {
+        return;
+    }
+    let s = store();
+    let ctx = tempfile::tempdir().unwrap();
+    write(
+        ctx.path(),
+        "Containerfile",
+        "FROM localhost/busybox AS build\nRUN echo built-in-stage > /out\nFROM localhost/busybox\nCOPY --from=build /out /out\nCMD [\"cat\", \"/out\"]\n",
+    );
+    let iid = ctx.path().join("iid");
+    let (id, out) = build(
+        &s,
+        ctx.path(),
+        &["-t", "made", "--iidfile", &iid.display().to_string()],
+    );
+    assert!(
+        out.contains("Successfully tagged localhost/made:latest"),
+        "{out}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&iid).unwrap(),
+        format!("sha256:{id}")
+    );
+    assert_eq!(
+        s.ok(["run", "--rm", "--network", "none", "made"]),
+        "built-in-stage\n"
+    );
+    // -q prints only the ID.
+    let q = s.ok([
+        "build",
+        "-q",
+        "--network",
+        "none",
+        &ctx.path().display().to_string(),
+    ]);
+    assert_eq!(q.trim(), id);
+    // podman loads what strata saves and runs it.
+    let archive = ctx.path().join("made.tar");
+    s.ok([
+        "save",
+        "-o",
+        &archive.display().to_string(),
+        "localhost/made:latest",
+    ]);
+    let pod = tempfile::tempdir_in("/var/tmp").unwrap();
+    let podman = |args: &[&str]| {
+        Command::new("podman")
+            .arg("--root")
+            .arg(pod.path().join("root"))
+            .arg("--runroot")
+            .arg(pod.path().join("run"))
+            .args(["--storage-driver", "overlay"])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let load = podman(&["load", "-i", &archive.display().to_string()]);
+    assert!(
+        load.status.success(),
+        "{}",
+        String::from_utf8_lossy(&load.stderr)
+    );
+    // podman 4.3's default rlimits are above this machine's hard limits (run_images.rs).
+    let run = podman(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--ulimit",
+        "nofile=1024:1024",
+        "--ulimit",
+        "nproc=1024:1024",
+        "localhost/made:latest",
+    ]);
+    let _ = podman(&["rmi", "--all", "--force"]);
+    strata_tests::cli::unmount_below(pod.path());
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&run.stdout), "built-in-stage\n");
+}
