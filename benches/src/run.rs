@@ -218,10 +218,10 @@ fn measure(
 /// would always follow the same one, and what a command leaves behind (or warms) lands on its
 /// successor. With a rotated order, the same strata binary measured 7 ms faster in the slot
 /// after bare crun than in the slot after itself. xorshift64 is plenty for this; no crate.
-struct Shuffler(u64);
+pub(crate) struct Shuffler(u64);
 
 impl Shuffler {
-    fn new(seed: &str) -> Shuffler {
+    pub(crate) fn new(seed: &str) -> Shuffler {
         // FNV-1a of the seed; never 0, which xorshift cannot leave.
         let h = seed.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
             (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
@@ -237,7 +237,7 @@ impl Shuffler {
     }
 
     /// Fisher-Yates.
-    fn shuffle(&mut self, v: &mut [usize]) {
+    pub(crate) fn shuffle(&mut self, v: &mut [usize]) {
         for i in (1..v.len()).rev() {
             let j = usize::try_from(self.next() % (i as u64 + 1)).unwrap_or(0);
             v.swap(i, j);
@@ -246,7 +246,7 @@ impl Shuffler {
 }
 
 /// Median and 90th percentile (nearest rank) of `times`, which is not empty.
-fn latency(group: &'static str, tool: &str, mut times: Vec<Duration>) -> Measurement {
+pub(crate) fn latency(group: &'static str, tool: &str, mut times: Vec<Duration>) -> Measurement {
     times.sort();
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     let p90 = times[(times.len() * 9).div_ceil(10).max(1) - 1];

@@ -93,12 +93,14 @@ impl Buildah {
         );
     }
 
-    /// `buildah bud --layers` of `context` with `extra` flags; returns the image name.
+    /// `buildah bud --layers` of `context` with `extra` flags, run in the context directory.
     pub fn build(&self, context: &Path, tag: &str, extra: &[String]) -> Output {
         let mut c = self.command();
+        // Relative paths in `extra` (a secret's file) are relative to the context.
         c.args(["bud", "--layers", "--pull-never", "-t", tag])
             .args(extra)
-            .arg(context);
+            .arg(context)
+            .current_dir(context);
         c.output().expect("cannot run buildah")
     }
 

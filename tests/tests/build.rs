@@ -516,3 +516,155 @@ fn privileged_built_images_run_here_and_in_podman() {
     );
     assert_eq!(String::from_utf8_lossy(&run.stdout), "built-in-stage\n");
 }
+
+/// A one-file HTTP server on 127.0.0.1 that counts its requests.
+fn serve(body: &'static str) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a local port");
+    let port = listener.local_addr().expect("local address").port();
+    let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = count.clone();
+    std::thread::spawn(move || {
+        for mut conn in listener.incoming().flatten() {
+            let mut buf = [0u8; 4096];
+            let _ = conn.read(&mut buf);
+            seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let _ = write!(
+                conn,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    (port, count)
+}
+
+#[test]
+fn privileged_add_downloads_urls_and_checks_checksums() {
+    if !require_privileged(
+        "privileged_add_downloads_urls_and_checks_checksums",
+        "builds mount overlays",
+    ) {
+        return;
+    }
+    use std::sync::atomic::Ordering;
+    let s = store();
+    let (port, requests) = serve("from the web\n");
+    let sum = "sha256:a0c0e1dc3a0a2a1e3e1b7e49f7cb1d2e5c1d3b4d7b0d6c9a0f1b6f4a0c0e1dc3";
+    let ctx = tempfile::tempdir().unwrap();
+    write(
+        ctx.path(),
+        "Containerfile",
+        &format!("FROM localhost/busybox\nADD http://127.0.0.1:{port}/dir/file.txt /dl/\n"),
+    );
+    let (id, _) = build(&s, ctx.path(), &[]);
+    s.ok(["storage", "create", &id, "--name", "look"]);
+    let root = s.mount("look");
+    let f = root.join("dl/file.txt");
+    assert_eq!(std::fs::read_to_string(&f).unwrap(), "from the web\n");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&f).unwrap().permissions().mode() & 0o7777,
+        0o600
+    );
+    s.ok(["storage", "umount", "look"]);
+    s.ok(["storage", "rm", "look"]);
+    // Without --checksum every build downloads (and hits when the content is the same).
+    let before = requests.load(Ordering::SeqCst);
+    let (again, out) = build(&s, ctx.path(), &[]);
+    assert_eq!(again, id, "{out}");
+    assert_eq!(requests.load(Ordering::SeqCst), before + 1);
+    // A wrong --checksum fails naming both digests; the right one hits without downloading.
+    write(
+        ctx.path(),
+        "Containerfile",
+        &format!("FROM localhost/busybox\nADD --checksum={sum} http://127.0.0.1:{port}/dir/file.txt /dl/\n"),
+    );
+    let (_, stderr) = s.fail(["build", &ctx.path().display().to_string()]);
+    assert!(
+        stderr.contains("Containerfile:2") && stderr.contains("checksum mismatch"),
+        "{stderr}"
+    );
+    let real = {
+        use sha2::Digest as _;
+        format!("sha256:{:x}", sha2::Sha256::digest(b"from the web\n"))
+    };
+    write(
+        ctx.path(),
+        "Containerfile",
+        &format!("FROM localhost/busybox\nADD --checksum={real} http://127.0.0.1:{port}/dir/file.txt /dl/\n"),
+    );
+    build(&s, ctx.path(), &[]);
+    let before = requests.load(Ordering::SeqCst);
+    let (_, out) = build(&s, ctx.path(), &[]);
+    assert_eq!(hits(&out), 1, "{out}");
+    assert_eq!(
+        requests.load(Ordering::SeqCst),
+        before,
+        "a checksum hit downloaded the file"
+    );
+    assert_nothing_left(&s);
+}
+
+#[test]
+fn privileged_squash_keeps_the_files_and_drops_the_layers() {
+    if !require_privileged(
+        "privileged_squash_keeps_the_files_and_drops_the_layers",
+        "builds run containers",
+    ) {
+        return;
+    }
+    let s = store();
+    let ctx = tempfile::tempdir().unwrap();
+    write(
+        ctx.path(),
+        "Containerfile",
+        "FROM localhost/busybox\nCOPY a /data/a\nRUN rm /bin/true && echo b > /data/b && mkdir -p /gone && touch /gone/x\nRUN rm -r /gone /data/a\nENV S=1\n",
+    );
+    write(ctx.path(), "a", "a\n");
+    let layers = |id: &str| {
+        s.json(["inspect", "--type", "image", id])[0]["RootFS"]["Layers"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    let base_layers = layers("localhost/busybox");
+    let (plain, _) = build(&s, ctx.path(), &[]);
+    let (squashed, _) = build(&s, ctx.path(), &["--squash"]);
+    let (all, _) = build(&s, ctx.path(), &["--squash-all"]);
+    assert_eq!(layers(&plain), base_layers + 3);
+    assert_eq!(
+        layers(&squashed),
+        base_layers + 1,
+        "--squash: the new layers in one"
+    );
+    assert_eq!(layers(&all), 1, "--squash-all: one layer");
+    let trees: Vec<PathBuf> = [&plain, &squashed, &all]
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            let name = format!("look{i}");
+            s.ok(["storage", "create", id, "--name", &name]);
+            s.mount(&name)
+        })
+        .collect();
+    for t in &trees[1..] {
+        let diffs = strata_tests::tree::compare(&trees[0], t);
+        assert!(diffs.is_empty(), "squashed tree differs: {diffs:?}");
+    }
+    assert!(!trees[1].join("bin/true").exists() && !trees[1].join("gone").exists());
+    assert_eq!(
+        std::fs::read_to_string(trees[2].join("data/b")).unwrap(),
+        "b\n"
+    );
+    let env = s.json(["inspect", "--type", "image", &squashed])[0]["Config"]["Env"].clone();
+    assert!(env.to_string().contains("S=1"), "the config is kept: {env}");
+    // A cached rebuild gives the same squashed image.
+    let (again, _) = build(&s, ctx.path(), &["--squash"]);
+    assert_eq!(again, squashed);
+    for i in 0..3 {
+        s.ok(["storage", "umount", &format!("look{i}")]);
+        s.ok(["storage", "rm", &format!("look{i}")]);
+    }
+    assert_nothing_left(&s);
+}

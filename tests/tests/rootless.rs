@@ -1459,3 +1459,53 @@ fn privileged_rootless_default_seccomp_blocks_and_unconfined_allows() {
         s.assert_nothing_left(rt);
     }
 }
+
+#[test]
+fn privileged_rootless_build_runs_steps_and_caches() {
+    if !require_privileged(
+        "rootless_build",
+        "builds as a rootless user (runuser, newuidmap)",
+    ) {
+        return;
+    }
+    let s = Session::new(USER, true);
+    s.load_busybox();
+    let ctx = s.path("work/ctx");
+    std::fs::create_dir_all(&ctx).expect("mkdir");
+    std::fs::write(
+        ctx.join("Containerfile"),
+        "FROM busybox\nCOPY --chown=1:2 f /f\nRUN echo built > /x && chown 100:100 /x && id -u\nUSER 100\nWORKDIR /home/app\nCMD [\"cat\", \"/x\"]\n",
+    )
+    .expect("write");
+    std::fs::write(ctx.join("f"), "file\n").expect("write");
+    s.chown_to_user(&ctx);
+    let ctx_arg = ctx.display().to_string();
+    let out = s.ok(&["build", "--network", "none", "-t", "rl", &ctx_arg]);
+    assert!(
+        out.lines().any(|l| l == "0"),
+        "RUN as root of the namespace: {out}"
+    );
+    assert_eq!(s.ok(&["run", "--rm", "--network", "none", "rl"]), "built\n");
+    let listing = s.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--user",
+        "0",
+        "rl",
+        "sh",
+        "-c",
+        "stat -c '%u:%g %n' /f /x /home/app",
+    ]);
+    assert_eq!(listing, "1:2 /f\n100:100 /x\n100:100 /home/app\n");
+    let again = s.ok(&["build", "--network", "none", "-t", "rl", &ctx_arg]);
+    assert_eq!(
+        again
+            .lines()
+            .filter(|l| l.starts_with("--> Using cache"))
+            .count(),
+        5,
+        "a rootless rebuild is fully cached: {again}"
+    );
+}

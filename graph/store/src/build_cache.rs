@@ -101,7 +101,10 @@ mod tests {
             tx.cache_record("k2", &id, 1)
         })
         .unwrap();
-        assert_eq!(meta.read(|tx| tx.cache_lookup("k1")).unwrap(), Some(id.clone()));
+        assert_eq!(
+            meta.read(|tx| tx.cache_lookup("k1")).unwrap(),
+            Some(id.clone())
+        );
         assert_eq!(meta.read(|tx| tx.cache_lookup("nope")).unwrap(), None);
         // A record for an image that does not exist is refused.
         let ghost = ImageId(Digest::of(b"ghost"));

@@ -139,12 +139,6 @@ pub fn build(host: &Host, cmd: BuildCmd) -> Result<Outcome> {
     if let Some(p) = &cmd.platform {
         options::check_platform(p)?;
     }
-    if cmd.squash || cmd.squash_all {
-        bail!(kinded(
-            ErrorKind::Unsupported,
-            "--squash and --squash-all are not supported yet"
-        ));
-    }
     if !matches!(cmd.isolation.as_str(), "oci" | "chroot" | "default") {
         bail!(kinded(
             ErrorKind::InvalidArgument,
@@ -241,6 +235,18 @@ pub fn build(host: &Host, cmd: BuildCmd) -> Result<Outcome> {
         }
     }
     let mut id = result?;
+    if cmd.squash || cmd.squash_all {
+        let image = b.load(&id)?;
+        let base = if cmd.squash_all {
+            b.scratch()?
+        } else {
+            let base_id = b.stage_bases[target]
+                .clone()
+                .expect("the target stage was built");
+            b.load(&base_id)?
+        };
+        id = crate::squash::squash(store, &image, &base, opts.format, opts.use_cache())?;
+    }
     // The final image: what the format cannot carry dropped (with buildah's warnings; the
     // steps kept it, as later steps use SHELL), --label and --annotation added (no history
     // entry, as buildah). The same inputs record the same image again, so no cache is needed.

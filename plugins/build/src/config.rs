@@ -40,10 +40,11 @@ impl ImageConfig {
     /// The config of `FROM scratch`: this host's platform, nothing else.
     pub fn scratch() -> ImageConfig {
         let (arch, variant) = strata_types::arch::go_platform();
+        // buildah and BuildKit give a scratch image the default PATH.
         let mut j = json!({
             "architecture": arch,
             "os": "linux",
-            "config": {},
+            "config": {"Env": [format!("PATH={DEFAULT_PATH}")]},
             "rootfs": {"type": "layers", "diff_ids": []},
             "history": [],
         });
@@ -263,7 +264,11 @@ mod tests {
         c.set_env("A", "1");
         c.set_env("B", "2");
         c.set_env("A", "3");
-        assert_eq!(c.env(), vec!["A=3", "B=2"]);
+        assert_eq!(c.env()[1..], ["A=3", "B=2"]);
+        assert!(
+            c.env()[0].starts_with("PATH="),
+            "scratch has the default PATH"
+        );
         assert_eq!(c.env_value("A").as_deref(), Some("3"));
     }
 

@@ -32,9 +32,19 @@ enum From {
     Image(String),
 }
 
-/// Docker's `--chown`: `user[:group]`, names looked up in the image; a lone user's gid is
-/// its uid.
-fn chown(root: &std::path::Path, spec: &str) -> Result<(u32, u32)> {
+/// The part of a `--parents` source's path that is dropped: what comes before the last `/./`
+/// of its pattern (Docker's pivot), else nothing.
+fn pivot(pattern: &str) -> String {
+    let p = pattern.strip_prefix("./").unwrap_or(pattern);
+    match p.rfind("/./") {
+        Some(i) => tree::components(&p[..i]).join("/"),
+        None => String::new(),
+    }
+}
+
+/// Docker's `--chown` (and WORKDIR's owner): `user[:group]`, names looked up in the image; a
+/// lone user's gid is its uid.
+pub fn chown(root: &std::path::Path, spec: &str) -> Result<(u32, u32)> {
     let (user, group) = match spec.split_once(':') {
         Some((u, g)) => (u, Some(g)),
         None => (spec, None),
@@ -111,7 +121,12 @@ pub fn copy(b: &mut Build<'_>, st: &mut StageState, ins: &Instruction) -> Result
                     &b.opts.registry,
                     b.opts.quiet,
                 )
-                .map_err(|e| b.at(ins, format!("COPY --from={f}: {e}")))?;
+                .map_err(|e| {
+                    b.at(
+                        ins,
+                        format!("--from={f}: no stage of that name, and no such image ({e})"),
+                    )
+                })?;
                 From::Image(info.id)
             }
         },
@@ -127,22 +142,53 @@ pub fn copy(b: &mut Build<'_>, st: &mut StageState, ins: &Instruction) -> Result
     // Resolve and digest the sources (context ones only; a --from image is its ID).
     let mut heredocs = Vec::new();
     let mut patterns = Vec::new();
+    let mut urls: Vec<String> = Vec::new();
     for s in raw_sources {
         if let Some(h) = ins.heredoc_for(s) {
+            // An unquoted delimiter's body is expanded, quotes kept (BuildKit's ExpandRaw).
+            let mut h = h.clone();
+            if h.expand {
+                h.content = b
+                    .lexer
+                    .expand_raw(&h.content, &lookup)
+                    .map_err(|e| b.at(ins, e))?;
+            }
             key.add("heredoc", &format!("{}\n{}", h.name, h.content));
-            heredocs.push(h.clone());
+            heredocs.push(h);
             continue;
         }
         let p = word(s)?;
-        if is_add && (p.starts_with("http://") || p.starts_with("https://")) {
-            return Err(b.at(ins, format!("ADD {p}: remote URLs are not supported yet; download the file into the context")));
+        if is_add && crate::remote::is_url(&p) {
+            urls.push(p);
+            continue;
         }
         if matches!(from, From::Context) && (p.starts_with("git@") || p.ends_with(".git")) {
             return Err(b.at(ins, format!("ADD {p}: git sources are not supported")));
         }
         patterns.push(p);
     }
+    let checksum = flag("checksum");
+    if checksum.is_some() && urls.is_empty() {
+        return Err(b.at(ins, "--checksum is only for ADD of a URL"));
+    }
+    let mut downloads: Vec<(String, Option<crate::remote::Downloaded>)> = Vec::new();
+    for u in &urls {
+        match &checksum {
+            // With a checksum the content is known: a hit downloads nothing.
+            Some(c) => {
+                key.add("url", &format!("{u} {c}"));
+                downloads.push((u.clone(), None));
+            }
+            None => {
+                let d = crate::remote::fetch(u, &b.opts.build_dir.join("downloads"), None)
+                    .map_err(|e| b.at(ins, format!("{e:#}")))?;
+                key.add("url", &format!("{u} {}", d.digest));
+                downloads.push((u.clone(), Some(d)));
+            }
+        }
+    }
     let mut resolved: Vec<Source> = Vec::new();
+    let mut pivots: Vec<String> = Vec::new();
     match &from {
         From::Context | From::Named(_) => {
             let ctx: &mut BuildContext = match &from {
@@ -156,7 +202,10 @@ pub fn copy(b: &mut Build<'_>, st: &mut StageState, ins: &Instruction) -> Result
                 })?;
                 for s in found {
                     h.update(s.rel.as_bytes());
-                    ctx.digest_into(&s, &mut h)?;
+                    ctx.digest_into(&s, &mut h).map_err(|e| {
+                        anyhow::anyhow!("{}:{}: {}: {e:#}", b.opts.file_name, ins.line, ins.keyword)
+                    })?;
+                    pivots.push(pivot(p));
                     resolved.push(s);
                 }
             }
@@ -189,7 +238,10 @@ pub fn copy(b: &mut Build<'_>, st: &mut StageState, ins: &Instruction) -> Result
         from_work = Some(w);
         let c = BuildContext::open(&p, Ignore::empty(), None)?;
         for pat in &patterns {
-            resolved.extend(c.resolve(pat).map_err(|e| b.at(ins, format!("{e:#}")))?);
+            for s in c.resolve(pat).map_err(|e| b.at(ins, format!("{e:#}")))? {
+                pivots.push(pivot(pat));
+                resolved.push(s);
+            }
         }
         from_ctx = Some(c);
     }
@@ -198,7 +250,7 @@ pub fn copy(b: &mut Build<'_>, st: &mut StageState, ins: &Instruction) -> Result
         (From::Image(_), Some(c)) => c,
         _ => &b.context,
     };
-    let total = resolved.len() + heredocs.len();
+    let total = resolved.len() + heredocs.len() + downloads.len();
     let existing_dir = dst.stat(&dest)?.is_some_and(|s| {
         rustix::fs::FileType::from_raw_mode(s.st_mode) == rustix::fs::FileType::Directory
     });
@@ -210,13 +262,21 @@ pub fn copy(b: &mut Build<'_>, st: &mut StageState, ins: &Instruction) -> Result
     };
     let parent_owner = owner.unwrap_or((0, 0));
     let mut described = Vec::new();
-    for s in &resolved {
+    for (s, piv) in resolved.iter().zip(&pivots) {
         b.interrupt.check()?;
         let base = tree::components(&s.rel)
             .last()
             .copied()
             .unwrap_or("")
             .to_owned();
+        if !exclude.is_empty() && (exclude.is_excluded(&s.rel) || exclude.is_excluded(&base)) {
+            continue;
+        }
+        // --parents keeps the source's path, from after its pattern's `/./` if it has one.
+        let kept = match s.rel.strip_prefix(piv.as_str()) {
+            Some(rest) if !piv.is_empty() => rest.trim_start_matches('/').to_owned(),
+            _ => s.rel.clone(),
+        };
         let mut entries = s.entries.clone();
         if !exclude.is_empty() {
             entries.retain(|e| {
@@ -230,10 +290,9 @@ pub fn copy(b: &mut Build<'_>, st: &mut StageState, ins: &Instruction) -> Result
                 .open_in(&s.rel, rustix::fs::OFlags::RDONLY)
                 .map_err(|e| b.at(ins, format!("open {}: {e}", s.rel)))?;
             let mut file = std::fs::File::from(fd);
-            let head = crate::extract::head(&mut file)?;
-            if let Some(kind) = crate::extract::detect(&head) {
+            if let Some(kind) = crate::extract::sniff(&mut file)? {
                 let target = if parents {
-                    tree::join(&dest, &s.rel)
+                    tree::join(&dest, &kept)
                 } else {
                     dest.clone()
                 };
@@ -245,7 +304,7 @@ pub fn copy(b: &mut Build<'_>, st: &mut StageState, ins: &Instruction) -> Result
             }
         }
         let target = if parents {
-            tree::join(&dest, &s.rel)
+            tree::join(&dest, &kept)
         } else if s.is_dir() || !into_dir {
             dest.clone()
         } else {
@@ -267,37 +326,53 @@ pub fn copy(b: &mut Build<'_>, st: &mut StageState, ins: &Instruction) -> Result
             s.rel
         ));
     }
+    for (url, d) in downloads.iter_mut() {
+        if d.is_none() {
+            *d = Some(
+                crate::remote::fetch(
+                    url,
+                    &b.opts.build_dir.join("downloads"),
+                    checksum.as_deref(),
+                )
+                .map_err(|e| b.at(ins, format!("{e:#}")))?,
+            );
+        }
+        let file = d.as_ref().expect("downloaded above");
+        let target = if into_dir {
+            tree::join(
+                &dest,
+                &crate::remote::file_name(url).map_err(|e| b.at(ins, e))?,
+            )
+        } else {
+            dest.clone()
+        };
+        let content = std::fs::File::open(&file.path)?;
+        write_file(
+            &dst,
+            &target,
+            content,
+            chmod.unwrap_or(0o600),
+            owner.unwrap_or((0, 0)),
+            parent_owner,
+        )
+        .map_err(|e| b.at(ins, format!("{e:#}")))?;
+        described.push(format!("url:{url}"));
+    }
     for h in &heredocs {
         let target = if into_dir {
             tree::join(&dest, &h.name)
         } else {
             dest.clone()
         };
-        let c = tree::components(&target);
-        let (name, parent) = c
-            .split_last()
-            .ok_or_else(|| b.at(ins, "cannot write a heredoc over /"))?;
-        let pdir = dst.mkdir_all(&parent.join("/"), parent_owner)?;
-        let _ = rustix::fs::unlinkat(&pdir, *name, rustix::fs::AtFlags::empty());
-        let fd = rustix::fs::openat(
-            &pdir,
-            *name,
-            rustix::fs::OFlags::WRONLY
-                | rustix::fs::OFlags::CREATE
-                | rustix::fs::OFlags::EXCL
-                | rustix::fs::OFlags::NOFOLLOW,
-            rustix::fs::Mode::from_raw_mode(chmod.unwrap_or(0o644)),
+        write_file(
+            &dst,
+            &target,
+            h.content.as_bytes(),
+            chmod.unwrap_or(0o644),
+            owner.unwrap_or((0, 0)),
+            parent_owner,
         )
-        .map_err(|e| b.at(ins, format!("create /{target}: {e}")))?;
-        let mut f = std::fs::File::from(fd);
-        std::io::Write::write_all(&mut f, h.content.as_bytes())?;
-        let (uid, gid) = owner.unwrap_or((0, 0));
-        rustix::fs::fchown(
-            &f,
-            Some(rustix::fs::Uid::from_raw(uid)),
-            Some(rustix::fs::Gid::from_raw(gid)),
-        )?;
-        rustix::fs::fchmod(&f, rustix::fs::Mode::from_raw_mode(chmod.unwrap_or(0o644)))?;
+        .map_err(|e| b.at(ins, format!("{e:#}")))?;
         described.push(format!("heredoc:{}", h.name));
     }
     // Every descriptor into the mounts goes before they are unmounted.
@@ -312,4 +387,42 @@ pub fn copy(b: &mut Build<'_>, st: &mut StageState, ins: &Instruction) -> Result
     drop(work);
     let cur = b.load(&id)?;
     b.record(st, &key, cur, started)
+}
+
+/// Writes `content` as the regular file `target` in `root` (replacing a file there), with
+/// `mode` and `owner`; missing parents are made with `parent_owner`.
+fn write_file(
+    root: &Root,
+    target: &str,
+    mut content: impl std::io::Read,
+    mode: u32,
+    owner: (u32, u32),
+    parent_owner: (u32, u32),
+) -> Result<()> {
+    use rustix::fs::{AtFlags, Gid, Mode, OFlags, Uid};
+    let c = tree::components(target);
+    let Some((name, parent)) = c.split_last() else {
+        bail!("cannot write a file over /");
+    };
+    let pdir = root.mkdir_all(&parent.join("/"), parent_owner)?;
+    match rustix::fs::unlinkat(&pdir, *name, AtFlags::empty()) {
+        Ok(()) | Err(rustix::io::Errno::NOENT) => {}
+        Err(e) => return Err(anyhow::anyhow!("replace /{target}: {e}")),
+    }
+    let fd = rustix::fs::openat(
+        &pdir,
+        *name,
+        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o600),
+    )
+    .map_err(|e| anyhow::anyhow!("create /{target}: {e}"))?;
+    let mut f = std::fs::File::from(fd);
+    std::io::copy(&mut content, &mut f)?;
+    rustix::fs::fchown(
+        &f,
+        Some(Uid::from_raw(owner.0)),
+        Some(Gid::from_raw(owner.1)),
+    )?;
+    rustix::fs::fchmod(&f, Mode::from_raw_mode(mode))?;
+    Ok(())
 }

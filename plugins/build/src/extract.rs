@@ -9,7 +9,7 @@
 //! process (flate2, zstd); bzip2 and xz through Debian's `bzip2 -dc` and `xz -dc`, which is
 //! what buildah's Go libraries cannot avoid either and saves two C-library bindings here.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufReader, Read};
 use std::os::fd::OwnedFd;
 use std::process::{Command, Stdio};
 
@@ -137,7 +137,19 @@ pub fn extract(
     dest: &str,
     owner: Option<(u32, u32)>,
 ) -> Result<usize> {
-    let reader = open(file, kind)?;
+    unpack(open(file, kind)?, root, dest, owner, false)
+}
+
+/// Unpacks a tar stream into `dest` in `root`. With `whiteouts`, the stream is an OCI layer:
+/// `.wh.NAME` removes NAME and `.wh..wh..opq` empties its directory (what the layer hides
+/// below it), instead of being written as files (ADD writes them as they are, as Docker).
+pub fn unpack(
+    reader: impl Read,
+    root: &Root,
+    dest: &str,
+    owner: Option<(u32, u32)>,
+    whiteouts: bool,
+) -> Result<usize> {
     let mut ar = tar::Archive::new(reader);
     let mut n = 0;
     let mut dirs: Vec<(String, u64)> = Vec::new();
@@ -182,6 +194,25 @@ pub fn extract(
             },
         };
         let pdir = root.mkdir_all(&parent.join("/"), (0, 0))?;
+        if whiteouts {
+            if *name == ".wh..wh..opq" {
+                let names: Vec<String> = rustix::fs::Dir::read_from(&pdir)?
+                    .filter_map(|e| e.ok())
+                    .filter_map(|e| e.file_name().to_str().ok().map(str::to_owned))
+                    .filter(|n| n != "." && n != "..")
+                    .collect();
+                for n in names {
+                    remove_all(&pdir, &n)
+                        .with_context(|| format!("empty /{}", parent.join("/")))?;
+                }
+                continue;
+            }
+            if let Some(hidden) = name.strip_prefix(".wh.") {
+                remove_all(&pdir, hidden)
+                    .with_context(|| format!("remove /{}/{hidden}", parent.join("/")))?;
+                continue;
+            }
+        }
         let existing = rustix::fs::statat(&pdir, *name, AtFlags::SYMLINK_NOFOLLOW).ok();
         let is_dir =
             |st: &rustix::fs::Stat| FileType::from_raw_mode(st.st_mode) == FileType::Directory;
@@ -301,6 +332,58 @@ pub fn extract(
     Ok(n)
 }
 
+/// Whether a 512-byte block is a tar header: its checksum (the sum of its bytes with the
+/// checksum field read as spaces) matches the octal number in that field. Old v7 tars have no
+/// `ustar` magic, so this is how Docker's archive detection knows them too.
+fn is_tar_header(block: &[u8]) -> bool {
+    if block.len() < 512 || block[..512].iter().all(|b| *b == 0) {
+        return false;
+    }
+    let field = &block[148..156];
+    let text: String = field
+        .iter()
+        .take_while(|b| **b != 0)
+        .map(|b| *b as char)
+        .collect();
+    let Ok(want) = u32::from_str_radix(text.trim(), 8) else {
+        return false;
+    };
+    let sum: u32 = block[..512]
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            if (148..156).contains(&i) {
+                32
+            } else {
+                u32::from(*b)
+            }
+        })
+        .sum();
+    sum == want
+}
+
+/// What ADD does with a local file: extract it when it is a tar, plain or compressed (the
+/// decompressed stream must start with a tar header: a gzipped text file is copied as it is,
+/// as Docker does). The file is rewound.
+pub fn sniff(file: &mut std::fs::File) -> Result<Option<Archive>> {
+    use std::io::Seek;
+    let head = head(file)?;
+    let kind = match detect(&head) {
+        Some(k) => k,
+        None if is_tar_header(&head) => Archive::Tar,
+        None => return Ok(None),
+    };
+    if kind == Archive::Tar {
+        return Ok(Some(kind));
+    }
+    let mut block = Vec::with_capacity(512);
+    let ok = open(file.try_clone()?, kind)
+        .and_then(|r| Ok(r.take(512).read_to_end(&mut block)?))
+        .is_ok();
+    file.seek(std::io::SeekFrom::Start(0))?;
+    Ok((ok && is_tar_header(&block)).then_some(kind))
+}
+
 /// The first bytes of a file, to detect an archive.
 pub fn head(file: &mut std::fs::File) -> Result<Vec<u8>> {
     use std::io::Seek;
@@ -317,9 +400,6 @@ pub fn head(file: &mut std::fs::File) -> Result<Vec<u8>> {
     file.seek(std::io::SeekFrom::Start(0))?;
     Ok(buf)
 }
-
-#[allow(dead_code)]
-fn _assert_bufread<T: BufRead>() {}
 
 #[cfg(test)]
 mod tests {

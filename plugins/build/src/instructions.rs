@@ -114,7 +114,26 @@ pub fn apply(
                     if !valid {
                         return Err(b.at(ins, format!("invalid port {p:?}")));
                     }
-                    config.insert_into("ExposedPorts", &p, empty_object());
+                    // A range is one entry per port (Docker's nat.ParsePortSpecs).
+                    let (lo, hi) = match num.split_once('-') {
+                        Some((a, z)) => {
+                            (a.parse::<u16>().unwrap_or(0), z.parse::<u16>().unwrap_or(0))
+                        }
+                        None => {
+                            let n = num.parse::<u16>().unwrap_or(0);
+                            (n, n)
+                        }
+                    };
+                    if lo > hi {
+                        return Err(b.at(ins, format!("invalid port range {p:?}")));
+                    }
+                    for port in lo..=hi {
+                        config.insert_into(
+                            "ExposedPorts",
+                            &format!("{port}/{proto}"),
+                            empty_object(),
+                        );
+                    }
                     shown.push(p);
                 }
             }
@@ -258,9 +277,7 @@ pub fn workdir(b: &mut Build<'_>, st: &mut StageState, ins: &Instruction) -> Res
     let owner = if user.is_empty() {
         (0, 0)
     } else {
-        let u = strata_engine_containers::user::resolve(&root_path, &user)
-            .map_err(|e| b.at(ins, format!("{e:#}")))?;
-        (u.uid, u.gid)
+        crate::copy::chown(&root_path, &user).map_err(|e| b.at(ins, format!("{e:#}")))?
     };
     {
         let root = Root::open(&root_path)?;

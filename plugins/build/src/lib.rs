@@ -24,9 +24,11 @@ pub mod ignore;
 mod instructions;
 mod options;
 mod progress;
+mod remote;
 mod run_cmd;
 mod run_step;
 mod sources;
+mod squash;
 mod stage;
 mod tree;
 

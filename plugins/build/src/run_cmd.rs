@@ -7,10 +7,10 @@
 //! step, not per mount). Secrets are bound read-only at `/run/secrets/<id>` (or `target`);
 //! their content is never part of a cache key, as in Docker.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use strata_engine_containers::{MountSpec, NetworkMode};
 use strata_plugin_transfer::errors::call;
 
@@ -103,6 +103,7 @@ pub fn run(b: &mut Build<'_>, st: &mut StageState, ins: &Instruction) -> Result<
     key.add("workdir", &st.cur.config.workdir());
     key.add("network", &format!("{network:?}"));
     let mut mounts = Vec::new();
+    let mut deferred = Vec::new();
     for f in ins.flags.iter().filter(|f| f.name == "mount") {
         let spec = f.value.clone().unwrap_or_default();
         let o = mount_options(&spec);
@@ -120,30 +121,40 @@ pub fn run(b: &mut Build<'_>, st: &mut StageState, ins: &Instruction) -> Result<
                     .is_none_or(|v| v == "false"));
         match kind.as_str() {
             "bind" => {
-                if get("from").is_some() {
-                    return Err(b.at(ins, "--mount=type=bind,from= is not supported yet; copy from the stage with COPY --from"));
-                }
                 let target = target.ok_or_else(|| b.at(ins, "--mount needs target="))?;
                 let source = get("source").or_else(|| get("src")).unwrap_or_default();
+                if let Some(from) = get("from") {
+                    let image = bind_image(b, st, ins, &from)?;
+                    key.add(
+                        "mount",
+                        &format!("bind from {image} {source} {target} ro={read_only}"),
+                    );
+                    deferred.push(Deferred::BindImage {
+                        image,
+                        source,
+                        target,
+                        read_only,
+                    });
+                    continue;
+                }
                 let sources = b
                     .context
                     .resolve(&source)
                     .map_err(|e| b.at(ins, format!("{e:#}")))?;
                 let mut h = strata_types::Hasher::new();
                 for s in &sources {
-                    b.context.digest_into(s, &mut h)?;
+                    b.context
+                        .digest_into(s, &mut h)
+                        .map_err(|e| b.at(ins, format!("{e:#}")))?;
                 }
                 key.add(
                     "mount",
                     &format!("bind {source} {target} ro={read_only} {}", h.finish()),
                 );
-                let host = b.context.dir.join(&sources[0].rel);
-                mounts.push(MountSpec {
-                    kind: "bind".into(),
-                    source: host.display().to_string(),
-                    destination: target,
+                deferred.push(Deferred::BindContext {
+                    rel: sources[0].rel.clone(),
+                    target,
                     read_only,
-                    options: Vec::new(),
                 });
             }
             "cache" => {
@@ -215,13 +226,27 @@ pub fn run(b: &mut Build<'_>, st: &mut StageState, ins: &Instruction) -> Result<
                     }
                     continue;
                 };
-                key.add("mount", &format!("secret {id} {target}"));
-                mounts.push(MountSpec {
-                    kind: "bind".into(),
-                    source: file.display().to_string(),
-                    destination: target,
-                    read_only: true,
-                    options: Vec::new(),
+                let num = |k: &str, radix: u32, default: u32| -> Result<u32> {
+                    get(k)
+                        .map(|v| u32::from_str_radix(&v, radix))
+                        .transpose()
+                        .map_err(|_| b.at(ins, format!("invalid secret {k}")))
+                        .map(|v| v.unwrap_or(default))
+                };
+                let (mode, uid, gid) = (
+                    num("mode", 8, 0o400)?,
+                    num("uid", 10, 0)?,
+                    num("gid", 10, 0)?,
+                );
+                key.add(
+                    "mount",
+                    &format!("secret {id} {target} {mode:o} {uid}:{gid}"),
+                );
+                deferred.push(Deferred::Secret {
+                    file: file.clone(),
+                    target,
+                    mode,
+                    owner: (uid, gid),
                 });
             }
             other => {
@@ -235,6 +260,15 @@ pub fn run(b: &mut Build<'_>, st: &mut StageState, ins: &Instruction) -> Result<
     let Some(key) = b.lookup(st, key, started)? else {
         return Ok(());
     };
+    // What the mounts need, made only now that the step runs; removed when `prepared` goes.
+    let mut prepared = Prepared::default();
+    for d in deferred {
+        mounts.push(
+            prepared
+                .make(b, d)
+                .map_err(|e| b.at(ins, format!("{e:#}")))?,
+        );
+    }
     let mut config = st.cur.config.clone();
     let created_by = format!(
         "/bin/sh -c {}",
@@ -262,8 +296,183 @@ pub fn run(b: &mut Build<'_>, st: &mut StageState, ins: &Instruction) -> Result<
         crate::commit::commit_container(store, cid, &config, false)
     })
     .map_err(|e| b.at(ins, format!("{e:#}")))?;
+    drop(prepared);
     let cur = b.load(&id)?;
     b.record(st, &key, cur, started)
+}
+
+/// The image a `--mount=type=bind,from=` names: an earlier stage or an image.
+fn bind_image(b: &Build<'_>, st: &StageState, ins: &Instruction, from: &str) -> Result<String> {
+    if let Some(i) = b.stage_named(from, st.index) {
+        return b.stage_images[i]
+            .clone()
+            .ok_or_else(|| b.at(ins, format!("stage {from:?} has not been built")));
+    }
+    strata_plugin_transfer::images::resolve(
+        b.host,
+        from,
+        b.opts.pull,
+        &b.opts.registry,
+        b.opts.quiet,
+    )
+    .map(|i| i.id)
+    .map_err(|e| {
+        b.at(
+            ins,
+            format!("--mount from={from}: no stage of that name, and no such image ({e})"),
+        )
+    })
+}
+
+/// A mount whose source is made when the step runs.
+#[derive(Debug)]
+enum Deferred {
+    BindContext {
+        rel: String,
+        target: String,
+        read_only: bool,
+    },
+    BindImage {
+        image: String,
+        source: String,
+        target: String,
+        read_only: bool,
+    },
+    Secret {
+        file: PathBuf,
+        target: String,
+        mode: u32,
+        owner: (u32, u32),
+    },
+}
+
+/// What prepared mounts hold: working containers of images, temporary copies and secret
+/// files, all removed on drop.
+#[derive(Debug, Default)]
+struct Prepared {
+    work: Vec<crate::commit::Working>,
+    temp: Vec<PathBuf>,
+}
+
+impl Drop for Prepared {
+    fn drop(&mut self) {
+        for p in &self.temp {
+            let _ = std::fs::remove_dir_all(p);
+        }
+    }
+}
+
+/// The host path of `rel` resolved inside `root` (links followed inside it, never out): a
+/// bind mount follows links on the host, so it must be given the resolved path.
+fn resolved_path(root: &crate::tree::Root, dir: &Path, rel: &str) -> Result<PathBuf> {
+    use std::os::fd::AsRawFd;
+    let fd = root
+        .open_in(rel, rustix::fs::OFlags::PATH)
+        .map_err(|e| anyhow::anyhow!("{rel}: {e}"))?;
+    let real = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd()))?;
+    if !real.starts_with(dir) {
+        bail!("{rel} resolves outside its root");
+    }
+    Ok(real)
+}
+
+impl Prepared {
+    fn temp_dir(&mut self, b: &Build<'_>) -> Result<PathBuf> {
+        let p = b.opts.build_dir.join("mounts").join(format!(
+            "{}-{}",
+            std::process::id(),
+            self.temp.len()
+        ));
+        std::fs::create_dir_all(&p)?;
+        self.temp.push(p.clone());
+        Ok(p)
+    }
+
+    /// A read-write bind gets a copy: Docker discards what a step writes to it.
+    fn copy_for_rw(&mut self, b: &Build<'_>, src: &crate::tree::Root, rel: &str) -> Result<String> {
+        let tmp = self.temp_dir(b)?;
+        let dst = crate::tree::Root::open(&tmp)?;
+        let mut entries = Vec::new();
+        crate::tree::walk(src, rel, &|_, _| false, &mut entries)?;
+        let opts = crate::tree::CopyOptions {
+            keep_owners: true,
+            ..crate::tree::CopyOptions::default()
+        };
+        crate::tree::copy_entries(src, rel, &entries, &dst, "copy", &opts, (0, 0))?;
+        Ok(tmp.join("copy").display().to_string())
+    }
+
+    fn make(&mut self, b: &Build<'_>, d: Deferred) -> Result<MountSpec> {
+        Ok(match d {
+            Deferred::BindContext {
+                rel,
+                target,
+                read_only,
+            } => {
+                let source = if read_only {
+                    resolved_path(&b.context.root, &b.context.dir, &rel)?
+                        .display()
+                        .to_string()
+                } else {
+                    self.copy_for_rw(b, &b.context.root, &rel)?
+                };
+                MountSpec {
+                    kind: "bind".into(),
+                    source,
+                    destination: target,
+                    read_only,
+                    options: Vec::new(),
+                }
+            }
+            Deferred::BindImage {
+                image,
+                source,
+                target,
+                read_only,
+            } => {
+                let mut w = crate::commit::Working::new(b.store, &image, "RUN --mount from")?;
+                let dir = w.root()?;
+                let root = crate::tree::Root::open(&dir)?;
+                let source = if read_only {
+                    resolved_path(&root, &dir, &source)?.display().to_string()
+                } else {
+                    self.copy_for_rw(b, &root, &source)?
+                };
+                drop(root);
+                self.work.push(w);
+                MountSpec {
+                    kind: "bind".into(),
+                    source,
+                    destination: target,
+                    read_only,
+                    options: Vec::new(),
+                }
+            }
+            Deferred::Secret {
+                file,
+                target,
+                mode,
+                owner,
+            } => {
+                // A copy with the mount's mode and owner (default 0400, root), bound read-only.
+                let dir = self.temp_dir(b)?;
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
+                let p = dir.join("secret");
+                std::fs::copy(&file, &p)
+                    .with_context(|| format!("read secret {}", file.display()))?;
+                std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode))?;
+                std::os::unix::fs::chown(&p, Some(owner.0), Some(owner.1))?;
+                MountSpec {
+                    kind: "bind".into(),
+                    source: p.display().to_string(),
+                    destination: target,
+                    read_only: true,
+                    options: Vec::new(),
+                }
+            }
+        })
+    }
 }
 
 /// Removes empty files and directories the runtime created as mount points.

@@ -118,14 +118,19 @@ impl BuildContext {
         let ignore = &self.ignore;
         let skip = |p: &str, _dir: bool| ignore.is_excluded(p);
         if !has_glob(&clean) {
-            if !clean.is_empty() && self.ignore.is_excluded(&clean) {
+            // An ignored source is an error, unless it is a directory an exception brings
+            // some files of back.
+            if !clean.is_empty()
+                && self.ignore.is_excluded(&clean)
+                && !self.ignore.must_descend(&clean)
+            {
                 bail!(
-                    "COPY source {pattern:?} is excluded by the ignore file \
+                    "source {pattern:?} is excluded by the ignore file \
                      (.containerignore/.dockerignore)"
                 );
             }
             if self.root.stat(&clean)?.is_none() {
-                bail!("COPY source {pattern:?}: no such file or directory in the build context");
+                bail!("source {pattern:?}: no such file or directory in the build context");
             }
             let mut entries = Vec::new();
             tree::walk(&self.root, &clean, &skip, &mut entries)?;
@@ -134,7 +139,9 @@ impl BuildContext {
                 entries,
             }]);
         }
-        let glob = Glob::new(&clean).map_err(|e| anyhow::anyhow!("COPY source {e}"))?;
+        // COPY's globs are Go's filepath.Match per path element, as Docker's: `**` is `*`.
+        let glob =
+            Glob::new(&clean.replace("**", "*")).map_err(|e| anyhow::anyhow!("source {e}"))?;
         let mut all = Vec::new();
         tree::walk(
             &self.root,
@@ -164,7 +171,7 @@ impl BuildContext {
             }
         }
         if out.is_empty() {
-            bail!("COPY source {pattern:?}: no files in the build context match");
+            bail!("source {pattern:?}: no files in the build context match");
         }
         Ok(out)
     }
@@ -183,7 +190,9 @@ impl BuildContext {
             }
             h.update(&[0]);
             if ft == FileType::RegularFile {
-                let d = self.file_digest(&tree::join(&src.rel, &e.rel), &e.stat)?;
+                // The top itself may be reached through links (followed inside the root).
+                let d =
+                    self.file_digest(&tree::join(&src.rel, &e.rel), &e.stat, e.rel.is_empty())?;
                 h.update(d.as_bytes());
             }
             h.update(&[0xff]);
@@ -191,7 +200,7 @@ impl BuildContext {
         Ok(())
     }
 
-    fn file_digest(&mut self, rel: &str, st: &rustix::fs::Stat) -> Result<String> {
+    fn file_digest(&mut self, rel: &str, st: &rustix::fs::Stat, follow: bool) -> Result<String> {
         let key = stat_key(st);
         let c = &mut self.stat_cache;
         if let Some((k, d)) = c.file.entries.get(rel) {
@@ -203,7 +212,14 @@ impl BuildContext {
         }
         let fd = self
             .root
-            .open_in(rel, OFlags::RDONLY | OFlags::NOFOLLOW)
+            .open_in(
+                rel,
+                if follow {
+                    OFlags::RDONLY
+                } else {
+                    OFlags::RDONLY | OFlags::NOFOLLOW
+                },
+            )
             .with_context(|| format!("open {rel} in the build context"))?;
         let mut f = std::fs::File::from(fd);
         let mut h = Hasher::new();

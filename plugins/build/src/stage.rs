@@ -40,6 +40,8 @@ pub struct Build<'a> {
     pub lexer: Lexer,
     /// The image each finished stage produced, by index.
     pub stage_images: Vec<Option<String>>,
+    /// The image each stage started from (its FROM), by index.
+    pub stage_bases: Vec<Option<String>>,
     /// Global ARG values (before the first FROM), for FROM and bare stage ARGs.
     pub global_args: BTreeMap<String, Option<String>>,
     pub used_args: HashSet<String>,
@@ -47,6 +49,8 @@ pub struct Build<'a> {
     pub progress: Progress,
     /// The scratch image, recorded when first needed.
     scratch: Option<Current>,
+    /// The key fields of the step that just missed, kept with its record.
+    pending_fields: Vec<(String, String)>,
 }
 
 impl std::fmt::Debug for Build<'_> {
@@ -66,6 +70,10 @@ pub struct StageState {
     pub args: Vec<(String, Option<String>)>,
     /// Whether this stage set CMD (an ENTRYPOINT then keeps it; else it resets an inherited one).
     pub cmd_set: bool,
+    /// Whether a step of this stage missed the cache (every later one misses for that reason).
+    pub missed: bool,
+    /// The instruction being run, as written (for messages and the key-fields file).
+    pub step_text: String,
 }
 
 impl StageState {
@@ -123,11 +131,13 @@ impl<'a> Build<'a> {
                 escape: file.escape,
             },
             stage_images: vec![None; file.stages.len()],
+            stage_bases: vec![None; file.stages.len()],
             global_args: BTreeMap::new(),
             used_args: HashSet::new(),
             interrupt,
             progress,
             scratch: None,
+            pending_fields: Vec::new(),
         }
     }
 
@@ -177,7 +187,7 @@ impl<'a> Build<'a> {
     }
 
     /// The image of `FROM scratch` (no layers, this host's platform), recorded once.
-    fn scratch(&mut self) -> Result<Current> {
+    pub fn scratch(&mut self) -> Result<Current> {
         if let Some(s) = &self.scratch {
             return Ok(s.clone());
         }
@@ -249,11 +259,14 @@ impl<'a> Build<'a> {
             Current::from_info(&info)?
         };
         self.progress.done(&cur.id, None, started);
+        self.stage_bases[index] = Some(cur.id.clone());
         let mut st = StageState {
             index,
             cur,
             args: Vec::new(),
             cmd_set: false,
+            missed: false,
+            step_text: String::new(),
         };
         // The base image's ONBUILD triggers run first, then are cleared (Docker).
         let triggers = crate::config::strings(st.cur.config.json["config"].get("OnBuild"));
@@ -274,6 +287,7 @@ impl<'a> Build<'a> {
     }
 
     fn instruction(&mut self, st: &mut StageState, ins: &Instruction) -> Result<()> {
+        st.step_text.clone_from(&ins.original);
         match &ins.command {
             Command::Arg(list) => {
                 self.progress.step(&ins.original);
@@ -340,13 +354,61 @@ impl<'a> Build<'a> {
                 self.progress.done(&id, Some(true), started);
                 return Ok(None);
             }
-            tracing::debug!(
-                key,
-                ?fields,
-                "cache miss: no step with this key in the store"
-            );
+            let why = self.why_missed(st, &fields);
+            tracing::debug!(key, "cache miss at {}: {why}", st.step_text);
         }
+        st.missed = true;
+        self.pending_fields = fields;
         Ok(Some(key))
+    }
+
+    /// Where the last recorded key of this step (this file, stage and instruction) is kept.
+    fn fields_file(&self, st: &StageState) -> std::path::PathBuf {
+        let mut h = strata_types::Hasher::new();
+        for part in [
+            self.opts.file_name.as_str(),
+            &st.index.to_string(),
+            &st.step_text,
+        ] {
+            h.update(part.as_bytes());
+            h.update(&[0]);
+        }
+        self.opts
+            .build_dir
+            .join("keys")
+            .join(format!("{}.json", &h.finish().hex()[..32]))
+    }
+
+    /// Why a step missed, for `--log-level debug`: the step before it was rebuilt, or which
+    /// parts of its key differ from the last time it was recorded.
+    fn why_missed(&self, st: &StageState, fields: &[(String, String)]) -> String {
+        if st.missed {
+            return "the step before it was rebuilt, so its parent image is new".into();
+        }
+        let Ok(text) = std::fs::read(self.fields_file(st)) else {
+            return "this step was never recorded on this image (or --no-cache recorded it \
+                    apart)"
+                .into();
+        };
+        let old: Vec<(String, String)> = serde_json::from_slice(&text).unwrap_or_default();
+        let mut changed = Vec::new();
+        for (label, value) in fields {
+            match old.iter().find(|(l, _)| l == label) {
+                Some((_, v)) if v == value => {}
+                Some((_, v)) => changed.push(format!("{label} was {v:?}, now {value:?}")),
+                None => changed.push(format!("{label} is new: {value:?}")),
+            }
+        }
+        for (label, _) in &old {
+            if !fields.iter().any(|(l, _)| l == label) {
+                changed.push(format!("{label} is gone"));
+            }
+        }
+        if changed.is_empty() {
+            "the same key as last time, but its image is gone (removed, or never recorded)".into()
+        } else {
+            changed.join("; ")
+        }
     }
 
     /// Records a step's image under its key (unless caching is off) and moves the stage on.
@@ -359,6 +421,15 @@ impl<'a> Build<'a> {
     ) -> Result<()> {
         if self.opts.layers {
             self.store.cache_record(key, &cur.id).map_err(call)?;
+            let fields = std::mem::take(&mut self.pending_fields);
+            let file = self.fields_file(st);
+            let _ = std::fs::create_dir_all(file.parent().expect("a file in keys/"));
+            if let Ok(text) = serde_json::to_vec(&fields) {
+                let tmp = file.with_extension(format!("tmp{}", std::process::id()));
+                if std::fs::write(&tmp, text).is_ok() {
+                    let _ = std::fs::rename(&tmp, &file);
+                }
+            }
         }
         self.progress.done(&cur.id, Some(false), started);
         st.cur = cur;

@@ -375,6 +375,11 @@ pub fn copy_entries(
         let (uid, gid) = owner_of(&e.stat);
         let (uid, gid) = (Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)));
         match ft {
+            FileType::Directory if e.rel.is_empty() => {
+                // A directory source's contents go into the destination, which keeps its
+                // mode and owner if it exists and is made 0755 otherwise (Docker).
+                dst.mkdir_all(&target, opts.owner.unwrap_or(parent_owner))?;
+            }
             FileType::Directory => {
                 match rustix::fs::statat(&pdir, *name, AtFlags::SYMLINK_NOFOLLOW) {
                     Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {}
@@ -397,6 +402,12 @@ pub fn copy_entries(
                 .with_context(|| format!("open {full}"))?;
                 rustix::fs::fchown(&fd, uid, gid).with_context(|| format!("chown {full}"))?;
                 rustix::fs::fchmod(&fd, mode).with_context(|| format!("chmod {full}"))?;
+                if let Ok(from) = src.open_in(
+                    &join(src_top, &e.rel),
+                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW,
+                ) {
+                    copy_xattrs(&from, &fd, &full);
+                }
                 dirs.push((target.clone(), e.stat));
             }
             FileType::RegularFile => {
@@ -415,8 +426,14 @@ pub fn copy_entries(
                     }
                     links.insert(key, target.clone());
                 }
+                // The top itself may be reached through links (followed inside the root).
+                let follow = if e.rel.is_empty() {
+                    OFlags::empty()
+                } else {
+                    OFlags::NOFOLLOW
+                };
                 let from = src
-                    .open_in(&join(src_top, &e.rel), OFlags::RDONLY | OFlags::NOFOLLOW)
+                    .open_in(&join(src_top, &e.rel), OFlags::RDONLY | follow)
                     .with_context(|| {
                         format!("open {} in {}", join(src_top, &e.rel), src.display)
                     })?;
@@ -434,6 +451,7 @@ pub fn copy_entries(
                 let mut from = std::fs::File::from(from);
                 let mut to = std::fs::File::from(to);
                 std::io::copy(&mut from, &mut to).with_context(|| format!("write {full}"))?;
+                copy_xattrs(&from, &to, &full);
                 rustix::fs::fchown(&to, uid, gid).with_context(|| format!("chown {full}"))?;
                 rustix::fs::fchmod(&to, mode).with_context(|| format!("chmod {full}"))?;
                 rustix::fs::futimens(&to, &times(&e.stat))
@@ -455,12 +473,16 @@ pub fn copy_entries(
                     .with_context(|| format!("set times of {full}"))?;
                 copied += 1;
             }
-            FileType::Fifo | FileType::CharacterDevice | FileType::BlockDevice
-                if opts.keep_owners =>
+            // Fifos and sockets from anywhere (buildah copies them); device nodes only from
+            // an image (a context's devices are the host's).
+            FileType::Fifo
+            | FileType::Socket
+            | FileType::CharacterDevice
+            | FileType::BlockDevice
+                if opts.keep_owners || matches!(ft, FileType::Fifo | FileType::Socket) =>
             {
                 clear(&pdir, name, &full)?;
-                let kind = ft;
-                rustix::fs::mknodat(&pdir, *name, kind, mode, e.stat.st_rdev)
+                rustix::fs::mknodat(&pdir, *name, ft, mode, e.stat.st_rdev)
                     .with_context(|| format!("create {full}"))?;
                 rustix::fs::chownat(&pdir, *name, uid, gid, AtFlags::SYMLINK_NOFOLLOW)
                     .with_context(|| format!("chown {full}"))?;
@@ -478,6 +500,41 @@ pub fn copy_entries(
         }
     }
     Ok(copied)
+}
+
+/// Copies the extended attributes of `from` to `to` (COPY keeps them, as buildah and
+/// BuildKit do). One that cannot be set here (a `trusted.` attribute rootless, an unknown
+/// namespace) is left out with a warning: the file itself is what matters.
+fn copy_xattrs(from: &impl AsFd, to: &impl AsFd, full: &str) {
+    let mut names = vec![0u8; 4096];
+    let n = match rustix::fs::flistxattr(from, &mut names[..]) {
+        Ok(n) => n,
+        Err(Errno::RANGE) => {
+            names = vec![0u8; 65536];
+            match rustix::fs::flistxattr(from, &mut names[..]) {
+                Ok(n) => n,
+                Err(_) => return,
+            }
+        }
+        Err(_) => return,
+    };
+    for name in names[..n].split(|b| *b == 0).filter(|n| !n.is_empty()) {
+        let Ok(name) = std::ffi::CString::new(name) else {
+            continue;
+        };
+        let mut value = vec![0u8; 65536];
+        let Ok(len) = rustix::fs::fgetxattr(from, name.as_c_str(), &mut value[..]) else {
+            continue;
+        };
+        if let Err(e) = rustix::fs::fsetxattr(
+            to,
+            name.as_c_str(),
+            &value[..len],
+            rustix::fs::XattrFlags::empty(),
+        ) {
+            tracing::warn!("{full}: cannot keep extended attribute {name:?}: {e}");
+        }
+    }
 }
 
 #[cfg(test)]

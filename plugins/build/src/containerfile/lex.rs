@@ -65,6 +65,21 @@ impl Lexer {
         self.scan(word, env, Options::default()).0.map(|(w, _)| w)
     }
 
+    /// Variable expansion that keeps quotes and escapes as they are: what an unquoted
+    /// heredoc's body gets in COPY/ADD (BuildKit's `ExpandRaw`).
+    ///
+    /// # Errors
+    ///
+    /// Malformed `${...}` forms and `${VAR?msg}` with VAR unset.
+    pub fn expand_raw(&self, word: &str, env: Env<'_>) -> Result<String, String> {
+        let opts = Options {
+            raw_quotes: true,
+            raw_escapes: true,
+            ..Options::default()
+        };
+        self.scan(word, env, opts).0.map(|(w, _)| w)
+    }
+
     /// Same, but split into words on unquoted whitespace.
     ///
     /// # Errors

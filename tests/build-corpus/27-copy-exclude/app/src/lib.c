@@ -1,0 +1,1 @@
+app/src/lib.c
