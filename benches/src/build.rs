@@ -282,7 +282,13 @@ pub fn build_benchmarks(
     let mut out = Vec::new();
     out.extend(measure(COLD5, &main_tools, cold_runs, &five, true)?);
     out.extend(measure(CACHED5, &main_tools, opts.runs, &five, false)?);
-    out.extend(measure(CACHED50, &main_tools, opts.runs, &fifty_dir, false)?);
+    out.extend(measure(
+        CACHED50,
+        &main_tools,
+        opts.runs,
+        &fifty_dir,
+        false,
+    )?);
     // 300 unrelated images in every store (podman's import writes buildah's store format,
     // so it fills buildah's too).
     let tars = base.join("tars");

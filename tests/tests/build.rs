@@ -668,3 +668,96 @@ fn privileged_squash_keeps_the_files_and_drops_the_layers() {
     }
     assert_nothing_left(&s);
 }
+
+/// A small ext4 filesystem on a loop device, unmounted on drop.
+struct SmallDisk {
+    mnt: PathBuf,
+}
+
+impl SmallDisk {
+    fn new(dir: &Path, mib: u64) -> SmallDisk {
+        let img = dir.join("disk.img");
+        let mnt = dir.join("disk");
+        std::fs::create_dir_all(&mnt).expect("mkdir");
+        let f = std::fs::File::create(&img).expect("create the image");
+        f.set_len(mib << 20).expect("size the image");
+        let ok = |c: &mut Command| assert!(c.status().expect("run").success(), "{c:?}");
+        ok(Command::new("mkfs.ext4").args(["-q", "-F"]).arg(&img));
+        ok(Command::new("mount")
+            .args(["-o", "loop"])
+            .arg(&img)
+            .arg(&mnt));
+        SmallDisk { mnt }
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        strata_tests::cli::unmount_below(&self.mnt);
+    }
+}
+
+#[test]
+fn privileged_a_full_disk_fails_cleanly_and_removal_frees_it() {
+    if !require_privileged(
+        "privileged_a_full_disk_fails_cleanly_and_removal_frees_it",
+        "mounts a loop filesystem",
+    ) {
+        return;
+    }
+    let base = Strata::new("overlay");
+    let disk = SmallDisk::new(&base.scratch(), 64);
+    let mut s = base.with_driver("overlay");
+    s.root = disk.mnt.join("root");
+    let id = s.load(&format!("{}:latest", fixtures::oci("busybox")), &[]);
+    s.ok(["tag", &id, "localhost/busybox:latest"]);
+    let ctx = tempfile::tempdir().unwrap();
+    write(
+        ctx.path(),
+        "Containerfile",
+        "FROM localhost/busybox\nRUN head -c 100000000 /dev/zero > /fill\n",
+    );
+    let (_, stderr) = s.fail([
+        "build",
+        "--network",
+        "none",
+        &ctx.path().display().to_string(),
+    ]);
+    assert!(
+        stderr.contains("Containerfile:2: RUN") && stderr.contains("No space left"),
+        "{stderr}"
+    );
+    assert_nothing_left(&s);
+    // A container that fills the disk can be removed (the store keeps a reserve for that).
+    let fill = [
+        "run",
+        "--network",
+        "none",
+        "--name",
+        "filler",
+        "localhost/busybox",
+        "sh",
+        "-c",
+        "head -c 100000000 /dev/zero > /fill",
+    ];
+    let _ = s.run(fill);
+    let free = |p: &Path| {
+        rustix::fs::statvfs(p)
+            .map(|v| v.f_bavail * v.f_frsize)
+            .unwrap()
+    };
+    assert!(free(&disk.mnt) < 1 << 20, "the container filled the disk");
+    s.ok(["rm", "-f", "filler"]);
+    assert!(free(&disk.mnt) > 40 << 20, "removing it freed the space");
+    // --rm on a full disk removes the container too.
+    let mut rm_fill = fill.to_vec();
+    rm_fill.insert(1, "--rm");
+    rm_fill.retain(|a| *a != "--name" && *a != "filler");
+    let _ = s.run(&rm_fill);
+    assert_nothing_left(&s);
+    s.ok(["storage", "gc"]);
+    assert!(
+        s.root.join("reserve").is_file(),
+        "gc makes the reserve again"
+    );
+}

@@ -60,6 +60,10 @@ pub const TEST_PACKAGES: &[&str] = &[
     "podman",
     // The build front end is compared with buildah (`bud --layers`) on the same Containerfiles.
     "buildah",
+    // ADD's bzip2 and xz archives are decompressed by Debian's tools (and the build corpus
+    // makes them).
+    "bzip2",
+    "xz-utils",
     // Rootless networking (podman only recommends it).
     "slirp4netns",
     // The seccomp tests' syscall probe is built static with the host's C compiler.

@@ -22,10 +22,18 @@ impl Container<'_> {
             if st.status == Status::Running {
                 return Ok(()); // restarted meanwhile: nothing to clean
             }
-            if !st.cleaned {
-                self.cleanup_locked(&mut st, &rt)?;
+            let saved = if !st.cleaned {
+                self.cleanup_locked(&mut st, &rt)
             } else {
-                st.save(&self.paths)?;
+                st.save(&self.paths)
+            };
+            match saved {
+                // A `--rm` container's state goes with it: on a full disk (often what the
+                // container itself did) the last save fails, and removing it frees the space.
+                Err(e) if e.is_disk_full() && self.config.remove => {
+                    tracing::warn!("{}: cannot save its state ({e}); removing it", self.name())
+                }
+                other => other?,
             }
         }
         if self.config.remove {

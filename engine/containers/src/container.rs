@@ -121,7 +121,15 @@ impl<'e> Container<'e> {
                 let _lock = crate::state::lock(&self.paths)?;
                 st = self.saved_state()?;
                 if st.refresh(&self.paths, || runtime_alive(&rt, self.id())) {
-                    st.save(&self.paths)?;
+                    match st.save(&self.paths) {
+                        // The saved state only caches what the exit file says: on a full
+                        // disk the refreshed state is still the truth (and `rm` must be able
+                        // to free the space).
+                        Err(e) if e.is_disk_full() => {
+                            tracing::warn!("{}: cannot save its state: {e}", self.name())
+                        }
+                        other => other?,
+                    }
                 }
             }
         }

@@ -69,6 +69,18 @@ impl From<rustix::io::Errno> for Error {
 }
 
 impl Error {
+    /// Whether this is, at bottom, a full disk (`ENOSPC`, `EDQUOT`).
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            Error::Io(e) => matches!(
+                e.kind(),
+                std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+            ),
+            Error::Context { source, .. } => source.is_disk_full(),
+            _ => false,
+        }
+    }
+
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Error {
         Error::Engine {
             kind,

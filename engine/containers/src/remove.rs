@@ -42,7 +42,15 @@ impl Container<'_> {
             }
             let rt = self.runtime(&st)?;
             if !st.cleaned || st.status == Status::Created {
-                self.cleanup_locked(&mut st, &rt)?;
+                match self.cleanup_locked(&mut st, &rt) {
+                    // The state file goes with the container: on a full disk its last save
+                    // fails after the cleanup itself is done, and removing the container is
+                    // what frees the space.
+                    Err(e) if e.is_disk_full() => {
+                        tracing::warn!("{}: cannot save its state ({e}); removing it", self.name())
+                    }
+                    other => other?,
+                }
             }
         }
         match self.engine.store().remove_container(self.id()) {

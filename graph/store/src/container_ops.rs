@@ -162,9 +162,11 @@ impl Store {
         let c = self.container(name)?;
         let _gc = self.gc_shared()?;
         self.unmount_container(&c)?;
-        self.meta.write(|tx| tx.delete_container(&c.id))?;
+        self.meta.write_freeing(|tx| tx.delete_container(&c.id))?;
         self.driver.remove(&container_key(&c.id))?;
         self.remove_container_dirs(&c.id)?;
+        // If the deletion needed the space reserve, the space it freed makes it again.
+        self.meta.ensure_reserve();
         tracing::info!(container = %c.id.short(), "container removed");
         Ok(c)
     }

@@ -57,6 +57,24 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// Whether this is a full disk (SQLite's `SQLITE_FULL`, or `ENOSPC`/`EDQUOT` from a file
+    /// operation).
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            StoreError::Db { source, .. } => {
+                source.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull)
+            }
+            other => std::error::Error::source(other)
+                .and_then(|s| s.downcast_ref::<std::io::Error>())
+                .is_some_and(|e| {
+                    matches!(
+                        e.kind(),
+                        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+                    )
+                }),
+        }
+    }
+
     pub(crate) fn io(
         op: &'static str,
         path: impl Into<PathBuf>,

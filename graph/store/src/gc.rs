@@ -50,6 +50,8 @@ impl Store {
     /// Removes unreferenced layers and blobs and all debris. See the module docs.
     pub fn gc(&self) -> Result<GcReport> {
         let _x = self.gc_exclusive()?;
+        // A deletion on a full disk may have used the space reserve: gc makes it again.
+        self.meta.ensure_reserve();
         let mut r = GcReport::default();
         // 1. Unreferenced layers: rows first (children before parents), then payload.
         let dead = self.meta.write(|tx| {

@@ -111,7 +111,7 @@ impl Store {
                 None => break,
             }
         }
-        let removed = self.meta.write(|tx| {
+        let removed = self.meta.write_freeing(|tx| {
             if !tx.image_users(&img.id)?.is_empty() {
                 return Err(StoreError::Precondition(format!(
                     "image {name} gained a container; not removed"
@@ -142,6 +142,7 @@ impl Store {
             self.remove_layer_payload(id)?;
         }
         self.remove_unreferenced_blobs(&[img.id.0.clone(), img.manifest_digest.clone()])?;
+        self.meta.ensure_reserve();
         tracing::info!(image = %img.id.0.short(), layers = removed.len(), "image removed");
         Ok(Removed {
             image: img.id,

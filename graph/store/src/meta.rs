@@ -44,6 +44,11 @@ use crate::error::{Result, StoreError};
 /// [`Meta::open`]).
 const WAL_TRUNCATE_BYTES: u64 = 64 * (4096 + 24);
 
+/// Space the store keeps in a `reserve` file beside the database, released when a deletion
+/// finds the disk full: removing a container or an image must be possible exactly when the
+/// disk is full, and SQLite needs a few free pages to record a deletion.
+const RESERVE_BYTES: u64 = 1 << 20;
+
 /// The schema version this code reads and writes.
 pub const FORMAT_VERSION: i64 = 3;
 
@@ -202,10 +207,55 @@ impl Meta {
                 .map_err(err)?;
             tx.commit().map_err(err)?;
         }
-        Ok(Meta {
+        let meta = Meta {
             path: path.to_owned(),
             conn: Mutex::new(conn),
-        })
+        };
+        if version < FORMAT_VERSION {
+            meta.ensure_reserve();
+        }
+        Ok(meta)
+    }
+
+    fn reserve_path(&self) -> PathBuf {
+        self.path.with_file_name("reserve")
+    }
+
+    /// Makes the reserve file if it is missing (allocated, not sparse). Failing is fine: on a
+    /// full disk there is nothing to reserve; `gc` tries again.
+    pub fn ensure_reserve(&self) {
+        let path = self.reserve_path();
+        if path.exists() {
+            return;
+        }
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        let made = std::fs::File::create(&tmp).and_then(|f| {
+            rustix::fs::fallocate(&f, rustix::fs::FallocateFlags::empty(), 0, RESERVE_BYTES)?;
+            f.sync_all()
+        });
+        match made.and_then(|()| std::fs::rename(&tmp, &path)) {
+            Ok(()) => {}
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                tracing::debug!(error = %e, "cannot make the store's space reserve");
+            }
+        }
+    }
+
+    /// [`Meta::write`] for deletions: on a full disk the reserve is released and the
+    /// transaction tried once more (the deletion then frees space; the remover, or `gc`, makes
+    /// the reserve again).
+    pub fn write_freeing<T>(&self, f: impl Fn(&WriteTxn<'_>) -> Result<T>) -> Result<T> {
+        match self.write(&f) {
+            Err(e) if e.is_disk_full() => match std::fs::remove_file(self.reserve_path()) {
+                Ok(()) => {
+                    tracing::warn!("the disk is full: released the store's reserve to delete");
+                    self.write(&f)
+                }
+                Err(_) => Err(e),
+            },
+            other => other,
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Connection> {
