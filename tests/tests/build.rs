@@ -761,3 +761,102 @@ fn privileged_a_full_disk_fails_cleanly_and_removal_frees_it() {
         "gc makes the reserve again"
     );
 }
+
+#[test]
+fn privileged_manifest_lists_assemble_and_push_for_skopeo() {
+    if !require_privileged(
+        "privileged_manifest_lists_assemble_and_push_for_skopeo",
+        "builds run containers",
+    ) {
+        return;
+    }
+    use strata_tests::registry::{Registry, RegistryOptions};
+    let s = store();
+    let ctx = tempfile::tempdir().unwrap();
+    write(
+        ctx.path(),
+        "Containerfile",
+        "FROM localhost/busybox\nCOPY f /f\n",
+    );
+    write(ctx.path(), "f", "built\n");
+    build(&s, ctx.path(), &["-t", "app"]);
+    s.ok(["manifest", "create", "app-list", "app"]);
+    // Every image of the multi-arch fixture's index, with their platforms.
+    let multi = format!("{}:latest", fixtures::oci("multiarch"));
+    s.ok(["manifest", "add", "--all", "app-list", &multi]);
+    s.ok([
+        "manifest",
+        "annotate",
+        "app-list",
+        "app",
+        "--annotation",
+        "org.example=yes",
+        "--variant",
+        "v2",
+    ]);
+    let index = s.json(["manifest", "inspect", "app-list"]);
+    let entries = index["manifests"].as_array().unwrap();
+    assert_eq!(entries.len(), 3, "{index:#}");
+    assert_eq!(entries[0]["annotations"]["org.example"], "yes");
+    assert_eq!(entries[0]["platform"]["variant"], "v2");
+    assert!(entries
+        .iter()
+        .any(|e| e["platform"]["architecture"] == "arm64"));
+    // A second create of the same name is refused; --amend adds to it.
+    let (code, _) = s.fail(["manifest", "create", "app-list"]);
+    assert_eq!(code, 4, "already exists");
+
+    let reg = Registry::start(RegistryOptions::default());
+    let dest = format!("{}/lists/app:1", reg.host());
+    let digest_file = ctx.path().join("digest");
+    s.ok([
+        "manifest",
+        "push",
+        "--tls-verify=false",
+        "--digestfile",
+        &digest_file.display().to_string(),
+        "app-list",
+        &dest,
+    ]);
+    let pushed = std::fs::read_to_string(&digest_file).unwrap();
+    // skopeo reads the list back: three platforms, and the image of ours runs where it points.
+    let raw = Command::new("skopeo")
+        .args([
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{dest}"),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        raw.status.success(),
+        "{}",
+        String::from_utf8_lossy(&raw.stderr)
+    );
+    let got: serde_json::Value = serde_json::from_slice(&raw.stdout).unwrap();
+    assert_eq!(got["manifests"].as_array().unwrap().len(), 3, "{got:#}");
+    use sha2::Digest as _;
+    assert_eq!(
+        pushed,
+        format!("sha256:{:x}", sha2::Sha256::digest(&raw.stdout))
+    );
+    let copied = Command::new("skopeo")
+        .args([
+            "copy",
+            "--quiet",
+            "--src-tls-verify=false",
+            &format!("docker://{dest}"),
+        ])
+        .arg(format!("oci:{}:x", ctx.path().join("back").display()))
+        .output()
+        .unwrap();
+    assert!(
+        copied.status.success(),
+        "{}",
+        String::from_utf8_lossy(&copied.stderr)
+    );
+    s.ok(["manifest", "rm", "app-list"]);
+    let (code, _) = s.fail(["manifest", "inspect", "app-list"]);
+    assert_eq!(code, 3, "not found after rm");
+}

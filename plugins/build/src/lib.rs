@@ -22,6 +22,7 @@ mod copy;
 mod extract;
 pub mod ignore;
 mod instructions;
+mod manifest;
 mod options;
 mod progress;
 mod remote;
@@ -54,6 +55,23 @@ fn run(host: &Host, command: &str, args: &[String]) -> Outcome {
                 },
             }
         }
+        "manifest" => {
+            let argv = std::iter::once("strata manifest".to_owned()).chain(args.iter().cloned());
+            let cmd = match manifest::ManifestCmd::try_parse_from(argv) {
+                Ok(c) => c,
+                Err(e) => {
+                    let _ = e.print();
+                    return Outcome::Exit(if e.use_stderr() { 125 } else { 0 });
+                }
+            };
+            match manifest::run(host, cmd) {
+                Ok(o) => o,
+                Err(e) => Outcome::Error {
+                    kind: strata_plugin_transfer::errors::kind_of(&e),
+                    message: format!("{e:#}"),
+                },
+            }
+        }
         other => Outcome::Error {
             kind: strata_plugin_api::ErrorKind::InvalidArgument,
             message: format!("the build plugin has no command {other}"),
@@ -66,6 +84,7 @@ export_plugin! {
     version: env!("CARGO_PKG_VERSION"),
     commands: [
         Command { name: "build", about: "Build an image from a Containerfile" },
+        Command { name: "manifest", about: "Create, annotate, inspect and push manifest lists" },
     ],
     run: run,
 }
