@@ -272,7 +272,25 @@ fn bad_plugins_are_refused_with_a_reason_naming_the_file() {
 fn a_missing_front_end_says_which_file_to_install() {
     let s = Strata::new("vfs");
     let empty = plugin_dir(&s, "none", &[]);
-    let (code, _, err) = output(with_path(&s, &empty), &["build", "."]);
+    // A copy of the binary away from the plugins installed beside it, so that only
+    // STRATA_PLUGIN_PATH (empty) is searched.
+    let alone = s.scratch().join("alone");
+    std::fs::create_dir_all(&alone).expect("mkdir");
+    std::fs::copy(strata_tests::cli::strata_bin(), alone.join("strata")).expect("copy strata");
+    let bare = |args: &[&str]| {
+        let mut c = Command::new(alone.join("strata"));
+        c.arg("--root")
+            .arg(&s.root)
+            .arg("--runroot")
+            .arg(&s.runroot)
+            .args(["--driver", "vfs"])
+            .env("STRATA_CONFIG", &s.config)
+            .env("STRATA_PLUGIN_PATH", &empty)
+            .env_remove("STRATA_ROOT")
+            .env_remove("STRATA_RUNROOT");
+        output(c, args)
+    };
+    let (code, _, err) = bare(&["build", "."]);
     assert_eq!(code, 2, "{err}");
     assert!(
         err.contains("provided by the build plugin")
@@ -280,7 +298,7 @@ fn a_missing_front_end_says_which_file_to_install() {
             && err.contains(empty.to_str().expect("utf-8")),
         "{err}"
     );
-    let (code, _, err) = output(with_path(&s, &empty), &["frobnicate"]);
+    let (code, _, err) = bare(&["frobnicate"]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("unknown command frobnicate"), "{err}");
 }
