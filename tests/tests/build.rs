@@ -860,3 +860,89 @@ fn privileged_manifest_lists_assemble_and_push_for_skopeo() {
     let (code, _) = s.fail(["manifest", "inspect", "app-list"]);
     assert_eq!(code, 3, "not found after rm");
 }
+
+#[test]
+fn privileged_builder_verbs_make_an_image_as_buildah_does() {
+    if !require_privileged(
+        "privileged_builder_verbs_make_an_image_as_buildah_does",
+        "runs containers",
+    ) {
+        return;
+    }
+    let s = store();
+    let c = s
+        .ok(["builder", "from", "localhost/busybox"])
+        .trim()
+        .to_owned();
+    assert_eq!(c, "busybox-working-container");
+    let second = s
+        .ok(["builder", "from", "localhost/busybox"])
+        .trim()
+        .to_owned();
+    assert_eq!(second, "busybox-working-container-1", "names stay unique");
+    // Files persist from one run to the next; exit codes pass through.
+    s.ok(["builder", "run", &c, "--", "sh", "-c", "echo made > /made"]);
+    assert_eq!(s.ok(["builder", "run", &c, "--", "cat", "/made"]), "made\n");
+    let out = s.run(["builder", "run", &c, "--", "sh", "-c", "exit 7"]);
+    assert_eq!(out.status.code(), Some(7));
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "data/x.txt", "x\n");
+    s.ok([
+        "builder",
+        "copy",
+        "--chown",
+        "5:6",
+        &c,
+        &dir.path().join("data").display().to_string(),
+        "/data",
+    ]);
+    s.ok([
+        "builder",
+        "config",
+        &c,
+        "--env",
+        "MODE=prod",
+        "--workingdir",
+        "/data",
+        "--cmd",
+        "[\"cat\", \"x.txt\"]",
+        "--label",
+        "made.by=builder",
+    ]);
+    assert_eq!(
+        s.ok(["builder", "run", &c, "--", "sh", "-c", "echo $MODE; pwd"]),
+        "prod\n/data\n"
+    );
+    let listed = s.json(["builder", "ls", "--format", "json"]);
+    assert_eq!(listed.as_array().unwrap().len(), 2);
+    let id = s
+        .ok(["builder", "commit", "--rm", &c, "from-builder"])
+        .trim()
+        .to_owned();
+    assert_eq!(id.len(), 64);
+    assert_eq!(
+        s.ok(["run", "--rm", "--network", "none", "from-builder"]),
+        "x\n"
+    );
+    let cfg = s.json(["inspect", "--type", "image", "from-builder"]);
+    assert_eq!(cfg[0]["Config"]["Labels"]["made.by"], "builder");
+    s.ok([
+        "storage",
+        "create",
+        "localhost/from-builder",
+        "--name",
+        "look",
+    ]);
+    let root = s.mount("look");
+    use std::os::unix::fs::MetadataExt;
+    let md = std::fs::metadata(root.join("data/x.txt")).unwrap();
+    assert_eq!((md.uid(), md.gid()), (5, 6));
+    assert_eq!(
+        std::fs::read_to_string(root.join("made")).unwrap(),
+        "made\n"
+    );
+    s.ok(["storage", "umount", "look"]);
+    s.ok(["storage", "rm", "look"]);
+    s.ok(["builder", "rm", "--all"]);
+    assert_nothing_left(&s);
+}

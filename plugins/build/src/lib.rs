@@ -7,13 +7,16 @@
 //! be escaped (`tree.rs`, `extract.rs` for ADD's archives), the stages and their steps
 //! (`stage.rs`, `instructions.rs`, `copy.rs`, `run_cmd.rs`), RUN steps through the container
 //! engine (`run_step.rs`), images recorded in the store (`commit.rs`), and cache keys
-//! (`cache.rs`) looked up in the store's build cache index (`store.cache_lookup`).
+//! (`cache.rs`) looked up in the store's build cache index (`store.cache_lookup`). Beside
+//! `build`: buildah's working-container verbs (`builder.rs`) and manifest lists
+//! (`manifest/`).
 //!
 //! What it deliberately does not do: run containers itself (the engine does, as for `strata
 //! run`), or keep any state of its own beyond the stat cache and cache mounts under
 //! `<store root>/build/`: steps and their cache entries are images and index rows in the store.
 
 mod build;
+mod builder;
 mod cache;
 mod commit;
 mod config;
@@ -55,6 +58,23 @@ fn run(host: &Host, command: &str, args: &[String]) -> Outcome {
                 },
             }
         }
+        "builder" => {
+            let argv = std::iter::once("strata builder".to_owned()).chain(args.iter().cloned());
+            let cmd = match builder::BuilderCmd::try_parse_from(argv) {
+                Ok(c) => c,
+                Err(e) => {
+                    let _ = e.print();
+                    return Outcome::Exit(if e.use_stderr() { 125 } else { 0 });
+                }
+            };
+            match builder::run(host, cmd) {
+                Ok(o) => o,
+                Err(e) => Outcome::Error {
+                    kind: strata_plugin_transfer::errors::kind_of(&e),
+                    message: format!("{e:#}"),
+                },
+            }
+        }
         "manifest" => {
             let argv = std::iter::once("strata manifest".to_owned()).chain(args.iter().cloned());
             let cmd = match manifest::ManifestCmd::try_parse_from(argv) {
@@ -85,6 +105,7 @@ export_plugin! {
     commands: [
         Command { name: "build", about: "Build an image from a Containerfile" },
         Command { name: "manifest", about: "Create, annotate, inspect and push manifest lists" },
+        Command { name: "builder", about: "Working containers for scripted builds (buildah's from, run, copy, config, commit)" },
     ],
     run: run,
 }

@@ -476,7 +476,7 @@ impl Prepared {
 }
 
 /// Removes empty files and directories the runtime created as mount points.
-fn drop_mount_points(
+pub(crate) fn drop_mount_points(
     store: strata_plugin_api::StoreClient,
     cid: &str,
     extra: &[String],

@@ -105,6 +105,40 @@ pub fn remove_stale(engine: &Engine, store: StoreClient) -> usize {
     removed
 }
 
+/// Starts `c` attached, streams its output to ours until it exits, cleans up after it, and
+/// returns its exit code (`None` when it is unknown).
+pub fn start_attached(c: &strata_engine_containers::Container<'_>) -> Result<Option<i32>> {
+    let Some(mut client) = c.start(&StartOptions::attached(true))? else {
+        return Ok(None);
+    };
+    let mut code = None;
+    let mut out = std::io::stdout();
+    let mut err = std::io::stderr();
+    loop {
+        match client.recv() {
+            Ok(Some(ServerMessage::Stdout(b))) => {
+                let _ = out.write_all(&b);
+                let _ = out.flush();
+            }
+            Ok(Some(ServerMessage::Stderr(b))) => {
+                let _ = err.write_all(&b);
+            }
+            Ok(Some(ServerMessage::Exit(s))) => {
+                code = Some(s.exit_code);
+                break;
+            }
+            Ok(None) | Err(_) => break,
+        }
+    }
+    let code = match code {
+        Some(c) => Some(c),
+        None => c.wait(None)?.and_then(|s| s.exit_code),
+    };
+    c.cleanup()?;
+    let _ = client.ack_cleanup();
+    Ok(code)
+}
+
 /// What a RUN step runs.
 #[derive(Debug, Clone)]
 pub struct RunSpec {
@@ -155,35 +189,7 @@ pub fn run(
     let result = (|| -> Result<String> {
         interrupt.check()?;
         *interrupt.running.lock().unwrap_or_else(|p| p.into_inner()) = Some(c.signaller()?);
-        let client = c.start(&StartOptions::attached(true))?;
-        let mut code = None;
-        if let Some(mut client) = client {
-            let mut out = std::io::stdout();
-            let mut err = std::io::stderr();
-            loop {
-                match client.recv() {
-                    Ok(Some(ServerMessage::Stdout(b))) => {
-                        let _ = out.write_all(&b);
-                        let _ = out.flush();
-                    }
-                    Ok(Some(ServerMessage::Stderr(b))) => {
-                        let _ = err.write_all(&b);
-                    }
-                    Ok(Some(ServerMessage::Exit(s))) => {
-                        code = Some(s.exit_code);
-                        break;
-                    }
-                    Ok(None) | Err(_) => break,
-                }
-            }
-            let code_now = match code {
-                Some(c) => c,
-                None => c.wait(None)?.and_then(|s| s.exit_code).unwrap_or(-1),
-            };
-            code = Some(code_now);
-            c.cleanup()?;
-            let _ = client.ack_cleanup();
-        }
+        let code = start_attached(&c)?;
         *interrupt.running.lock().unwrap_or_else(|p| p.into_inner()) = None;
         interrupt.check()?;
         match code {
