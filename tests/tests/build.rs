@@ -946,3 +946,53 @@ fn privileged_builder_verbs_make_an_image_as_buildah_does() {
     s.ok(["builder", "rm", "--all"]);
     assert_nothing_left(&s);
 }
+
+#[test]
+fn privileged_jobs_build_independent_stages_ahead() {
+    if !require_privileged(
+        "privileged_jobs_build_independent_stages_ahead",
+        "builds run containers",
+    ) {
+        return;
+    }
+    let s = store();
+    let ctx = tempfile::tempdir().unwrap();
+    write(
+        ctx.path(),
+        "Containerfile",
+        "FROM localhost/busybox AS a\nRUN echo a > /a\n\
+         FROM localhost/busybox AS b\nRUN echo b > /b\n\
+         FROM localhost/busybox\nRUN echo c > /c\n\
+         FROM localhost/busybox\nCOPY --from=a /a /a\nCOPY --from=b /b /b\nCOPY --from=2 /c /c\n",
+    );
+    let (id, out) = build(&s, ctx.path(), &["--jobs", "3", "-t", "joined"]);
+    // The three independent stages were built by the parallel builds: here they are hits.
+    assert_eq!(hits(&out), 3, "{out}");
+    assert_eq!(
+        built(&out),
+        3,
+        "only the final stage's steps are built here: {out}"
+    );
+    s.ok(["storage", "create", &id, "--name", "look"]);
+    let root = s.mount("look");
+    for (f, want) in [("a", "a\n"), ("b", "b\n"), ("c", "c\n")] {
+        assert_eq!(std::fs::read_to_string(root.join(f)).unwrap(), want);
+    }
+    s.ok(["storage", "umount", "look"]);
+    s.ok(["storage", "rm", "look"]);
+    // Only the final image is named; the stage builds added no names.
+    let names: Vec<String> = s
+        .json(["images", "--format", "json"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|i| i["Names"].as_array().cloned().unwrap_or_default())
+        .filter_map(|n| n.as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(
+        names.iter().filter(|n| n.contains("joined")).count(),
+        1,
+        "{names:?}"
+    );
+    assert_nothing_left(&s);
+}

@@ -156,6 +156,10 @@ pub fn build(host: &Host, cmd: BuildCmd) -> Result<Outcome> {
     let file = crate::containerfile::parse(&file_name, &text)
         .map_err(|e| kinded(ErrorKind::InvalidArgument, e.to_string()))?;
     let target = match &cmd.target {
+        // A stage's index also names it (what `--jobs` gives its child builds).
+        Some(t) if t.parse::<usize>().is_ok_and(|i| i < file.stages.len()) => {
+            t.parse::<usize>().expect("checked")
+        }
         Some(t) => {
             let lower = t.to_ascii_lowercase();
             file.stages
@@ -218,6 +222,12 @@ pub fn build(host: &Host, cmd: BuildCmd) -> Result<Outcome> {
         .sum();
     let progress = Progress::new(cmd.quiet, total);
     let mut b = Build::new(host, &engine, &opts, &file, ctx, named, interrupt, progress);
+    if cmd.jobs > 1 && opts.use_cache() {
+        let ahead = crate::jobs::independent(&file, &need, target);
+        if ahead.len() > 1 {
+            crate::jobs::prebuild(&ahead, cmd.jobs)?;
+        }
+    }
     let result = (|| -> Result<String> {
         b.global_args()?;
         for &i in &need {

@@ -25,6 +25,7 @@ mod copy;
 mod extract;
 pub mod ignore;
 mod instructions;
+mod jobs;
 mod manifest;
 mod options;
 mod progress;
