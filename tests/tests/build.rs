@@ -996,3 +996,79 @@ fn privileged_jobs_build_independent_stages_ahead() {
     );
     assert_nothing_left(&s);
 }
+
+#[test]
+fn privileged_layers_false_and_image_contexts() {
+    if !require_privileged(
+        "privileged_layers_false_and_image_contexts",
+        "builds run containers",
+    ) {
+        return;
+    }
+    let s = store();
+    let ctx = tempfile::tempdir().unwrap();
+    write(
+        ctx.path(),
+        "Containerfile",
+        "FROM base-image\nCOPY f /f\nRUN echo r > /r\nCOPY --from=base-image /bin/busybox /copied\n",
+    );
+    write(ctx.path(), "f", "f\n");
+    let image_ctx = [
+        "--build-context",
+        "base-image=container-image://localhost/busybox",
+    ];
+    let (layered, out) = build(&s, ctx.path(), &image_ctx);
+    assert_eq!(built(&out), 3, "{out}");
+    let layers = |id: &str| {
+        s.json(["inspect", "--type", "image", id])[0]["RootFS"]["Layers"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    let base = layers("localhost/busybox");
+    assert_eq!(layers(&layered), base + 3);
+    // --layers=false: no cache used, one new layer (podman's), the same files.
+    let (flat, out) = build(
+        &s,
+        ctx.path(),
+        &[&image_ctx[..], &["--layers=false"]].concat(),
+    );
+    assert_eq!(hits(&out), 0, "{out}");
+    assert_eq!(layers(&flat), base + 1);
+    let trees: Vec<PathBuf> = [&layered, &flat]
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            let n = format!("t{i}");
+            s.ok(["storage", "create", id, "--name", &n]);
+            s.mount(&n)
+        })
+        .collect();
+    // The RUN ran again: its file has another time.
+    let diffs = strata_tests::tree::compare_with(
+        &trees[0],
+        &trees[1],
+        &strata_tests::tree::CompareOptions {
+            ignore: Vec::new(),
+            ignore_file_mtimes: true,
+        },
+    );
+    assert!(diffs.is_empty(), "{diffs:?}");
+    assert!(
+        trees[1].join("copied").is_file(),
+        "COPY --from the image context"
+    );
+    for i in 0..2 {
+        s.ok(["storage", "umount", &format!("t{i}")]);
+        s.ok(["storage", "rm", &format!("t{i}")]);
+    }
+    // A FROM of an unknown name without the context fails clearly.
+    let (_, stderr) = s.fail([
+        "build",
+        "--pull",
+        "never",
+        &ctx.path().display().to_string(),
+    ]);
+    assert!(stderr.contains("Containerfile:1: FROM"), "{stderr}");
+    assert_nothing_left(&s);
+}

@@ -196,13 +196,22 @@ pub fn build(host: &Host, cmd: BuildCmd) -> Result<Outcome> {
     };
     let ctx = BuildContext::open(&context, ignore, Some(&build_dir.join("stat-cache")))?;
     let mut named = BTreeMap::new();
+    let mut named_images = BTreeMap::new();
     for bc in &cmd.build_context {
         let (name, dir) = bc.split_once('=').ok_or_else(|| {
             kinded(
                 ErrorKind::InvalidArgument,
-                format!("--build-context {bc:?}: NAME=DIR"),
+                format!("--build-context {bc:?}: NAME=DIR or NAME=docker-image://IMAGE"),
             )
         })?;
+        // podman's image contexts: an image a FROM or COPY --from of that name uses.
+        if let Some(image) = dir
+            .strip_prefix("docker-image://")
+            .or_else(|| dir.strip_prefix("container-image://"))
+        {
+            named_images.insert(name.to_ascii_lowercase(), image.to_owned());
+            continue;
+        }
         named.insert(
             name.to_owned(),
             BuildContext::open(
@@ -222,6 +231,7 @@ pub fn build(host: &Host, cmd: BuildCmd) -> Result<Outcome> {
         .sum();
     let progress = Progress::new(cmd.quiet, total);
     let mut b = Build::new(host, &engine, &opts, &file, ctx, named, interrupt, progress);
+    b.named_images = named_images;
     if cmd.jobs > 1 && opts.use_cache() {
         let ahead = crate::jobs::independent(&file, &need, target);
         if ahead.len() > 1 {
@@ -245,7 +255,8 @@ pub fn build(host: &Host, cmd: BuildCmd) -> Result<Outcome> {
         }
     }
     let mut id = result?;
-    if cmd.squash || cmd.squash_all {
+    // --layers=false (podman): the build's new layers end up as one.
+    if cmd.squash || cmd.squash_all || !cmd.layers {
         let image = b.load(&id)?;
         let base = if cmd.squash_all {
             b.scratch()?
@@ -255,7 +266,14 @@ pub fn build(host: &Host, cmd: BuildCmd) -> Result<Outcome> {
                 .expect("the target stage was built");
             b.load(&base_id)?
         };
-        id = crate::squash::squash(store, &image, &base, opts.format, opts.use_cache())?;
+        id = crate::squash::squash(
+            store,
+            &image,
+            &base,
+            opts.format,
+            opts.use_cache(),
+            opts.layers,
+        )?;
     }
     // The final image: what the format cannot carry dropped (with buildah's warnings; the
     // steps kept it, as later steps use SHELL), --label and --annotation added (no history

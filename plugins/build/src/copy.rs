@@ -114,9 +114,14 @@ pub fn copy(b: &mut Build<'_>, st: &mut StageState, ins: &Instruction) -> Result
                 ))
             }
             None => {
+                let image = b
+                    .named_images
+                    .get(&f.to_ascii_lowercase())
+                    .cloned()
+                    .unwrap_or_else(|| f.clone());
                 let info = strata_plugin_transfer::images::resolve(
                     b.host,
-                    &f,
+                    &image,
                     b.opts.pull,
                     &b.opts.registry,
                     b.opts.quiet,

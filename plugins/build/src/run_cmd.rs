@@ -308,6 +308,11 @@ fn bind_image(b: &Build<'_>, st: &StageState, ins: &Instruction, from: &str) -> 
             .clone()
             .ok_or_else(|| b.at(ins, format!("stage {from:?} has not been built")));
     }
+    let from = b
+        .named_images
+        .get(&from.to_ascii_lowercase())
+        .map(String::as_str)
+        .unwrap_or(from);
     strata_plugin_transfer::images::resolve(
         b.host,
         from,

@@ -25,6 +25,7 @@ pub fn squash(
     base: &Current,
     format: Format,
     use_cache: bool,
+    record: bool,
 ) -> Result<String> {
     let keep = base.layers.len();
     let new: Vec<LayerInfo> = image.layers[keep.min(image.layers.len())..].to_vec();
@@ -66,6 +67,8 @@ pub fn squash(
     config.add_history(&created, "/bin/sh -c #(nop) squashed build layers", false);
     let id = work.commit(&config)?;
     drop(work);
-    store.cache_record(&key, &id).map_err(call)?;
+    if record {
+        store.cache_record(&key, &id).map_err(call)?;
+    }
     Ok(id)
 }

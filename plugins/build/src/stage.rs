@@ -37,6 +37,8 @@ pub struct Build<'a> {
     pub context: BuildContext,
     /// `--build-context NAME=DIR`.
     pub named_contexts: BTreeMap<String, BuildContext>,
+    /// `--build-context NAME=docker-image://IMAGE`, by lowercased name.
+    pub named_images: BTreeMap<String, String>,
     pub lexer: Lexer,
     /// The image each finished stage produced, by index.
     pub stage_images: Vec<Option<String>>,
@@ -127,6 +129,7 @@ impl<'a> Build<'a> {
             file,
             context,
             named_contexts,
+            named_images: BTreeMap::new(),
             lexer: Lexer {
                 escape: file.escape,
             },
@@ -247,6 +250,11 @@ impl<'a> Build<'a> {
                 format!("stage {name:?} refers to itself or a later stage"),
             ));
         } else {
+            let name = self
+                .named_images
+                .get(&name.to_ascii_lowercase())
+                .cloned()
+                .unwrap_or(name);
             let info = strata_plugin_transfer::images::resolve(
                 self.host,
                 &name,
