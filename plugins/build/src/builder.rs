@@ -253,6 +253,8 @@ fn copy_in(
 pub fn run(host: &Host, cmd: BuilderCmd) -> Result<Outcome> {
     let engine = Engine::new(Box::new(HostStore::new(host)))?;
     let store = host.store();
+    // ADD is COPY that extracts local archives.
+    let add = matches!(cmd.command, Sub::Add { .. });
     match cmd.command {
         Sub::From {
             image,
@@ -363,19 +365,8 @@ pub fn run(host: &Host, cmd: BuilderCmd) -> Result<Outcome> {
             paths,
             chown,
             chmod,
-        } => {
-            let (id, config) = load_config(&engine, &container)?;
-            let root = PathBuf::from(store.mount(&id).map_err(call)?);
-            copy_in(
-                &root,
-                &config,
-                &paths,
-                chown.as_deref(),
-                chmod.as_deref(),
-                false,
-            )?;
         }
-        Sub::Add {
+        | Sub::Add {
             container,
             paths,
             chown,
@@ -389,7 +380,7 @@ pub fn run(host: &Host, cmd: BuilderCmd) -> Result<Outcome> {
                 &paths,
                 chown.as_deref(),
                 chmod.as_deref(),
-                true,
+                add,
             )?;
         }
         Sub::Config {

@@ -216,6 +216,20 @@ pub fn unpack(
         let existing = rustix::fs::statat(&pdir, *name, AtFlags::SYMLINK_NOFOLLOW).ok();
         let is_dir =
             |st: &rustix::fs::Stat| FileType::from_raw_mode(st.st_mode) == FileType::Directory;
+        // A non-directory entry replaces whatever is there (a type conflict included).
+        let replaces = matches!(
+            ty,
+            tar::EntryType::Regular
+                | tar::EntryType::Continuous
+                | tar::EntryType::Symlink
+                | tar::EntryType::Link
+                | tar::EntryType::Char
+                | tar::EntryType::Block
+                | tar::EntryType::Fifo
+        );
+        if replaces && existing.is_some() {
+            remove_all(&pdir, name)?;
+        }
         match ty {
             tar::EntryType::Directory => {
                 match existing {
@@ -232,9 +246,6 @@ pub fn unpack(
                 dirs.push((target.clone(), mtime as u64));
             }
             tar::EntryType::Regular | tar::EntryType::Continuous => {
-                if existing.is_some() {
-                    remove_all(&pdir, name)?;
-                }
                 let fd = rustix::fs::openat(
                     &pdir,
                     *name,
@@ -253,9 +264,6 @@ pub fn unpack(
                 rustix::fs::futimens(&f, &times)?;
             }
             tar::EntryType::Symlink => {
-                if existing.is_some() {
-                    remove_all(&pdir, name)?;
-                }
                 let link = e
                     .link_name()?
                     .map(|l| l.to_string_lossy().into_owned())
@@ -266,9 +274,6 @@ pub fn unpack(
                 rustix::fs::utimensat(&pdir, *name, &times, AtFlags::SYMLINK_NOFOLLOW)?;
             }
             tar::EntryType::Link => {
-                if existing.is_some() {
-                    remove_all(&pdir, name)?;
-                }
                 let link = e
                     .link_name()?
                     .map(|l| l.to_string_lossy().into_owned())
@@ -289,9 +294,6 @@ pub fn unpack(
                     .with_context(|| format!("link {full} to {link}"))?;
             }
             tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {
-                if existing.is_some() {
-                    remove_all(&pdir, name)?;
-                }
                 let kind = match ty {
                     tar::EntryType::Char => FileType::CharacterDevice,
                     tar::EntryType::Block => FileType::BlockDevice,

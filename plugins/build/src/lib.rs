@@ -40,59 +40,33 @@ mod tree;
 use clap::Parser;
 use strata_plugin_api::{export_plugin, Command, Host, Outcome};
 
-fn run(host: &Host, command: &str, args: &[String]) -> Outcome {
-    match command {
-        "build" => {
-            let argv = std::iter::once("strata build".to_owned()).chain(args.iter().cloned());
-            let cmd = match options::BuildCmd::try_parse_from(argv) {
-                Ok(c) => c,
-                Err(e) => {
-                    let _ = e.print();
-                    return Outcome::Exit(if e.use_stderr() { 125 } else { 0 });
-                }
-            };
-            match build::build(host, cmd) {
-                Ok(o) => o,
-                Err(e) => Outcome::Error {
-                    kind: strata_plugin_transfer::errors::kind_of(&e),
-                    message: format!("{e:#}"),
-                },
-            }
+/// Parses `args` as `strata NAME ...` with clap (help exits 0, a usage error 125, as podman)
+/// and runs `f`; an error becomes one line and its kind's exit code.
+fn command<T: Parser>(
+    host: &Host,
+    name: &str,
+    args: &[String],
+    f: fn(&Host, T) -> anyhow::Result<Outcome>,
+) -> Outcome {
+    let argv = std::iter::once(format!("strata {name}")).chain(args.iter().cloned());
+    let cmd = match T::try_parse_from(argv) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return Outcome::Exit(if e.use_stderr() { 125 } else { 0 });
         }
-        "builder" => {
-            let argv = std::iter::once("strata builder".to_owned()).chain(args.iter().cloned());
-            let cmd = match builder::BuilderCmd::try_parse_from(argv) {
-                Ok(c) => c,
-                Err(e) => {
-                    let _ = e.print();
-                    return Outcome::Exit(if e.use_stderr() { 125 } else { 0 });
-                }
-            };
-            match builder::run(host, cmd) {
-                Ok(o) => o,
-                Err(e) => Outcome::Error {
-                    kind: strata_plugin_transfer::errors::kind_of(&e),
-                    message: format!("{e:#}"),
-                },
-            }
-        }
-        "manifest" => {
-            let argv = std::iter::once("strata manifest".to_owned()).chain(args.iter().cloned());
-            let cmd = match manifest::ManifestCmd::try_parse_from(argv) {
-                Ok(c) => c,
-                Err(e) => {
-                    let _ = e.print();
-                    return Outcome::Exit(if e.use_stderr() { 125 } else { 0 });
-                }
-            };
-            match manifest::run(host, cmd) {
-                Ok(o) => o,
-                Err(e) => Outcome::Error {
-                    kind: strata_plugin_transfer::errors::kind_of(&e),
-                    message: format!("{e:#}"),
-                },
-            }
-        }
+    };
+    f(host, cmd).unwrap_or_else(|e| Outcome::Error {
+        kind: strata_plugin_transfer::errors::kind_of(&e),
+        message: format!("{e:#}"),
+    })
+}
+
+fn run(host: &Host, name: &str, args: &[String]) -> Outcome {
+    match name {
+        "build" => command(host, name, args, build::build),
+        "builder" => command(host, name, args, builder::run),
+        "manifest" => command(host, name, args, manifest::run),
         other => Outcome::Error {
             kind: strata_plugin_api::ErrorKind::InvalidArgument,
             message: format!("the build plugin has no command {other}"),

@@ -407,27 +407,33 @@ impl Prepared {
         Ok(tmp.join("copy").display().to_string())
     }
 
+    /// A bind source inside `root` (the directory `dir`): the resolved path, or for a
+    /// read-write bind a copy.
+    fn bind_source(
+        &mut self,
+        b: &Build<'_>,
+        root: &crate::tree::Root,
+        dir: &Path,
+        rel: &str,
+        read_only: bool,
+    ) -> Result<String> {
+        if read_only {
+            Ok(resolved_path(root, dir, rel)?.display().to_string())
+        } else {
+            self.copy_for_rw(b, root, rel)
+        }
+    }
+
     fn make(&mut self, b: &Build<'_>, d: Deferred) -> Result<MountSpec> {
-        Ok(match d {
+        let (source, destination, read_only) = match d {
             Deferred::BindContext {
                 rel,
                 target,
                 read_only,
             } => {
-                let source = if read_only {
-                    resolved_path(&b.context.root, &b.context.dir, &rel)?
-                        .display()
-                        .to_string()
-                } else {
-                    self.copy_for_rw(b, &b.context.root, &rel)?
-                };
-                MountSpec {
-                    kind: "bind".into(),
-                    source,
-                    destination: target,
-                    read_only,
-                    options: Vec::new(),
-                }
+                let source =
+                    self.bind_source(b, &b.context.root, &b.context.dir, &rel, read_only)?;
+                (source, target, read_only)
             }
             Deferred::BindImage {
                 image,
@@ -438,20 +444,10 @@ impl Prepared {
                 let mut w = crate::commit::Working::new(b.store, &image, "RUN --mount from")?;
                 let dir = w.root()?;
                 let root = crate::tree::Root::open(&dir)?;
-                let source = if read_only {
-                    resolved_path(&root, &dir, &source)?.display().to_string()
-                } else {
-                    self.copy_for_rw(b, &root, &source)?
-                };
+                let source = self.bind_source(b, &root, &dir, &source, read_only)?;
                 drop(root);
                 self.work.push(w);
-                MountSpec {
-                    kind: "bind".into(),
-                    source,
-                    destination: target,
-                    read_only,
-                    options: Vec::new(),
-                }
+                (source, target, read_only)
             }
             Deferred::Secret {
                 file,
@@ -468,14 +464,15 @@ impl Prepared {
                     .with_context(|| format!("read secret {}", file.display()))?;
                 std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode))?;
                 std::os::unix::fs::chown(&p, Some(owner.0), Some(owner.1))?;
-                MountSpec {
-                    kind: "bind".into(),
-                    source: p.display().to_string(),
-                    destination: target,
-                    read_only: true,
-                    options: Vec::new(),
-                }
+                (p.display().to_string(), target, true)
             }
+        };
+        Ok(MountSpec {
+            kind: "bind".into(),
+            source,
+            destination,
+            read_only,
+            options: Vec::new(),
         })
     }
 }

@@ -348,7 +348,8 @@ impl<'a> Build<'a> {
         k
     }
 
-    /// Looks the key up; on a hit the stage moves to the cached image and `true` is returned.
+    /// Looks the key up. On a hit the stage moves to the cached image and `None` comes back;
+    /// on a miss, the key to record the step under.
     pub fn lookup(
         &mut self,
         st: &mut StageState,
