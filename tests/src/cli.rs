@@ -76,6 +76,7 @@ const PLUGINS: &[&str] = &[
     "strata-plugin-copy",
     "strata-plugin-run",
     "strata-plugin-build",
+    "strata-plugin-cri",
 ];
 
 /// Copies the built plugins into `<profile dir>/lib/strata/plugins`, the directory next to

@@ -14,7 +14,9 @@
 
 pub mod buildah;
 pub mod cli;
+pub mod containerd;
 pub mod containers;
+pub mod cri;
 pub mod fixtures;
 pub mod layout;
 mod privileged;

@@ -156,6 +156,8 @@ fn run(task: Task) -> Result<()> {
                 "-p",
                 "strata-plugin-build",
                 "-p",
+                "strata-plugin-cri",
+                "-p",
                 "strata-tools-monitor",
                 "-p",
                 "strata-tools-fuse-overlay",
@@ -197,6 +199,8 @@ fn run(task: Task) -> Result<()> {
                 "-p",
                 "strata-plugin-build",
                 "-p",
+                "strata-plugin-cri",
+                "-p",
                 "strata-tools-monitor",
                 "-p",
                 "strata-tools-fuse-overlay",
@@ -223,6 +227,7 @@ const PLUGINS: &[&str] = &[
     "strata_plugin_copy",
     "strata_plugin_run",
     "strata_plugin_build",
+    "strata_plugin_cri",
 ];
 
 /// Copies the built plugins of `profile_dir` into `dest` (atomically, file by file) and

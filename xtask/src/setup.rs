@@ -23,6 +23,8 @@ pub const TEST_PACKAGES: &[&str] = &[
     "pkg-config",
     "libclang-dev",
     "libseccomp-dev",
+    // The CRI plugin's protocol (k8s-cri) is generated from cri-api's .proto at build time.
+    "protobuf-compiler",
     // The devicemapper driver's tools (run in the VM tier) and its xfs option.
     "dmsetup",
     "xfsprogs",
@@ -64,6 +66,8 @@ pub const TEST_PACKAGES: &[&str] = &[
     // makes them).
     "bzip2",
     "xz-utils",
+    // The reference CRI server the CRI front end is checked against (its CRI plugin).
+    "containerd",
     // Rootless networking (podman only recommends it).
     "slirp4netns",
     // The seccomp tests' syscall probe is built static with the host's C compiler.
@@ -83,6 +87,7 @@ pub const DEMO_PACKAGES: &[&str] = &[
     "pkg-config",
     "libclang-dev",
     "libseccomp-dev",
+    "protobuf-compiler",
     "umoci",
     "busybox-static",
     "crun",

@@ -1,6 +1,7 @@
 //! Where a container's cgroup goes, and whether it gets one at all.
 //!
-//! Root: `cgroupsPath` `/strata/<id>` on every host (cgroupfs, v1 and v2).
+//! Root: `cgroupsPath` `/strata/<id>` on every host (cgroupfs, v1 and v2), or
+//! `<parent>/strata-<id>` below a parent the front end names (the CRI's pod cgroups).
 //!
 //! Rootless: cgroup v1 cannot be delegated to a user, so there is none. On a pure cgroup v2
 //! host a user can own a *delegated* subtree (systemd's `Delegate=yes` gives every user
@@ -26,6 +27,36 @@ use std::path::{Path, PathBuf};
 use crate::error::{Context, Result};
 
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+
+/// A root container's `cgroupsPath`: `/strata/<id>`, or `<parent>/strata-<id>` when the
+/// front end gave a parent cgroup (a cgroupfs path; a systemd slice name `a-b.slice` is
+/// expanded to its cgroupfs path `/a.slice/a-b.slice`, as the systemd driver would place it).
+pub fn path(parent: &str, id: &str) -> String {
+    if parent.is_empty() {
+        return format!("/strata/{id}");
+    }
+    let parent = if parent.ends_with(".slice") && !parent.contains('/') {
+        let stem = parent.trim_end_matches(".slice");
+        let mut out = String::new();
+        let mut acc = String::new();
+        for part in stem.split('-').filter(|p| !p.is_empty()) {
+            if !acc.is_empty() {
+                acc.push('-');
+            }
+            acc.push_str(part);
+            out.push_str(&format!("/{acc}.slice"));
+        }
+        out
+    } else {
+        parent.trim_end_matches('/').to_owned()
+    };
+    let parent = if parent.starts_with('/') {
+        parent
+    } else {
+        format!("/{parent}")
+    };
+    format!("{parent}/strata-{id}")
+}
 
 /// The controllers resource flags need.
 const CONTROLLERS: &[&str] = &["cpu", "memory", "pids"];
@@ -117,4 +148,21 @@ fn enable(dir: &Path, controllers: &[&str]) -> Result<()> {
                 file.display()
             )
         })
+}
+
+#[cfg(test)]
+mod path_tests {
+    #[test]
+    fn parents_are_cgroupfs_paths() {
+        assert_eq!(super::path("", "abc"), "/strata/abc");
+        assert_eq!(
+            super::path("/kubepods/pod1/", "abc"),
+            "/kubepods/pod1/strata-abc"
+        );
+        assert_eq!(super::path("kubepods", "abc"), "/kubepods/strata-abc");
+        assert_eq!(
+            super::path("kubepods-besteffort.slice", "abc"),
+            "/kubepods.slice/kubepods-besteffort.slice/strata-abc"
+        );
+    }
 }

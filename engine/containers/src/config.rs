@@ -63,6 +63,59 @@ pub struct ContainerConfig {
     /// rlimits and no-new-privileges on. Worked out when the record is read; never stored.
     #[serde(skip)]
     pub before_security_defaults: bool,
+    /// Runtime-spec settings beyond podman's everyday flags, which the CRI front end sets
+    /// from a Kubernetes pod and container (all empty by default).
+    pub linux: LinuxExtras,
+    /// Where the monitor writes the container's log (CRI format); empty: `ctr.log` in the
+    /// container's own directory. The CRI front end puts it under the pod's log directory.
+    pub log_path: String,
+}
+
+/// Namespaces, kernel settings, devices and cgroup knobs a front end may ask for on top of
+/// the defaults the engine derives from the rest of [`ContainerConfig`].
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct LinuxExtras {
+    /// The PID namespace: empty for a new one, `host`, or the path of one to join
+    /// (`/proc/PID/ns/pid` of a pod's infra process or a target container).
+    pub pid: String,
+    /// The IPC namespace when the container is not joining a pod's: empty for a new one, or
+    /// `host`.
+    pub ipc: String,
+    /// The UTS namespace when not joining a pod's: empty for a new one, or `host`.
+    pub uts: String,
+    /// Kernel parameters (`net.ipv4.ip_unprivileged_port_start`, `kernel.shm_rmid_forced`).
+    pub sysctls: Vec<(String, String)>,
+    /// Host devices made available in the container.
+    pub devices: Vec<Device>,
+    /// Supplementary groups added to the user's own.
+    pub groups: Vec<u32>,
+    /// The parent cgroup (cgroupfs path such as `/kubepods/pod<UID>`); empty: `/strata`.
+    pub cgroup_parent: String,
+    /// The OOM killer's score adjustment; a value below the caller's own is raised to it
+    /// (lowering needs `CAP_SYS_RESOURCE`, which this host's callers may not have).
+    pub oom_score_adj: Option<i32>,
+    pub cpu_shares: Option<u64>,
+    pub cpu_quota: Option<i64>,
+    pub cpu_period: Option<u64>,
+    pub cpuset_cpus: String,
+    pub cpuset_mems: String,
+    /// Huge page limits: page size (`2MB`, `1GB`) and limit in bytes.
+    pub hugepages: Vec<(String, u64)>,
+    /// Replace the default masked and read-only paths when set.
+    pub masked_paths: Option<Vec<String>>,
+    pub readonly_paths: Option<Vec<String>>,
+    /// Annotations of the runtime spec.
+    pub annotations: Vec<(String, String)>,
+}
+
+/// A host device node to create in the container.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Device {
+    pub host_path: String,
+    pub container_path: String,
+    /// Cgroup permissions (`rwm` or a subset); empty means `rwm`.
+    pub permissions: String,
 }
 
 /// `--security-opt`: what confines the container besides its capabilities.
@@ -148,6 +201,9 @@ pub enum NetworkMode {
     Slirp4netns,
     /// The network namespace of another container or pod (`container:NAME`).
     Container(String),
+    /// A network namespace set up by someone else, by path (podman's `ns:PATH`): the CRI
+    /// front end's pod namespaces, attached to the pod's CNI network by the CRI front end.
+    Path(String),
 }
 
 impl NetworkMode {
@@ -160,6 +216,10 @@ impl NetworkMode {
             other if other.starts_with("slirp4netns:") => Err(format!(
                 "{other:?}: slirp4netns options are not supported; use plain slirp4netns"
             )),
+            other if other.starts_with("ns:") => match &other[3..] {
+                p if p.starts_with('/') => Ok(NetworkMode::Path(p.to_owned())),
+                _ => Err(format!("{other:?}: ns: takes an absolute path")),
+            },
             other => match other.strip_prefix("container:") {
                 Some(c) if !c.is_empty() => Ok(NetworkMode::Container(c.to_owned())),
                 _ => Err(format!(

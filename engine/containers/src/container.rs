@@ -148,7 +148,11 @@ impl<'e> Container<'e> {
 
     /// The container's log file (CRI format; rotated to `<log>.1`).
     pub fn log_path(&self) -> PathBuf {
-        self.paths.log()
+        if self.config.log_path.is_empty() {
+            self.paths.log()
+        } else {
+            PathBuf::from(&self.config.log_path)
+        }
     }
 
     /// The runtime spec of its last start (`config.json`).

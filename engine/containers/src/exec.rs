@@ -28,6 +28,9 @@ pub struct ExecOptions {
     pub detach: bool,
     /// Every capability (`exec --privileged`).
     pub privileged: bool,
+    /// Where the runtime writes the exec'd process's pid (`--pid-file`), so a caller can
+    /// signal it (the CRI's ExecSync kills it at its timeout).
+    pub pid_file: Option<std::path::PathBuf>,
 }
 
 /// A runtime command ready to run, with the process file it reads (kept until dropped).
@@ -102,6 +105,9 @@ impl Container<'_> {
         }
         if opts.detach {
             command.arg("--detach");
+        }
+        if let Some(p) = &opts.pid_file {
+            command.arg("--pid-file").arg(p);
         }
         command.arg(self.id());
         Ok(PreparedExec {

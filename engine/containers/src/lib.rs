@@ -20,7 +20,7 @@
 //! pull images, or know about pods (`strata-engine-pods` sits on top and passes the shared
 //! namespaces to [`Container::start`]).
 
-mod cgroups;
+pub mod cgroups;
 mod cleanup;
 pub mod config;
 mod container;
@@ -46,7 +46,9 @@ pub mod userns;
 mod userns_root;
 mod wait;
 
-pub use config::{ContainerConfig, MountSpec, NetworkMode, Resources, Security};
+pub use config::{
+    ContainerConfig, Device, LinuxExtras, MountSpec, NetworkMode, Resources, Security,
+};
 pub use container::Container;
 pub use engine::{Engine, EngineOptions};
 pub use error::{Context, Error, Result, StoreError};

@@ -35,6 +35,14 @@ pub(crate) fn setup(c: &Container<'_>, state: &mut State) -> Result<Ns> {
         // No network: the runtime makes the namespace and brings loopback up itself (crun
         // and runc both do for a new namespace), which is cheaper than pinning one.
         NetworkMode::None => Ok(Ns::New),
+        NetworkMode::Path(p) => {
+            if !std::path::Path::new(p).exists() {
+                return Err(Error::precondition(format!(
+                    "network namespace {p} does not exist"
+                )));
+            }
+            Ok(Ns::Path(p.into()))
+        }
         NetworkMode::Slirp4netns => {
             // Pinned like a bridge's; slirp4netns (a process of its own, outliving this CLI)
             // connects it and forwards the published ports.

@@ -147,7 +147,14 @@ impl Container<'_> {
                 Ns::Path(s.ipc.clone()),
                 Ns::Path(s.uts.clone()),
             ),
-            None => (crate::netns::setup(self, st)?, Ns::New, Ns::New),
+            None => {
+                let own = |mode: &str| if mode == "host" { Ns::Host } else { Ns::New };
+                (
+                    crate::netns::setup(self, st)?,
+                    own(&self.config.linux.ipc),
+                    own(&self.config.linux.uts),
+                )
+            }
         };
         let ip = st
             .network
@@ -165,7 +172,10 @@ impl Container<'_> {
                     .map(|d| crate::cgroups::prepare_rootless(&d, self.id()))
                     .transpose()?
             } else {
-                Some(format!("/strata/{}", self.id()))
+                Some(crate::cgroups::path(
+                    &self.config.linux.cgroup_parent,
+                    self.id(),
+                ))
             },
             net,
             ipc,
@@ -234,7 +244,7 @@ impl Container<'_> {
             &self.paths.dir,
             &rt.path,
             &self.paths.run_dir,
-            self.paths.log(),
+            self.log_path(),
         );
         args.runtime_args = rt.global_args().into_iter().map(Into::into).collect();
         args.terminal = self.config.tty;
@@ -245,6 +255,8 @@ impl Container<'_> {
         // connected from before the container exists, so no output is missed.
         args.start = true;
         let monitor = engine.monitor_path()?;
+        // Stamped before the launch: a short-lived container may end before it returns.
+        let now = state::now();
         let (launched, attach) = match opts.follow {
             Follow::Detach => (launch(&monitor, &args)?, None),
             Follow::Attach { cleanup } => {
@@ -262,7 +274,6 @@ impl Container<'_> {
         st.finished_at = None;
         st.finished_unix = None;
         st.cleaned = false;
-        let now = state::now();
         st.started_at = Some(now.0);
         st.started_unix = Some(now.1);
         st.save(&self.paths)?;

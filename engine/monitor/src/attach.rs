@@ -94,6 +94,11 @@ impl AttachClient {
         self.send(FrameType::Resize, &protocol::encode_resize(rows, cols))
     }
 
+    /// Asks the monitor to close and reopen the container's log file at its path.
+    pub fn reopen_log(&mut self) -> io::Result<()> {
+        self.send(FrameType::ReopenLog, &[])
+    }
+
     /// Tells the monitor the cleanup has been done, so it skips its exit command.
     pub fn ack_cleanup(&mut self) -> io::Result<()> {
         self.send(FrameType::CleanupDone, &[])

@@ -52,6 +52,9 @@ pub enum FrameType {
     Resize = 19,
     /// Client → monitor: the client ran the cleanup; the monitor skips its exit command.
     CleanupDone = 20,
+    /// Client → monitor: close and reopen the log file (it was moved away: the CRI's
+    /// `ReopenContainerLog` after the kubelet rotated it).
+    ReopenLog = 21,
 }
 
 impl FrameType {
@@ -66,6 +69,7 @@ impl FrameType {
             18 => FrameType::StdinEof,
             19 => FrameType::Resize,
             20 => FrameType::CleanupDone,
+            21 => FrameType::ReopenLog,
             _ => return None,
         })
     }
@@ -94,7 +98,8 @@ pub struct ExitStatus {
     pub finished_at: String,
     /// The same instant in nanoseconds since the Unix epoch.
     pub finished_at_unix_nanos: u64,
-    /// Whether the kernel's OOM killer ended the container. Not detected yet: always false.
+    /// Whether the kernel's OOM killer killed a process of the container's cgroup (read from
+    /// the memory controller's `oom_kill` count when the container ended).
     #[serde(default)]
     pub oom_killed: bool,
 }

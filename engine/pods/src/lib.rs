@@ -218,6 +218,11 @@ pub struct PodOptions {
     pub publish: Vec<String>,
     pub labels: Vec<(String, String)>,
     pub runtime: String,
+    /// Namespaces, sysctls and cgroup settings of the infra container (host PID/IPC/UTS,
+    /// a pod cgroup parent: the CRI's pod options).
+    pub linux: strata_engine_containers::LinuxExtras,
+    /// Files bind-mounted into the infra container (the CRI's `hosts`, `resolv.conf`).
+    pub mounts: Vec<strata_engine_containers::MountSpec>,
 }
 
 pub fn create(engine: &Engine, o: PodOptions) -> Result<Pod> {
@@ -251,6 +256,8 @@ pub fn create(engine: &Engine, o: PodOptions) -> Result<Pod> {
         runtime: o.runtime.clone(),
         pod: Some(id.clone()),
         infra: true,
+        linux: o.linux.clone(),
+        mounts: o.mounts.clone(),
         stop_signal: "SIGTERM".into(),
         stop_timeout: 10,
         ..ContainerConfig::default()

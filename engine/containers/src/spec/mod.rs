@@ -14,6 +14,7 @@
 //! user namespace cannot mount a cgroup v1 hierarchy (see `crate::rootless`).
 
 mod caps;
+mod extras;
 mod mounts;
 pub mod seccomp;
 pub mod security;
@@ -128,10 +129,16 @@ pub fn generate(inp: &SpecInputs<'_>) -> Result<Spec> {
         .inheritable(HashSet::new())
         .ambient(HashSet::new())
         .build()?;
+    let mut gids = inp.user.additional_gids.clone();
+    for g in &c.linux.groups {
+        if !gids.contains(g) {
+            gids.push(*g);
+        }
+    }
     let user = UserBuilder::default()
         .uid(inp.user.uid)
         .gid(inp.user.gid)
-        .additional_gids(inp.user.additional_gids.clone())
+        .additional_gids(gids)
         .build()?;
     let process = ProcessBuilder::default()
         .terminal(c.tty)
@@ -148,6 +155,7 @@ pub fn generate(inp: &SpecInputs<'_>) -> Result<Spec> {
         .build()?;
     let mut process = process;
     process.set_rlimits((!inp.rlimits.is_empty()).then(|| inp.rlimits.clone()));
+    process.set_oom_score_adj(c.linux.oom_score_adj.map(extras::oom_score_adj));
     let mut resources =
         LinuxResourcesBuilder::default().devices(vec![LinuxDeviceCgroupBuilder::default()
             .allow(c.privileged)
@@ -173,14 +181,20 @@ pub fn generate(inp: &SpecInputs<'_>) -> Result<Spec> {
     if let Some(limit) = c.resources.pids_limit {
         resources = resources.pids(LinuxPidsBuilder::default().limit(limit).build()?);
     }
-    let mut namespaces = vec![
-        LinuxNamespaceBuilder::default()
-            .typ(LinuxNamespaceType::Pid)
-            .build()?,
+    let resources = extras::resources(c, resources)?;
+    let pid = match c.linux.pid.as_str() {
+        "" => Ns::New,
+        "host" => Ns::Host,
+        path => Ns::Path(path.into()),
+    };
+    let mut namespaces: Vec<LinuxNamespace> = namespace(LinuxNamespaceType::Pid, &pid)?
+        .into_iter()
+        .collect();
+    namespaces.push(
         LinuxNamespaceBuilder::default()
             .typ(LinuxNamespaceType::Mount)
             .build()?,
-    ];
+    );
     namespaces.extend(namespace(LinuxNamespaceType::Network, &inp.net)?);
     namespaces.extend(namespace(LinuxNamespaceType::Ipc, &inp.ipc)?);
     namespaces.extend(namespace(LinuxNamespaceType::Uts, &inp.uts)?);
@@ -282,8 +296,12 @@ pub fn generate(inp: &SpecInputs<'_>) -> Result<Spec> {
                 linux.set_readonly_paths(None);
             }
             linux.set_seccomp(seccomp);
+            extras::linux(c, &mut linux)?;
             linux
         }));
+    if !c.linux.annotations.is_empty() {
+        spec.set_annotations(Some(c.linux.annotations.iter().cloned().collect()));
+    }
     Ok(spec)
 }
 

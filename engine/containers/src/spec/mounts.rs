@@ -124,7 +124,13 @@ pub(super) fn mounts(inp: &SpecInputs<'_>) -> Result<Vec<Mount>> {
         let mut opts: Vec<String> = Vec::new();
         match u.kind.as_str() {
             "bind" => {
-                opts.extend(["rbind".into(), "rprivate".into()]);
+                let propagation = [
+                    "private", "rprivate", "slave", "rslave", "shared", "rshared",
+                ];
+                opts.push("rbind".into());
+                if !u.options.iter().any(|o| propagation.contains(&o.as_str())) {
+                    opts.push("rprivate".into());
+                }
                 opts.push(if u.read_only { "ro" } else { "rw" }.into());
                 opts.extend(u.options.iter().cloned());
                 m.push(

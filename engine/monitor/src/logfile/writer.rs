@@ -40,6 +40,17 @@ impl LogWriter {
         })
     }
 
+    /// Closes the file and opens the path again (creating it): after a log rotator moved it.
+    pub fn reopen(&mut self) -> io::Result<()> {
+        let file = open_append(&self.path)?;
+        self.size = file
+            .metadata()
+            .map_err(|e| with_path(e, "reading the size of", &self.path))?
+            .len();
+        self.file = file;
+        Ok(())
+    }
+
     /// The log file's path.
     pub fn path(&self) -> &Path {
         &self.path

@@ -20,6 +20,7 @@ pub enum Request {
     Stdin(Vec<u8>),
     StdinEof,
     Resize { rows: u16, cols: u16 },
+    ReopenLog,
     CleanupDone,
 }
 
@@ -129,6 +130,7 @@ impl Client {
                 Request::Resize { rows, cols }
             }
             FrameType::CleanupDone => Request::CleanupDone,
+            FrameType::ReopenLog => Request::ReopenLog,
             FrameType::Stdout | FrameType::Stderr | FrameType::Exit => {
                 return Err(format!("client sent a server frame {kind:?}"))
             }

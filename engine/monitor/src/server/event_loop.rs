@@ -254,6 +254,11 @@ impl<'t> Monitor<'t> {
                     }
                 }
             }
+            Request::ReopenLog => {
+                if let Err(e) = self.log.reopen() {
+                    self.trail.note(format_args!("reopening the log: {e}"));
+                }
+            }
             Request::CleanupDone => self
                 .trail
                 .note("cleanup acknowledged before the container exited; ignored"),

@@ -24,8 +24,14 @@ const FLUSH_GRACE: Duration = Duration::from_secs(5);
 
 impl Monitor<'_> {
     /// Everything from the container's exit to the monitor's.
-    pub fn finish(mut self, status: Option<WaitStatus>, args: &MonitorArgs) {
-        let exit = reaper::exit_status(status);
+    pub fn finish(
+        mut self,
+        status: Option<WaitStatus>,
+        args: &MonitorArgs,
+        oom: &reaper::OomWatch,
+    ) {
+        let mut exit = reaper::exit_status(status);
+        exit.oom_killed = oom.fired();
         self.trail.note(format_args!(
             "container exited: code {}, signal {:?}",
             exit.exit_code, exit.signal

@@ -141,6 +141,7 @@ pub fn run(args: MonitorArgs, sync_fd: Option<RawFd>) -> ExitCode {
     trail.note(format_args!("container created with pid {pid}"));
     sync.report_pid(pid);
 
+    let oom = reaper::OomWatch::of(pid);
     let mut monitor = Monitor::new(
         &trail,
         started.log,
@@ -150,7 +151,7 @@ pub fn run(args: MonitorArgs, sync_fd: Option<RawFd>) -> ExitCode {
         started.pidfd,
     );
     let status = monitor.run_until_exit();
-    monitor.finish(status, &args);
+    monitor.finish(status, &args, &oom);
     trail.note("monitor exiting");
     ExitCode::SUCCESS
 }

@@ -56,3 +56,71 @@ pub fn exit_status(status: Option<WaitStatus>) -> ExitStatus {
         oom_killed: false,
     }
 }
+
+/// The OOM kill count of the container's memory cgroup, read when it started, so its end can
+/// tell whether the kernel's OOM killer struck (cgroup v1 `memory.oom_control`, v2
+/// `memory.events`, both with an `oom_kill N` line). The file stays open: the count can be
+/// read even after the runtime has begun tearing the cgroup down.
+#[derive(Debug)]
+pub struct OomWatch {
+    file: Option<std::fs::File>,
+    before: u64,
+}
+
+impl OomWatch {
+    /// Watches the memory cgroup of process `pid`; watches nothing when it has none.
+    pub fn of(pid: i32) -> OomWatch {
+        let file = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+            .ok()
+            .and_then(|text| memory_events_path(&text))
+            .and_then(|p| std::fs::File::open(p).ok());
+        let before = file.as_ref().and_then(oom_kills).unwrap_or(0);
+        OomWatch { file, before }
+    }
+
+    /// Whether the count went up since the start.
+    pub fn fired(&self) -> bool {
+        self.file
+            .as_ref()
+            .and_then(oom_kills)
+            .is_some_and(|now| now > self.before)
+    }
+}
+
+fn memory_events_path(proc_cgroup: &str) -> Option<std::path::PathBuf> {
+    let mut v2 = None;
+    for line in proc_cgroup.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
+        if controllers.split(',').any(|c| c == "memory") {
+            return Some(format!("/sys/fs/cgroup/memory{path}/memory.oom_control").into());
+        }
+        if controllers.is_empty() {
+            v2 = Some(format!("/sys/fs/cgroup{path}/memory.events").into());
+        }
+    }
+    v2.filter(|p: &std::path::PathBuf| p.exists())
+}
+
+fn oom_kills(mut file: &std::fs::File) -> Option<u64> {
+    use std::io::{Read, Seek};
+    file.rewind().ok()?;
+    let mut text = String::new();
+    file.read_to_string(&mut text).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("oom_kill "))
+        .and_then(|n| n.trim().parse().ok())
+}
+
+#[cfg(test)]
+mod oom_tests {
+    #[test]
+    fn the_memory_cgroup_file_is_found_for_v1_and_v2() {
+        let v1 = "12:memory:/strata/abc\n0::/strata/abc\n";
+        assert_eq!(
+            super::memory_events_path(v1),
+            Some("/sys/fs/cgroup/memory/strata/abc/memory.oom_control".into())
+        );
+        assert_eq!(super::memory_events_path("3:cpu:/x\n"), None);
+    }
+}

@@ -60,6 +60,7 @@ pub fn exec(host: &Host, cmd: ExecCmd) -> Result<Outcome> {
         tty: cmd.tty,
         detach: cmd.detach,
         privileged: cmd.privileged,
+        pid_file: None,
     };
     let mut prepared = c.prepare_exec(&opts)?;
     if !cmd.interactive || cmd.detach {

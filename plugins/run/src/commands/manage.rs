@@ -216,7 +216,29 @@ pub fn wait(host: &Host, cmd: WaitCmd) -> Result<Outcome> {
 pub fn rm(host: &Host, cmd: RmCmd) -> Result<Outcome> {
     let ctx = Ctx::new(host)?;
     let names = targets(&ctx, &cmd.containers, cmd.all, false)?;
-    each(&ctx, &names, cmd.ignore, |c| Ok(c.remove(cmd.force)?))
+    each(&ctx, &names, cmd.ignore, |c| {
+        if !cmd.force {
+            refuse_cri(c)?;
+        }
+        Ok(c.remove(cmd.force)?)
+    })
+}
+
+/// The CRI front end's containers belong to the kubelet: removing one behind its back is
+/// refused unless forced (`rm -f`), as CRI-O's containers are in podman.
+fn refuse_cri(c: &strata_engine_containers::Container<'_>) -> Result<()> {
+    if let Some(rec) = c.record.metadata.get("cri") {
+        let pod = rec.get("sandbox").and_then(|s| s.as_str()).unwrap_or("?");
+        return Err(crate::errors::kinded(
+            strata_plugin_api::ErrorKind::FailedPrecondition,
+            format!(
+                "container {} is managed by the Kubernetes CRI server (pod sandbox {}); remove it through the kubelet, or use rm -f",
+                c.name(),
+                &pod[..pod.len().min(12)]
+            ),
+        ));
+    }
+    Ok(())
 }
 
 pub fn cleanup(host: &Host, cmd: CleanupCmd) -> Result<Outcome> {

@@ -159,6 +159,7 @@ pub fn pod(host: &Host, cmd: PodCmd) -> Result<Outcome> {
                         .collect(),
                     runtime: runtime
                         .unwrap_or_else(strata_engine_containers::settings::default_runtime),
+                    ..PodOptions::default()
                 },
             )?;
             println!("{}", pod.id);
@@ -242,6 +243,18 @@ pub fn pod(host: &Host, cmd: PodCmd) -> Result<Outcome> {
         PodSub::Rm { force, pods: names } => {
             for name in &names {
                 let p = pods::find(&ctx.engine, name)?;
+                // A Kubernetes pod sandbox (the CRI front end's record beside the pod)
+                // belongs to the kubelet.
+                let cri = ctx.engine.root().join("cri/sandboxes").join(&p.id);
+                if !force && cri.join("sandbox.json").exists() {
+                    return Err(crate::errors::kinded(
+                        strata_plugin_api::ErrorKind::FailedPrecondition,
+                        format!(
+                            "pod {} is a Kubernetes pod sandbox of the CRI server; remove it through the kubelet, or use pod rm -f",
+                            p.name
+                        ),
+                    ));
+                }
                 pods::remove(&ctx.engine, &p, force)?;
                 println!("{}", p.id);
             }

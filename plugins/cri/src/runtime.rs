@@ -1,0 +1,479 @@
+//! The CRI runtime service: each RPC checks its request and runs the engine work on the
+//! blocking pool (`rpc::blocking`), in `sandbox.rs`, `container.rs` and `stats.rs`.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use k8s_cri::v1 as cri;
+use k8s_cri::v1::runtime_service_server::RuntimeService;
+use tokio_stream::{Stream, StreamExt};
+use tonic::{Request, Response, Status};
+
+use crate::rpc::blocking;
+use crate::server::Cri;
+use crate::{container, sandbox, stats};
+
+/// The runtime service.
+#[derive(Debug)]
+pub struct Runtime(pub Arc<Cri>);
+
+/// Why the streaming RPCs answer UNIMPLEMENTED for now.
+const NO_STREAMING: &str = "the streaming server (Exec, Attach and PortForward over SPDY and websocket) is not built yet; use ExecSync";
+
+#[tonic::async_trait]
+impl RuntimeService for Runtime {
+    async fn version(
+        &self,
+        _r: Request<cri::VersionRequest>,
+    ) -> Result<Response<cri::VersionResponse>, Status> {
+        Ok(Response::new(cri::VersionResponse {
+            version: "0.1.0".into(),
+            runtime_name: "strata".into(),
+            runtime_version: env!("CARGO_PKG_VERSION").into(),
+            runtime_api_version: "v1".into(),
+        }))
+    }
+
+    async fn run_pod_sandbox(
+        &self,
+        r: Request<cri::RunPodSandboxRequest>,
+    ) -> Result<Response<cri::RunPodSandboxResponse>, Status> {
+        let cri = self.0.clone();
+        let req = r.into_inner();
+        let id = blocking("RunPodSandbox", true, move || sandbox::run(&cri, req)).await?;
+        Ok(Response::new(cri::RunPodSandboxResponse {
+            pod_sandbox_id: id,
+        }))
+    }
+
+    async fn stop_pod_sandbox(
+        &self,
+        r: Request<cri::StopPodSandboxRequest>,
+    ) -> Result<Response<cri::StopPodSandboxResponse>, Status> {
+        let cri = self.0.clone();
+        let id = r.into_inner().pod_sandbox_id;
+        blocking("StopPodSandbox", true, move || sandbox::stop(&cri, &id)).await?;
+        Ok(Response::new(cri::StopPodSandboxResponse {}))
+    }
+
+    async fn remove_pod_sandbox(
+        &self,
+        r: Request<cri::RemovePodSandboxRequest>,
+    ) -> Result<Response<cri::RemovePodSandboxResponse>, Status> {
+        let cri = self.0.clone();
+        let id = r.into_inner().pod_sandbox_id;
+        blocking("RemovePodSandbox", true, move || sandbox::remove(&cri, &id)).await?;
+        Ok(Response::new(cri::RemovePodSandboxResponse {}))
+    }
+
+    async fn pod_sandbox_status(
+        &self,
+        r: Request<cri::PodSandboxStatusRequest>,
+    ) -> Result<Response<cri::PodSandboxStatusResponse>, Status> {
+        let cri = self.0.clone();
+        let req = r.into_inner();
+        Ok(Response::new(
+            blocking("PodSandboxStatus", false, move || {
+                sandbox::status(&cri, &req.pod_sandbox_id, req.verbose)
+            })
+            .await?,
+        ))
+    }
+
+    async fn list_pod_sandbox(
+        &self,
+        r: Request<cri::ListPodSandboxRequest>,
+    ) -> Result<Response<cri::ListPodSandboxResponse>, Status> {
+        let cri = self.0.clone();
+        let f = r.into_inner().filter;
+        let items = blocking("ListPodSandbox", false, move || {
+            Ok(sandbox::list(&cri, f.as_ref()))
+        })
+        .await?;
+        Ok(Response::new(cri::ListPodSandboxResponse { items }))
+    }
+
+    async fn create_container(
+        &self,
+        r: Request<cri::CreateContainerRequest>,
+    ) -> Result<Response<cri::CreateContainerResponse>, Status> {
+        let cri = self.0.clone();
+        let req = r.into_inner();
+        let id = blocking("CreateContainer", true, move || {
+            container::create(&cri, req)
+        })
+        .await?;
+        Ok(Response::new(cri::CreateContainerResponse {
+            container_id: id,
+        }))
+    }
+
+    async fn start_container(
+        &self,
+        r: Request<cri::StartContainerRequest>,
+    ) -> Result<Response<cri::StartContainerResponse>, Status> {
+        let cri = self.0.clone();
+        let id = r.into_inner().container_id;
+        blocking("StartContainer", true, move || container::start(&cri, &id)).await?;
+        Ok(Response::new(cri::StartContainerResponse {}))
+    }
+
+    async fn stop_container(
+        &self,
+        r: Request<cri::StopContainerRequest>,
+    ) -> Result<Response<cri::StopContainerResponse>, Status> {
+        let cri = self.0.clone();
+        let req = r.into_inner();
+        blocking("StopContainer", true, move || {
+            container::stop(&cri, &req.container_id, req.timeout)
+        })
+        .await?;
+        Ok(Response::new(cri::StopContainerResponse {}))
+    }
+
+    async fn remove_container(
+        &self,
+        r: Request<cri::RemoveContainerRequest>,
+    ) -> Result<Response<cri::RemoveContainerResponse>, Status> {
+        let cri = self.0.clone();
+        let id = r.into_inner().container_id;
+        blocking("RemoveContainer", true, move || {
+            container::remove(&cri, &id)
+        })
+        .await?;
+        Ok(Response::new(cri::RemoveContainerResponse {}))
+    }
+
+    async fn list_containers(
+        &self,
+        r: Request<cri::ListContainersRequest>,
+    ) -> Result<Response<cri::ListContainersResponse>, Status> {
+        let cri = self.0.clone();
+        let f = r.into_inner().filter;
+        let containers = blocking("ListContainers", false, move || {
+            container::list(&cri, f.as_ref())
+        })
+        .await?;
+        Ok(Response::new(cri::ListContainersResponse { containers }))
+    }
+
+    async fn container_status(
+        &self,
+        r: Request<cri::ContainerStatusRequest>,
+    ) -> Result<Response<cri::ContainerStatusResponse>, Status> {
+        let cri = self.0.clone();
+        let req = r.into_inner();
+        Ok(Response::new(
+            blocking("ContainerStatus", false, move || {
+                container::status(&cri, &req.container_id, req.verbose)
+            })
+            .await?,
+        ))
+    }
+
+    async fn update_container_resources(
+        &self,
+        r: Request<cri::UpdateContainerResourcesRequest>,
+    ) -> Result<Response<cri::UpdateContainerResourcesResponse>, Status> {
+        let cri = self.0.clone();
+        let req = r.into_inner();
+        blocking("UpdateContainerResources", true, move || {
+            container::update_resources(&cri, req)
+        })
+        .await?;
+        Ok(Response::new(cri::UpdateContainerResourcesResponse {}))
+    }
+
+    async fn reopen_container_log(
+        &self,
+        r: Request<cri::ReopenContainerLogRequest>,
+    ) -> Result<Response<cri::ReopenContainerLogResponse>, Status> {
+        let cri = self.0.clone();
+        let id = r.into_inner().container_id;
+        blocking("ReopenContainerLog", true, move || {
+            container::reopen_log(&cri, &id)
+        })
+        .await?;
+        Ok(Response::new(cri::ReopenContainerLogResponse {}))
+    }
+
+    async fn exec_sync(
+        &self,
+        r: Request<cri::ExecSyncRequest>,
+    ) -> Result<Response<cri::ExecSyncResponse>, Status> {
+        let cri = self.0.clone();
+        let req = r.into_inner();
+        let timeout = req.timeout;
+        blocking("ExecSync", false, move || container::exec_sync(&cri, req))
+            .await
+            .map(Response::new)
+            .map_err(|s| {
+                if timeout > 0 && s.message().contains("timed out") {
+                    Status::deadline_exceeded(s.message().to_owned())
+                } else {
+                    s
+                }
+            })
+    }
+
+    async fn exec(
+        &self,
+        _r: Request<cri::ExecRequest>,
+    ) -> Result<Response<cri::ExecResponse>, Status> {
+        Err(Status::unimplemented(NO_STREAMING))
+    }
+
+    async fn attach(
+        &self,
+        _r: Request<cri::AttachRequest>,
+    ) -> Result<Response<cri::AttachResponse>, Status> {
+        Err(Status::unimplemented(NO_STREAMING))
+    }
+
+    async fn port_forward(
+        &self,
+        _r: Request<cri::PortForwardRequest>,
+    ) -> Result<Response<cri::PortForwardResponse>, Status> {
+        Err(Status::unimplemented(NO_STREAMING))
+    }
+
+    async fn container_stats(
+        &self,
+        r: Request<cri::ContainerStatsRequest>,
+    ) -> Result<Response<cri::ContainerStatsResponse>, Status> {
+        let cri = self.0.clone();
+        let id = r.into_inner().container_id;
+        let stats = blocking("ContainerStats", false, move || {
+            let (c, rec) = container::find(&cri, &id)?.ok_or_else(|| {
+                crate::rpc::kinded(
+                    strata_plugin_api::ErrorKind::NotFound,
+                    format!("container {id} not found"),
+                )
+            })?;
+            Ok(stats::container_stats(&cri, &c, &rec))
+        })
+        .await?;
+        Ok(Response::new(cri::ContainerStatsResponse {
+            stats: Some(stats),
+        }))
+    }
+
+    async fn list_container_stats(
+        &self,
+        r: Request<cri::ListContainerStatsRequest>,
+    ) -> Result<Response<cri::ListContainerStatsResponse>, Status> {
+        let cri = self.0.clone();
+        let f = r.into_inner().filter.unwrap_or_default();
+        let stats = blocking("ListContainerStats", false, move || {
+            let mut out = Vec::new();
+            for c in cri.engine.containers()? {
+                let Some(rec) = container::record(&c) else {
+                    continue;
+                };
+                if (!f.id.is_empty() && !c.id().starts_with(&f.id))
+                    || (!f.pod_sandbox_id.is_empty() && !rec.sandbox.starts_with(&f.pod_sandbox_id))
+                    || !crate::records::labels_match(&rec.config.labels, &f.label_selector)
+                {
+                    continue;
+                }
+                out.push(stats::container_stats(&cri, &c, &rec));
+            }
+            Ok(out)
+        })
+        .await?;
+        Ok(Response::new(cri::ListContainerStatsResponse { stats }))
+    }
+
+    async fn pod_sandbox_stats(
+        &self,
+        r: Request<cri::PodSandboxStatsRequest>,
+    ) -> Result<Response<cri::PodSandboxStatsResponse>, Status> {
+        let cri = self.0.clone();
+        let id = r.into_inner().pod_sandbox_id;
+        let stats = blocking("PodSandboxStats", false, move || {
+            let s = crate::records::find(&cri.root, &id)?.ok_or_else(|| {
+                crate::rpc::kinded(
+                    strata_plugin_api::ErrorKind::NotFound,
+                    format!("pod sandbox {id} not found"),
+                )
+            })?;
+            stats::sandbox_stats(&cri, &s)
+        })
+        .await?;
+        Ok(Response::new(cri::PodSandboxStatsResponse {
+            stats: Some(stats),
+        }))
+    }
+
+    async fn list_pod_sandbox_stats(
+        &self,
+        r: Request<cri::ListPodSandboxStatsRequest>,
+    ) -> Result<Response<cri::ListPodSandboxStatsResponse>, Status> {
+        let cri = self.0.clone();
+        let f = r.into_inner().filter.unwrap_or_default();
+        let stats = blocking("ListPodSandboxStats", false, move || {
+            let mut out = Vec::new();
+            for s in crate::records::all(&cri.root) {
+                if (!f.id.is_empty() && !s.id.starts_with(&f.id))
+                    || !crate::records::labels_match(s.labels(), &f.label_selector)
+                {
+                    continue;
+                }
+                out.push(stats::sandbox_stats(&cri, &s)?);
+            }
+            Ok(out)
+        })
+        .await?;
+        Ok(Response::new(cri::ListPodSandboxStatsResponse { stats }))
+    }
+
+    async fn update_runtime_config(
+        &self,
+        r: Request<cri::UpdateRuntimeConfigRequest>,
+    ) -> Result<Response<cri::UpdateRuntimeConfigResponse>, Status> {
+        let cidr = r
+            .into_inner()
+            .runtime_config
+            .and_then(|c| c.network_config)
+            .map(|n| n.pod_cidr)
+            .unwrap_or_default();
+        if !cidr.is_empty() {
+            crate::log::info(format_args!("pod CIDR is now {cidr}"));
+            *self.0.pod_cidr.lock().unwrap_or_else(|p| p.into_inner()) = cidr;
+        }
+        Ok(Response::new(cri::UpdateRuntimeConfigResponse {}))
+    }
+
+    async fn status(
+        &self,
+        r: Request<cri::StatusRequest>,
+    ) -> Result<Response<cri::StatusResponse>, Status> {
+        let cri = self.0.clone();
+        let verbose = r.into_inner().verbose;
+        let resp = blocking("Status", false, move || {
+            let net = sandbox::pod_network(&cri);
+            let network = match &net {
+                Ok(_) => cri::RuntimeCondition {
+                    r#type: "NetworkReady".into(),
+                    status: true,
+                    reason: String::new(),
+                    message: String::new(),
+                },
+                Err(e) => cri::RuntimeCondition {
+                    r#type: "NetworkReady".into(),
+                    status: false,
+                    reason: "NetworkPluginNotReady".into(),
+                    message: format!("Network plugin returns error: {e:#}"),
+                },
+            };
+            let runtime = cri::RuntimeCondition {
+                r#type: "RuntimeReady".into(),
+                status: true,
+                reason: String::new(),
+                message: String::new(),
+            };
+            let handlers = cri
+                .config
+                .runtimes
+                .keys()
+                .map(|name| cri::RuntimeHandler {
+                    name: name.clone(),
+                    features: Some(cri::RuntimeHandlerFeatures {
+                        recursive_read_only_mounts: false,
+                        user_namespaces: false,
+                    }),
+                })
+                .chain(std::iter::once(cri::RuntimeHandler {
+                    name: String::new(),
+                    features: Some(cri::RuntimeHandlerFeatures {
+                        recursive_read_only_mounts: false,
+                        user_namespaces: false,
+                    }),
+                }))
+                .collect();
+            let mut info = std::collections::HashMap::new();
+            if verbose {
+                info.insert(
+                    "config".to_owned(),
+                    serde_json::to_string(&cri.config).unwrap_or_default(),
+                );
+                if let Ok(n) = &net {
+                    info.insert("network".to_owned(), n.list.name.clone());
+                }
+            }
+            Ok(cri::StatusResponse {
+                status: Some(cri::RuntimeStatus {
+                    conditions: vec![runtime, network],
+                }),
+                info,
+                runtime_handlers: handlers,
+                features: Some(cri::RuntimeFeatures {
+                    supplemental_groups_policy: false,
+                }),
+            })
+        })
+        .await?;
+        Ok(Response::new(resp))
+    }
+
+    async fn checkpoint_container(
+        &self,
+        _r: Request<cri::CheckpointContainerRequest>,
+    ) -> Result<Response<cri::CheckpointContainerResponse>, Status> {
+        Err(Status::unimplemented(
+            "checkpointing needs CRIU, which this runtime does not use (as CRI-O without CRIU)",
+        ))
+    }
+
+    type GetContainerEventsStream =
+        Pin<Box<dyn Stream<Item = Result<cri::ContainerEventResponse, Status>> + Send>>;
+
+    async fn get_container_events(
+        &self,
+        _r: Request<cri::GetEventsRequest>,
+    ) -> Result<Response<Self::GetContainerEventsStream>, Status> {
+        let rx = self.0.events.subscribe();
+        let stream = tokio_stream::wrappers::BroadcastStream::new(rx).filter_map(|e| match e {
+            Ok(ev) => Some(Ok(ev)),
+            // A slow subscriber missed events: tell it, as the kubelet then relists.
+            Err(e) => Some(Err(Status::data_loss(format!("events were dropped: {e}")))),
+        });
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn list_metric_descriptors(
+        &self,
+        _r: Request<cri::ListMetricDescriptorsRequest>,
+    ) -> Result<Response<cri::ListMetricDescriptorsResponse>, Status> {
+        // No extra metrics are offered beyond the stats RPCs (CRI-O's default, without its
+        // `included_pod_metrics`).
+        Ok(Response::new(cri::ListMetricDescriptorsResponse {
+            descriptors: Vec::new(),
+        }))
+    }
+
+    async fn list_pod_sandbox_metrics(
+        &self,
+        _r: Request<cri::ListPodSandboxMetricsRequest>,
+    ) -> Result<Response<cri::ListPodSandboxMetricsResponse>, Status> {
+        Ok(Response::new(cri::ListPodSandboxMetricsResponse {
+            pod_metrics: Vec::new(),
+        }))
+    }
+
+    async fn runtime_config(
+        &self,
+        _r: Request<cri::RuntimeConfigRequest>,
+    ) -> Result<Response<cri::RuntimeConfigResponse>, Status> {
+        let driver = if self.0.config.cgroup_driver == "systemd" {
+            cri::CgroupDriver::Systemd
+        } else {
+            cri::CgroupDriver::Cgroupfs
+        };
+        Ok(Response::new(cri::RuntimeConfigResponse {
+            linux: Some(cri::LinuxRuntimeConfiguration {
+                cgroup_driver: driver as i32,
+            }),
+        }))
+    }
+}

@@ -1,0 +1,204 @@
+//! The gRPC server: the socket (mode 0660, a stale one replaced, a live one refused), both
+//! CRI services with a 16 MiB message limit, the start-up log, and a clean stop on SIGTERM or
+//! SIGINT. Containers keep running under their monitors when the server stops or is killed;
+//! a new server reports them as they are, from the store and the records.
+
+use std::collections::HashMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use anyhow::{bail, Context, Result};
+use k8s_cri::v1::image_service_server::ImageServiceServer;
+use k8s_cri::v1::runtime_service_server::RuntimeServiceServer;
+use strata_engine_containers::Engine;
+use strata_plugin_api::Host;
+use strata_plugin_bridge::HostStore;
+
+use crate::config::CriConfig;
+
+/// What every RPC shares.
+pub struct Cri {
+    pub host: Host,
+    pub engine: Engine,
+    pub config: CriConfig,
+    pub root: PathBuf,
+    pub runroot: PathBuf,
+    /// Container events for `GetContainerEvents` subscribers.
+    pub events: crate::events::Events,
+    /// Pulls in flight by image name; concurrent requests for one image share one download
+    /// (the slot holds the image ID once it is done).
+    pub pulls: Mutex<HashMap<String, Arc<Mutex<Option<String>>>>>,
+    /// The pod CIDR the kubelet last gave (`UpdateRuntimeConfig`).
+    pub pod_cidr: Mutex<String>,
+}
+
+impl std::fmt::Debug for Cri {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cri")
+            .field("config", &self.config)
+            .field("root", &self.root)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Cri {
+    /// Where CNI attachments of pods are recorded (cached results, per-pod locks).
+    pub fn cni_state_dir(&self) -> PathBuf {
+        self.runroot.join("cri").join("networks")
+    }
+}
+
+pub fn serve(host: &Host, config: CriConfig) -> Result<()> {
+    crate::log::set_level(&config.log_level);
+    let engine = Engine::new(Box::new(HostStore::new(host)))?;
+    if engine.rootless() {
+        bail!("the CRI server runs as root (a kubelet's runtime manages the node's cgroups and networks)");
+    }
+    let root = engine.root().to_path_buf();
+    let runroot = engine.runroot().to_path_buf();
+    let socket = config.socket_path()?;
+    let mode = config.mode()?;
+    let listener = bind(&socket, mode)?;
+    let cri = Arc::new(Cri {
+        host: *host,
+        engine,
+        root,
+        runroot,
+        events: crate::events::Events::new(),
+        pulls: Mutex::new(HashMap::new()),
+        pod_cidr: Mutex::new(String::new()),
+        config,
+    });
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(64)
+        .enable_all()
+        .thread_name("strata-cri")
+        .build()
+        .context("start the server's runtime")?;
+    let result = rt.block_on(run(cri, listener, socket.clone()));
+    let _ = std::fs::remove_file(&socket);
+    result
+}
+
+/// Binds the socket: a leftover file nobody listens on is replaced, a live server refused.
+fn bind(socket: &std::path::Path, mode: u32) -> Result<std::os::unix::net::UnixListener> {
+    if let Some(dir) = socket.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+    }
+    if socket.exists() {
+        if std::os::unix::net::UnixStream::connect(socket).is_ok() {
+            bail!(
+                "{} is in use: another CRI server listens there (stop it, or pick another --listen)",
+                socket.display()
+            );
+        }
+        std::fs::remove_file(socket)
+            .with_context(|| format!("remove the stale socket {}", socket.display()))?;
+    }
+    let l = std::os::unix::net::UnixListener::bind(socket)
+        .with_context(|| format!("listen on {}", socket.display()))?;
+    std::fs::set_permissions(socket, std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("set the mode of {}", socket.display()))?;
+    l.set_nonblocking(true)
+        .context("make the socket non-blocking")?;
+    Ok(l)
+}
+
+async fn run(
+    cri: Arc<Cri>,
+    listener: std::os::unix::net::UnixListener,
+    socket: PathBuf,
+) -> Result<()> {
+    let listener = tokio::net::UnixListener::from_std(listener).context("serve the socket")?;
+    let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
+    let limit = cri.config.max_message_size;
+    let runtime = RuntimeServiceServer::new(crate::runtime::Runtime(cri.clone()))
+        .max_decoding_message_size(limit)
+        .max_encoding_message_size(limit);
+    let images = ImageServiceServer::new(crate::image::Images(cri.clone()))
+        .max_decoding_message_size(limit)
+        .max_encoding_message_size(limit);
+    banner(&cri, &socket);
+    crate::events::watch(cri.clone());
+    // On SIGTERM or SIGINT: stop taking connections, let calls in flight finish, and leave
+    // after at most two seconds even if clients keep their connections open.
+    let stopping = Arc::new(tokio::sync::Notify::new());
+    let notify = stopping.clone();
+    tokio::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            crate::log::warn(format_args!("cannot watch for SIGTERM; stop with SIGKILL"));
+            return;
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        crate::log::info(format_args!(
+            "stopping (containers keep running under their monitors)"
+        ));
+        notify.notify_waiters();
+    });
+    let graceful = {
+        let stopping = stopping.clone();
+        async move { stopping.notified().await }
+    };
+    let server = tonic::transport::Server::builder()
+        .add_service(runtime)
+        .add_service(images)
+        .serve_with_incoming_shutdown(incoming, graceful);
+    tokio::select! {
+        r = server => r.context("serve gRPC")?,
+        _ = async {
+            stopping.notified().await;
+            tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        } => {}
+    }
+    Ok(())
+}
+
+fn banner(cri: &Cri, socket: &std::path::Path) {
+    let c = &cri.config;
+    let info = cri.engine.info();
+    crate::log::info(format_args!(
+        "strata CRI server {} (CRI v1) listening on unix://{} (mode {})",
+        env!("CARGO_PKG_VERSION"),
+        socket.display(),
+        c.socket_mode
+    ));
+    crate::log::info(format_args!(
+        "store {} (run state {}), driver {}; runtime handlers {} (default {}); cgroup driver {}",
+        info.root.display(),
+        info.runroot.display(),
+        info.driver,
+        c.runtimes.keys().cloned().collect::<Vec<_>>().join(", "),
+        c.default_runtime,
+        c.cgroup_driver
+    ));
+    let net = match crate::sandbox::pod_network(cri) {
+        Ok(n) => format!("pod network {:?}", n.list.name),
+        Err(e) => format!("no pod network yet ({e:#})"),
+    };
+    crate::log::info(format_args!(
+        "CNI configs in {}, plugins in {}: {net}",
+        c.cni_config_dir.display(),
+        c.cni_plugin_dirs
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(":")
+    ));
+    let sandboxes = crate::records::all(&cri.root);
+    if !sandboxes.is_empty() {
+        crate::log::info(format_args!(
+            "found {} pod sandboxes from before ({} ready)",
+            sandboxes.len(),
+            sandboxes.iter().filter(|s| s.ready).count()
+        ));
+    }
+}
