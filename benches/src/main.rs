@@ -32,12 +32,17 @@
 //!   build with 300 other images in the store, a 1 GiB 30,000-file COPY cold and cached (see
 //!   `build`).
 //!
+//! - **CRI** (`--only cri`): `strata cri serve` against containerd's CRI plugin: the pod and
+//!   container lifecycle call by call over 100 pods, ListImages/ImageStatus with 200 images,
+//!   ListContainers with 500 containers (see `cri`).
+//!
 //! Everything but the depth section runs as whole commands (process start included, as users run them) on a
 //! loop-mounted ext4 image, because the root filesystem's timings swing widely on this machine
 //! (see shared/notes/MACHINE.md). It needs root. It is a benchmark, not a test: it asserts
 //! nothing and only reports.
 
 mod build;
+mod cri;
 mod depth;
 mod engines;
 mod fuse;
@@ -80,7 +85,7 @@ struct Args {
     #[arg(
         long,
         default_value = "all",
-        value_parser = ["storage", "pull", "run", "depth", "fuse", "build", "all"]
+        value_parser = ["storage", "pull", "run", "depth", "fuse", "build", "cri", "all"]
     )]
     only: String,
     /// Timed samples per depth and operation in the depth benchmark (after one warm-up)
@@ -121,6 +126,9 @@ struct Args {
     /// Files in the big build context
     #[arg(long, default_value_t = 30_000)]
     build_big_files: usize,
+    /// Pods each CRI server runs through the lifecycle (`--only cri`)
+    #[arg(long, default_value_t = 100)]
+    cri_pods: usize,
     /// Repetitions of each pull measurement (the median is reported)
     #[arg(long, default_value_t = 3)]
     pull_runs: usize,
@@ -157,7 +165,10 @@ fn main() -> Result<()> {
     }
     let want = |section: &str| args.only == "all" || args.only == section;
     // The depth and fuse sections do not run the strata binary.
-    let strata = if ["storage", "pull", "run", "build"].into_iter().any(want) {
+    let strata = if ["storage", "pull", "run", "build", "cri"]
+        .into_iter()
+        .any(want)
+    {
         std::fs::canonicalize(&args.strata).with_context(|| {
             format!(
                 "strata binary {} not found; build it with cargo build --release -p strata-tools",
@@ -284,12 +295,26 @@ fn main() -> Result<()> {
         results.extend(measured);
         build_summary = Some(summary);
     }
+    let mut cri_summary = None;
+    if want("cri") {
+        let opts = cri::CriOptions {
+            pods: args.cri_pods,
+            layout: busybox_layout(args.busybox.as_deref(), &strata)?,
+            images: 200,
+            containers: 500,
+        };
+        let (measured, summary) = cri::cri_benchmarks(&scratch.path, &strata, &opts)?;
+        cri::print(&summary);
+        results.extend(measured);
+        cri_summary = Some(summary);
+    }
     if let Some(p) = &args.json {
         let all = Results {
             measurements: results,
             run: run_summary,
             fuse: fuse_summary,
             build: build_summary,
+            cri: cri_summary,
         };
         std::fs::write(p, serde_json::to_vec_pretty(&all)?)?;
     }
@@ -307,6 +332,8 @@ struct Results {
     fuse: Option<fuse::FuseSummary>,
     /// The build section's versions, ratios and targets (`--only build` or `all`).
     build: Option<build::BuildSummary>,
+    /// The CRI section's ratios to containerd (`--only cri` or `all`).
+    cri: Option<cri::CriSummary>,
 }
 
 /// `--busybox`, else the fixture of the target directory the strata binary was built in

@@ -89,6 +89,9 @@ pub struct ContainerdOptions {
     /// Registry hosts (`HOST[:PORT]`) reached over HTTPS without verification, then over
     /// plain HTTP.
     pub insecure_registries: Vec<String>,
+    /// Where the instance's directory is made (default `/tmp`; the benchmarks put it on
+    /// their scratch filesystem, beside Strata's store).
+    pub parent_dir: Option<PathBuf>,
 }
 
 impl ContainerdOptions {
@@ -136,8 +139,8 @@ impl Containerd {
 
         let dir = tempfile::Builder::new()
             .prefix("strata-ctrd-")
-            .tempdir_in("/tmp")
-            .expect("cannot create a temp dir in /tmp");
+            .tempdir_in(opts.parent_dir.as_deref().unwrap_or(Path::new("/tmp")))
+            .expect("cannot create containerd's temp dir");
         let base = dir.path().to_path_buf();
         let socket = base.join("containerd.sock");
         for d in ["root", "state", "tmp", "certs.d"] {

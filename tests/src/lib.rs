@@ -22,6 +22,7 @@ pub mod layout;
 mod privileged;
 pub mod probe;
 pub mod registry;
+pub mod streaming;
 pub mod tarball;
 pub mod tree;
 pub mod users;

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use strata_tests::cri::{self, api, Client, CriServer};
-use strata_tests::{fixtures, require_privileged, Strata};
+use strata_tests::{fixtures, require_privileged, streaming, Strata};
 
 const BUSYBOX: &str = "docker.io/library/busybox:latest";
 
@@ -392,6 +392,7 @@ fn pod_scenario(
     log_dir: &Path,
     host_port: i32,
     uid: &str,
+    websocket: bool,
 ) -> PodRun {
     let mut pc = cri::pod_config("web", uid, log_dir);
     pc.port_mappings = vec![api::PortMapping {
@@ -455,6 +456,102 @@ fn pod_scenario(
     assert_eq!(hn.trim(), "web");
     let (_, addrs, _) = c.exec(&side, &["ip", "-4", "-o", "addr", "show", "eth0"]);
     assert!(addrs.contains(&ip), "{addrs}");
+
+    // The streaming server: exec with stdin, stdout, stderr and the exit code over SPDY...
+    let exec_url = |cmd: &[&str], tty: bool, stdin: bool| -> String {
+        c.ok(
+            "Exec",
+            c.runtime().exec(api::ExecRequest {
+                container_id: side.clone(),
+                cmd: cmd.iter().map(|s| s.to_string()).collect(),
+                tty,
+                stdin,
+                stdout: true,
+                stderr: !tty,
+            }),
+        )
+        .url
+    };
+    let o = streaming::spdy_exec(
+        &exec_url(&["sh", "-c", "cat; echo err >&2; exit 3"], false, true),
+        Some(b"piped-in"),
+        false,
+        true,
+        None,
+    );
+    assert_eq!(
+        (o.stdout().as_str(), o.stderr.as_slice(), o.exit_code()),
+        ("piped-in", &b"err\n"[..], Some(3)),
+        "{o:?}"
+    );
+    // ... with a terminal of the size the client gives ...
+    let o = streaming::spdy_exec(
+        &exec_url(&["sh", "-c", "sleep 1; stty size; tty"], true, false),
+        None,
+        true,
+        false,
+        Some((101, 33)),
+    );
+    assert!(
+        o.stdout().contains("33 101") && o.stdout().contains("/dev/pts/"),
+        "{o:?}"
+    );
+    assert_eq!(o.exit_code(), Some(0));
+    // ... port-forward to the server inside the pod's network namespace ...
+    let pf = c.ok(
+        "PortForward",
+        c.runtime().port_forward(api::PortForwardRequest {
+            pod_sandbox_id: pod.clone(),
+            port: vec![8080],
+        }),
+    );
+    let reply = streaming::spdy_port_forward(&pf.url, 8080, b"GET /index.html HTTP/1.0\r\n\r\n")
+        .expect("port-forward");
+    assert!(
+        String::from_utf8_lossy(&reply).contains("hello-from-pod"),
+        "{}",
+        String::from_utf8_lossy(&reply)
+    );
+    // ... and attach to a container waiting for its stdin.
+    let mut cc = cri::container_config("reader", image, &["sh", "-c", "read line; echo got-$line"]);
+    cc.stdin = true;
+    let reader = c.create(&pod, &pc, cc);
+    c.start(&reader);
+    let at = c.ok(
+        "Attach",
+        c.runtime().attach(api::AttachRequest {
+            container_id: reader.clone(),
+            stdin: true,
+            tty: false,
+            stdout: true,
+            stderr: true,
+        }),
+    );
+    let o = streaming::spdy_attach(&at.url, b"hello\n");
+    assert!(o.stdout().contains("got-hello"), "{o:?}");
+    if websocket {
+        let o = streaming::websocket_exec(
+            &exec_url(&["sh", "-c", "cat; exit 4"], false, true),
+            Some(b"over-ws"),
+        );
+        assert_eq!(
+            (o.stdout().as_str(), o.exit_code()),
+            ("over-ws", Some(4)),
+            "{o:?}"
+        );
+        // A URL is single-use.
+        let url = exec_url(&["true"], false, true);
+        let _ = streaming::websocket_exec(&url, Some(b""));
+        let (host, path) = url
+            .trim_start_matches("http://")
+            .split_once('/')
+            .expect("url");
+        let mut s = std::net::TcpStream::connect(host).expect("connect");
+        write!(s, "POST /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: v4.channel.k8s.io\r\n\r\n").expect("send");
+        let mut resp = String::new();
+        let _ = s.read_to_string(&mut resp);
+        assert!(resp.starts_with("HTTP/1.1 404"), "{resp}");
+    }
 
     // Exit codes, stderr and a timeout.
     let (code, out, err) = c.exec(&side, &["sh", "-c", "echo out; echo err >&2; exit 3"]);
@@ -556,7 +653,7 @@ fn pod_scenario(
             pod_sandbox_id: pod.clone(),
             ..Default::default()
         }),
-        ["client", "failing", "server", "talker"]
+        ["client", "failing", "reader", "server", "talker"]
     );
     assert_eq!(
         list(api::ContainerFilter {
@@ -646,8 +743,9 @@ fn a_pod_shares_localhost_serves_its_host_port_and_logs_in_the_cri_format() {
             handler,
             BUSYBOX,
             &logs,
-            18080 + i as i32,
+            28080 + i as i32,
             &format!("uid-{i}"),
+            true,
         );
 
         // The CLI sees the pod's containers, marked with their pod, and will not remove one
@@ -1089,7 +1187,7 @@ fn the_same_pod_behaves_alike_on_containerd() {
     let image = ctrd.import_layout(&fixtures::layout_dir("busybox"), BUSYBOX);
     let c = Client::connect(ctrd.socket());
     let logs = dir.path().join("logs");
-    let run = pod_scenario(&c, "", &image, &logs, 18090, "uid-ref");
+    let run = pod_scenario(&c, "", &image, &logs, 28090, "uid-ref", false);
     c.ok(
         "RemovePodSandbox",
         c.runtime()
@@ -1109,4 +1207,297 @@ fn the_same_pod_behaves_alike_on_containerd() {
         "containerd 1.6's answer, where Strata answers OK"
     );
     drop(c);
+}
+
+fn run_cmd(cmd: &mut std::process::Command) {
+    let out = cmd.output().expect("run a host command");
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// What the Kubernetes CRI validation suite checks of mounts and the security context, on
+/// crun: propagation (host-to-container and bidirectional), recursive read-only mounts, no
+/// profile meaning unconfined, a Localhost profile (and privileged containers ignoring it),
+/// the pod hostname defaulting to the node's, and the supplemental-groups policies with the
+/// user the status reports.
+#[test]
+fn mounts_profiles_hostnames_and_groups_behave_as_kubernetes_expects() {
+    if !require_privileged(
+        "mounts_profiles_hostnames_and_groups_behave_as_kubernetes_expects",
+        "mounts on the host, containers (root)",
+    ) {
+        return;
+    }
+    let s = store();
+    // An image whose user 1000 (busybox's `user`) is also in group 50000 (as the suite's
+    // test-image-predefined-group).
+    s.ok([
+        "run",
+        "--name",
+        "grp",
+        "--network",
+        "none",
+        BUSYBOX,
+        "sh",
+        "-c",
+        "grep -q '^user:x:1000:' /etc/passwd && echo 'g50000:x:50000:user' >> /etc/group",
+    ]);
+    s.ok(["commit", "grp", "docker.io/library/groups:latest"]);
+    s.ok(["rm", "grp"]);
+    let (_srv, c) = server(&s, Some(("cri-s6", "10.94.6.0/24")));
+    let logs = s.scratch().join("logs");
+    let mut pc = cri::pod_config("checks", "uid-checks", &logs);
+    pc.hostname = String::new();
+    let pod = c.run_pod(&pc, "crun");
+    let started = |cc: api::ContainerConfig| -> String {
+        let id = c.create(&pod, &pc, cc);
+        c.start(&id);
+        id
+    };
+    let with_sc = |name: &str,
+                   image: &str,
+                   cmd: &[&str],
+                   f: &dyn Fn(&mut api::LinuxContainerSecurityContext)| {
+        let mut cc = cri::container_config(name, image, cmd);
+        f(cc.linux
+            .as_mut()
+            .expect("linux")
+            .security_context
+            .as_mut()
+            .expect("sc"));
+        cc
+    };
+
+    // No hostname given: the node's.
+    let plain = started(cri::container_config("plain", BUSYBOX, &["sleep", "3600"]));
+    let node = std::fs::read_to_string("/proc/sys/kernel/hostname").expect("hostname");
+    assert_eq!(c.exec(&plain, &["hostname"]).1.trim(), node.trim());
+    // No seccomp field: unconfined, as the CRI says.
+    assert_eq!(
+        c.exec(&plain, &["grep", "Seccomp:", "/proc/self/status"])
+            .1
+            .split_whitespace()
+            .nth(1),
+        Some("0")
+    );
+
+    // A Localhost profile that forbids sethostname; ignored for a privileged container.
+    let profile = s.scratch().join("no-sethostname.json");
+    std::fs::write(
+        &profile,
+        r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["sethostname"],"action":"SCMP_ACT_ERRNO"}]}"#,
+    )
+    .expect("profile");
+    let local = |sc: &mut api::LinuxContainerSecurityContext| {
+        sc.seccomp = Some(api::SecurityProfile {
+            profile_type: api::security_profile::ProfileType::Localhost as i32,
+            localhost_ref: profile.display().to_string(),
+        });
+        sc.capabilities = Some(api::Capability {
+            add_capabilities: vec!["SYS_ADMIN".into()],
+            ..Default::default()
+        });
+    };
+    let confined = started(with_sc("confined", BUSYBOX, &["sleep", "3600"], &local));
+    assert_ne!(
+        c.exec(&confined, &["hostname", "changed"]).0,
+        0,
+        "the profile forbids sethostname"
+    );
+    let privileged = started(with_sc("privileged", BUSYBOX, &["sleep", "3600"], &|sc| {
+        local(sc);
+        sc.privileged = true;
+    }));
+    assert_eq!(
+        c.exec(&privileged, &["hostname", "changed"]).0,
+        0,
+        "a privileged container ignores it"
+    );
+    // run_as_group needs a user.
+    let e = c.fails(
+        "CreateContainer",
+        c.runtime().create_container(api::CreateContainerRequest {
+            pod_sandbox_id: pod.clone(),
+            config: Some(with_sc("groupless", BUSYBOX, &["true"], &|sc| {
+                sc.run_as_group = Some(api::Int64Value { value: 5 });
+            })),
+            sandbox_config: Some(pc.clone()),
+        }),
+    );
+    assert_eq!(e.code(), tonic::Code::InvalidArgument);
+
+    // Propagation: the host source is a shared mount point.
+    let src = s.scratch().join("prop");
+    std::fs::create_dir_all(&src).expect("dir");
+    run_cmd(
+        std::process::Command::new("mount")
+            .args(["--bind"])
+            .arg(&src)
+            .arg(&src),
+    );
+    run_cmd(
+        std::process::Command::new("mount")
+            .args(["--make-rshared"])
+            .arg(&src),
+    );
+    let mount = |dst: &str, p: api::MountPropagation| api::Mount {
+        container_path: dst.into(),
+        host_path: src.display().to_string(),
+        propagation: p as i32,
+        ..Default::default()
+    };
+    let mut cc = cri::container_config("prop", BUSYBOX, &["sleep", "3600"]);
+    cc.mounts = vec![
+        mount("/slave", api::MountPropagation::PropagationHostToContainer),
+        mount("/private", api::MountPropagation::PropagationPrivate),
+        mount("/shared", api::MountPropagation::PropagationBidirectional),
+    ];
+    cc.linux
+        .as_mut()
+        .expect("linux")
+        .security_context
+        .as_mut()
+        .expect("sc")
+        .privileged = true;
+    let prop = started(cc);
+    let inner = src.join("from-host");
+    std::fs::create_dir_all(&inner).expect("dir");
+    run_cmd(
+        std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "hosttmp"])
+            .arg(&inner),
+    );
+    std::fs::write(inner.join("marker"), "m").expect("marker");
+    assert_eq!(
+        c.exec(&prop, &["cat", "/slave/from-host/marker"]).1,
+        "m",
+        "host-to-container"
+    );
+    assert_eq!(
+        c.exec(&prop, &["cat", "/shared/from-host/marker"]).1,
+        "m",
+        "bidirectional"
+    );
+    assert_ne!(
+        c.exec(&prop, &["cat", "/private/from-host/marker"]).0,
+        0,
+        "private"
+    );
+    let (code, _, err) = c.exec(&prop, &["sh", "-c", "mkdir -p /shared/from-ctr && mount -t tmpfs ctrtmp /shared/from-ctr && echo c > /shared/from-ctr/x"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        std::fs::read_to_string(src.join("from-ctr/x"))
+            .ok()
+            .as_deref(),
+        Some("c\n"),
+        "container-to-host"
+    );
+
+    // Recursive read-only (crun): the submount is read-only too.
+    let mut cc = cri::container_config("rro", BUSYBOX, &["sleep", "3600"]);
+    cc.mounts = vec![api::Mount {
+        container_path: "/ro".into(),
+        host_path: src.display().to_string(),
+        readonly: true,
+        recursive_read_only: true,
+        ..Default::default()
+    }];
+    let rro = started(cc);
+    let (code, _, err) = c.exec(&rro, &["touch", "/ro/from-host/new"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("Read-only"), "{err}");
+    let mut bad = cri::container_config("rro-rw", BUSYBOX, &["true"]);
+    bad.mounts = vec![api::Mount {
+        container_path: "/ro".into(),
+        host_path: src.display().to_string(),
+        readonly: false,
+        recursive_read_only: true,
+        ..Default::default()
+    }];
+    let e = c.fails(
+        "CreateContainer",
+        c.runtime().create_container(api::CreateContainerRequest {
+            pod_sandbox_id: pod.clone(),
+            config: Some(bad),
+            sandbox_config: Some(pc.clone()),
+        }),
+    );
+    assert_eq!(e.code(), tonic::Code::InvalidArgument);
+    let st = c.ok(
+        "Status",
+        c.runtime().status(api::StatusRequest { verbose: false }),
+    );
+    let crun = st
+        .runtime_handlers
+        .iter()
+        .find(|h| h.name == "crun")
+        .expect("crun");
+    assert!(crun
+        .features
+        .as_ref()
+        .is_some_and(|f| f.recursive_read_only_mounts));
+    let runc = st
+        .runtime_handlers
+        .iter()
+        .find(|h| h.name == "runc")
+        .expect("runc");
+    assert!(!runc
+        .features
+        .as_ref()
+        .is_some_and(|f| f.recursive_read_only_mounts));
+    assert!(st.features.is_some_and(|f| f.supplemental_groups_policy));
+
+    // Supplemental groups: Merge (the default) adds the image's memberships, Strict does not.
+    for (name, policy, want) in [
+        (
+            "merge",
+            api::SupplementalGroupsPolicy::Merge,
+            vec![1000, 1234, 50000],
+        ),
+        (
+            "strict",
+            api::SupplementalGroupsPolicy::Strict,
+            vec![1000, 1234],
+        ),
+    ] {
+        let id = started(with_sc(
+            name,
+            "docker.io/library/groups:latest",
+            &["sleep", "3600"],
+            &|sc| {
+                sc.run_as_user = Some(api::Int64Value { value: 1000 });
+                sc.supplemental_groups = vec![1234];
+                sc.supplemental_groups_policy = policy as i32;
+            },
+        ));
+        let mut got: Vec<i64> = c
+            .exec(&id, &["id", "-G"])
+            .1
+            .split_whitespace()
+            .filter_map(|g| g.parse().ok())
+            .collect();
+        got.sort_unstable();
+        assert_eq!(got, want, "{name}: id -G");
+        let user = c
+            .container_state(&id)
+            .user
+            .and_then(|u| u.linux)
+            .expect("the status reports the user");
+        assert_eq!(
+            (user.uid, user.gid, user.supplemental_groups),
+            (1000, 1000, want),
+            "{name}"
+        );
+    }
+
+    c.remove_pod(&pod);
+    for m in [src.join("from-ctr"), inner, src.clone()] {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&m)
+            .status();
+    }
 }

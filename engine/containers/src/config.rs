@@ -90,6 +90,9 @@ pub struct LinuxExtras {
     pub devices: Vec<Device>,
     /// Supplementary groups added to the user's own.
     pub groups: Vec<u32>,
+    /// Which `/etc/group` memberships of the user count: empty for podman's rule (only
+    /// without an explicit group), `merge` (always; Kubernetes' default) or `strict` (never).
+    pub groups_policy: String,
     /// The parent cgroup (cgroupfs path such as `/kubepods/pod<UID>`); empty: `/strata`.
     pub cgroup_parent: String,
     /// The OOM killer's score adjustment; a value below the caller's own is raised to it

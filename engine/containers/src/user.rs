@@ -16,8 +16,12 @@ use rustix::fs::{Mode, OFlags, ResolveFlags};
 pub struct ResolvedUser {
     pub uid: u32,
     pub gid: u32,
-    /// Groups that list the user in `/etc/group` (besides its primary group).
+    /// Groups that list the user in `/etc/group` (besides its primary group), when no group
+    /// was given (docker's and podman's rule).
     pub additional_gids: Vec<u32>,
+    /// Groups that list the user in `/etc/group`, whether or not a group was given (the
+    /// Kubernetes `Merge` supplemental-groups policy).
+    pub member_gids: Vec<u32>,
     /// The home directory from `/etc/passwd`, for `HOME` (default `/`).
     pub home: String,
 }
@@ -126,17 +130,23 @@ pub fn resolve(root: &Path, spec: &str) -> Result<ResolvedUser> {
                 })?,
         };
     }
-    let additional_gids = match (&name, group) {
-        (Some(n), None) => group_entries(&groups)
+    let member_gids: Vec<u32> = match &name {
+        Some(n) => group_entries(&groups)
             .filter(|e| e.gid != gid && e.members.iter().any(|m| m == n))
             .map(|e| e.gid)
             .collect(),
-        _ => Vec::new(),
+        None => Vec::new(),
+    };
+    let additional_gids = if group.is_none() {
+        member_gids.clone()
+    } else {
+        Vec::new()
     };
     Ok(ResolvedUser {
         uid,
         gid,
         additional_gids,
+        member_gids,
         home: if home.is_empty() {
             "/".to_owned()
         } else {

@@ -222,6 +222,12 @@ impl CriConfig {
     }
 }
 
+/// Whether an OCI runtime makes `rro` bind mounts recursively read-only (crun does, with
+/// `mount_setattr`; runc only from 1.2, newer than Debian 12's 1.1).
+pub fn supports_rro(runtime: &str) -> bool {
+    Path::new(runtime).file_name().is_some_and(|n| n == "crun")
+}
+
 fn read(p: &Path) -> Result<CriConfig> {
     let text = std::fs::read_to_string(p).with_context(|| format!("read {}", p.display()))?;
     let mut c: CriConfig =

@@ -82,8 +82,9 @@ fn seccomp(profile: Option<&cri::SecurityProfile>, path: &str) -> Result<Seccomp
         };
     }
     match path {
-        "" | "runtime/default" | "docker/default" => Ok(SeccompPolicy::Default),
-        "unconfined" => Ok(SeccompPolicy::Unconfined),
+        // No profile at all is unconfined (the CRI's contract; the kubelet always sends one).
+        "" | "unconfined" => Ok(SeccompPolicy::Unconfined),
+        "runtime/default" | "docker/default" => Ok(SeccompPolicy::Default),
         p => match p.strip_prefix("localhost/") {
             Some(file) => SeccompPolicy::from_option(file)
                 .map_err(|e| bad(format!("seccomp profile {file}: {e}"))),
@@ -94,12 +95,21 @@ fn seccomp(profile: Option<&cri::SecurityProfile>, path: &str) -> Result<Seccomp
     }
 }
 
-fn mount(m: &cri::Mount) -> Result<MountSpec> {
+fn mount(m: &cri::Mount, runtime: &str) -> Result<MountSpec> {
     if m.container_path.is_empty() || !m.container_path.starts_with('/') {
         return Err(kinded(
             ErrorKind::InvalidArgument,
             format!(
                 "mount container path {:?} must be absolute",
+                m.container_path
+            ),
+        ));
+    }
+    if m.image.is_some() {
+        return Err(kinded(
+            ErrorKind::Unsupported,
+            format!(
+                "mount {}: image volumes are not supported yet",
                 m.container_path
             ),
         ));
@@ -125,18 +135,43 @@ fn mount(m: &cri::Mount) -> Result<MountSpec> {
         Ok(cri::MountPropagation::PropagationBidirectional) => "rshared",
         _ => "rprivate",
     };
+    let mut options = vec![propagation.to_owned()];
     if m.recursive_read_only {
-        return Err(kinded(
-            ErrorKind::Unsupported,
-            "recursive read-only mounts are not supported (the runtime handler does not advertise them)",
-        ));
+        if !m.readonly {
+            return Err(kinded(
+                ErrorKind::InvalidArgument,
+                format!(
+                    "mount {}: recursive_read_only needs readonly",
+                    m.container_path
+                ),
+            ));
+        }
+        if propagation != "rprivate" {
+            return Err(kinded(
+                ErrorKind::InvalidArgument,
+                format!(
+                    "mount {}: recursive_read_only needs private propagation",
+                    m.container_path
+                ),
+            ));
+        }
+        if !crate::config::supports_rro(runtime) {
+            return Err(kinded(
+                ErrorKind::Unsupported,
+                format!(
+                    "mount {}: the runtime {runtime} cannot make mounts recursively read-only (crun can)",
+                    m.container_path
+                ),
+            ));
+        }
+        options.push("rro".into());
     }
     Ok(MountSpec {
         kind: "bind".into(),
         source: source.display().to_string(),
         destination: m.container_path.clone(),
         read_only: m.readonly,
-        options: vec![propagation.into()],
+        options,
     })
 }
 
@@ -198,6 +233,18 @@ pub fn create(cri: &Cri, req: cri::CreateContainerRequest) -> Result<String> {
     if image_name.is_empty() {
         return Err(crate::rpc::missing("image"));
     }
+    if let Some(sc) = config
+        .linux
+        .as_ref()
+        .and_then(|l| l.security_context.as_ref())
+    {
+        if sc.run_as_group.is_some() && sc.run_as_user.is_none() && sc.run_as_username.is_empty() {
+            return Err(kinded(
+                ErrorKind::InvalidArgument,
+                "run_as_group needs run_as_user or run_as_username",
+            ));
+        }
+    }
     let image = image(cri, &image_name)?;
     let defaults = ImageDefaults::from_config(&image.config)?;
     let linux = config.linux.clone().unwrap_or_default();
@@ -229,7 +276,11 @@ pub fn create(cri: &Cri, req: cri::CreateContainerRequest) -> Result<String> {
         set_env(&mut env, format!("{}={}", kv.key, kv.value));
     }
 
-    let mut mounts: Vec<MountSpec> = config.mounts.iter().map(mount).collect::<Result<_>>()?;
+    let mut mounts: Vec<MountSpec> = config
+        .mounts
+        .iter()
+        .map(|m| mount(m, &sandbox.runtime))
+        .collect::<Result<_>>()?;
     for f in crate::sandbox::file_mounts(&cri.root, &sandbox.id) {
         if !mounts.iter().any(|m| m.destination == f.destination) {
             mounts.push(f);
@@ -284,9 +335,15 @@ pub fn create(cri: &Cri, req: cri::CreateContainerRequest) -> Result<String> {
     }
     let caps = sc.capabilities.clone().unwrap_or_default();
     let security = Security {
-        // The path field is deprecated but still sent by older kubelets.
+        // A privileged container runs without a filter, whatever profile it names (as the
+        // kubelet's other runtimes do). The path field is deprecated but still sent by older
+        // kubelets.
         #[allow(deprecated)]
-        seccomp: seccomp(sc.seccomp.as_ref(), &sc.seccomp_profile_path)?,
+        seccomp: if sc.privileged {
+            SeccompPolicy::Unconfined
+        } else {
+            seccomp(sc.seccomp.as_ref(), &sc.seccomp_profile_path)?
+        },
         no_new_privileges: sc.no_new_privs,
         ..Security::default()
     };
@@ -299,6 +356,13 @@ pub fn create(cri: &Cri, req: cri::CreateContainerRequest) -> Result<String> {
             .iter()
             .filter_map(|g| u32::try_from(*g).ok())
             .collect(),
+        groups_policy: if sc.supplemental_groups_policy
+            == cri::SupplementalGroupsPolicy::Strict as i32
+        {
+            "strict".into()
+        } else {
+            "merge".into()
+        },
         cgroup_parent: sandbox_linux.cgroup_parent.clone(),
         oom_score_adj: (res.oom_score_adj != 0).then_some(res.oom_score_adj as i32),
         cpu_shares: (res.cpu_shares > 0).then_some(res.cpu_shares as u64),
@@ -549,7 +613,7 @@ pub fn status(cri: &Cri, id: &str, verbose: bool) -> Result<cri::ContainerStatus
                 windows: None,
             }),
         image_id: rec.image_ref.clone(),
-        user: None,
+        user: user_of(&c),
     };
     let mut info = HashMap::new();
     if verbose {
@@ -568,6 +632,30 @@ pub fn status(cri: &Cri, id: &str, verbose: bool) -> Result<cri::ContainerStatus
     Ok(cri::ContainerStatusResponse {
         status: Some(status),
         info,
+    })
+}
+
+/// The identity the container's process runs as, from the spec of its last start: uid, gid
+/// and every group it has (the primary one included, as the kubelet reports them).
+fn user_of(c: &Container<'_>) -> Option<cri::ContainerUser> {
+    let spec: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(c.spec_path()).ok()?).ok()?;
+    let u = &spec["process"]["user"];
+    let uid = u["uid"].as_i64()?;
+    let gid = u["gid"].as_i64()?;
+    let mut groups: Vec<i64> = u["additionalGids"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|g| g.as_i64()).collect())
+        .unwrap_or_default();
+    groups.push(gid);
+    groups.sort_unstable();
+    groups.dedup();
+    Some(cri::ContainerUser {
+        linux: Some(cri::LinuxContainerUser {
+            uid,
+            gid,
+            supplemental_groups: groups,
+        }),
     })
 }
 

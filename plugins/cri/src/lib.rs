@@ -8,7 +8,8 @@
 //! container, the pod's network namespace and CNI network, DNS and hostname files), its
 //! containers (`container.rs`: CRI configs turned into engine `ContainerConfig`s, status,
 //! exec), resource use from cgroups (`stats.rs`), container events for the evented PLEG
-//! (`events.rs`), the image service (`image.rs`), and the CRI's own records beside the
+//! (`events.rs`), the image service (`image.rs`), the streaming server for exec, attach and
+//! port-forward (`stream/`), and the CRI's own records beside the
 //! engine's (`records.rs`). Every RPC runs the engine's blocking calls on tokio's blocking
 //! pool (`rpc.rs`: errors become gRPC status codes by their kind).
 
@@ -23,6 +24,7 @@ mod runtime;
 mod sandbox;
 mod server;
 mod stats;
+pub mod stream;
 
 use clap::Parser;
 use strata_plugin_api::{export_plugin, Command, Host, Outcome};

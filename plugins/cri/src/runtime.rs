@@ -17,8 +17,36 @@ use crate::{container, sandbox, stats};
 #[derive(Debug)]
 pub struct Runtime(pub Arc<Cri>);
 
-/// Why the streaming RPCs answer UNIMPLEMENTED for now.
-const NO_STREAMING: &str = "the streaming server (Exec, Attach and PortForward over SPDY and websocket) is not built yet; use ExecSync";
+fn invalid(msg: &str) -> anyhow::Error {
+    crate::rpc::kinded(strata_plugin_api::ErrorKind::InvalidArgument, msg)
+}
+
+/// Fails unless container `id` exists and runs.
+fn running(cri: &Cri, id: &str) -> anyhow::Result<()> {
+    let (c, _) = container::find(cri, id)?.ok_or_else(|| {
+        crate::rpc::kinded(
+            strata_plugin_api::ErrorKind::NotFound,
+            format!("container {id} not found"),
+        )
+    })?;
+    if c.state()?.status != strata_engine_containers::Status::Running {
+        return Err(crate::rpc::kinded(
+            strata_plugin_api::ErrorKind::FailedPrecondition,
+            format!("container {id} is not running"),
+        ));
+    }
+    Ok(())
+}
+
+fn issue(cri: &Cri, req: crate::stream::Request) -> anyhow::Result<String> {
+    let s = cri.streaming.as_ref().ok_or_else(|| {
+        crate::rpc::kinded(
+            strata_plugin_api::ErrorKind::Unavailable,
+            "the streaming server is not running",
+        )
+    })?;
+    s.issue(req)
+}
 
 #[tonic::async_trait]
 impl RuntimeService for Runtime {
@@ -218,23 +246,70 @@ impl RuntimeService for Runtime {
 
     async fn exec(
         &self,
-        _r: Request<cri::ExecRequest>,
+        r: Request<cri::ExecRequest>,
     ) -> Result<Response<cri::ExecResponse>, Status> {
-        Err(Status::unimplemented(NO_STREAMING))
+        let cri = self.0.clone();
+        let req = r.into_inner();
+        let url = blocking("Exec", false, move || {
+            if req.cmd.is_empty() {
+                return Err(crate::rpc::missing("command"));
+            }
+            if !(req.stdin || req.stdout || req.stderr) {
+                return Err(invalid("one of stdin, stdout and stderr must be true"));
+            }
+            if req.tty && req.stderr {
+                return Err(invalid("tty and stderr cannot both be true"));
+            }
+            running(&cri, &req.container_id)?;
+            issue(&cri, crate::stream::Request::Exec(req))
+        })
+        .await?;
+        Ok(Response::new(cri::ExecResponse { url }))
     }
 
     async fn attach(
         &self,
-        _r: Request<cri::AttachRequest>,
+        r: Request<cri::AttachRequest>,
     ) -> Result<Response<cri::AttachResponse>, Status> {
-        Err(Status::unimplemented(NO_STREAMING))
+        let cri = self.0.clone();
+        let req = r.into_inner();
+        let url = blocking("Attach", false, move || {
+            if !(req.stdin || req.stdout || req.stderr) {
+                return Err(invalid("one of stdin, stdout and stderr must be true"));
+            }
+            running(&cri, &req.container_id)?;
+            issue(&cri, crate::stream::Request::Attach(req))
+        })
+        .await?;
+        Ok(Response::new(cri::AttachResponse { url }))
     }
 
     async fn port_forward(
         &self,
-        _r: Request<cri::PortForwardRequest>,
+        r: Request<cri::PortForwardRequest>,
     ) -> Result<Response<cri::PortForwardResponse>, Status> {
-        Err(Status::unimplemented(NO_STREAMING))
+        let cri = self.0.clone();
+        let req = r.into_inner();
+        let url = blocking("PortForward", false, move || {
+            let s = crate::records::find(&cri.root, &req.pod_sandbox_id)?.ok_or_else(|| {
+                crate::rpc::kinded(
+                    strata_plugin_api::ErrorKind::NotFound,
+                    format!("pod sandbox {} not found", req.pod_sandbox_id),
+                )
+            })?;
+            if !sandbox::ready(&cri, &s) {
+                return Err(crate::rpc::kinded(
+                    strata_plugin_api::ErrorKind::FailedPrecondition,
+                    format!("pod sandbox {} is not ready", s.id),
+                ));
+            }
+            if req.port.iter().any(|p| !(1..=65535).contains(p)) {
+                return Err(invalid("ports must be between 1 and 65535"));
+            }
+            issue(&cri, crate::stream::Request::PortForward(req))
+        })
+        .await?;
+        Ok(Response::new(cri::PortForwardResponse { url }))
     }
 
     async fn container_stats(
@@ -372,23 +447,21 @@ impl RuntimeService for Runtime {
                 reason: String::new(),
                 message: String::new(),
             };
+            let features = |runtime: &str| cri::RuntimeHandlerFeatures {
+                recursive_read_only_mounts: crate::config::supports_rro(runtime),
+                user_namespaces: false,
+            };
             let handlers = cri
                 .config
                 .runtimes
-                .keys()
-                .map(|name| cri::RuntimeHandler {
+                .iter()
+                .map(|(name, h)| cri::RuntimeHandler {
                     name: name.clone(),
-                    features: Some(cri::RuntimeHandlerFeatures {
-                        recursive_read_only_mounts: false,
-                        user_namespaces: false,
-                    }),
+                    features: Some(features(&h.runtime_path)),
                 })
                 .chain(std::iter::once(cri::RuntimeHandler {
                     name: String::new(),
-                    features: Some(cri::RuntimeHandlerFeatures {
-                        recursive_read_only_mounts: false,
-                        user_namespaces: false,
-                    }),
+                    features: Some(features(&cri.config.runtime_for("").unwrap_or_default())),
                 }))
                 .collect();
             let mut info = std::collections::HashMap::new();
@@ -408,7 +481,7 @@ impl RuntimeService for Runtime {
                 info,
                 runtime_handlers: handlers,
                 features: Some(cri::RuntimeFeatures {
-                    supplemental_groups_policy: false,
+                    supplemental_groups_policy: true,
                 }),
             })
         })
@@ -445,19 +518,31 @@ impl RuntimeService for Runtime {
         &self,
         _r: Request<cri::ListMetricDescriptorsRequest>,
     ) -> Result<Response<cri::ListMetricDescriptorsResponse>, Status> {
-        // No extra metrics are offered beyond the stats RPCs (CRI-O's default, without its
-        // `included_pod_metrics`).
-        Ok(Response::new(cri::ListMetricDescriptorsResponse {
-            descriptors: Vec::new(),
-        }))
+        // No cAdvisor-style metrics beyond the stats RPCs (CRI-O without its
+        // `included_pod_metrics`): UNIMPLEMENTED tells the kubelet to use cAdvisor's.
+        Err(Status::unimplemented(
+            "no metric descriptors: pod and container stats come from the stats RPCs",
+        ))
     }
 
     async fn list_pod_sandbox_metrics(
         &self,
         _r: Request<cri::ListPodSandboxMetricsRequest>,
     ) -> Result<Response<cri::ListPodSandboxMetricsResponse>, Status> {
+        let cri = self.0.clone();
+        let pod_metrics = blocking("ListPodSandboxMetrics", false, move || {
+            Ok(crate::records::all(&cri.root)
+                .into_iter()
+                .map(|s| cri::PodSandboxMetrics {
+                    pod_sandbox_id: s.id,
+                    metrics: Vec::new(),
+                    container_metrics: Vec::new(),
+                })
+                .collect())
+        })
+        .await?;
         Ok(Response::new(cri::ListPodSandboxMetricsResponse {
-            pod_metrics: Vec::new(),
+            pod_metrics,
         }))
     }
 

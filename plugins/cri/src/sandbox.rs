@@ -222,10 +222,10 @@ pub fn run(cri: &Cri, req: cri::RunPodSandboxRequest) -> Result<String> {
             format!("a pod sandbox named {name} already exists"),
         ));
     }
-    let hostname = if host_net {
+    // No hostname given: the node's, as containerd and CRI-O do (a pod's name can be longer
+    // than the 64 bytes a hostname may have).
+    let hostname = if host_net || config.hostname.is_empty() {
         host_hostname()
-    } else if config.hostname.is_empty() {
-        meta.name.clone()
     } else {
         config.hostname.clone()
     };

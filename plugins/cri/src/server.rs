@@ -31,6 +31,8 @@ pub struct Cri {
     pub pulls: Mutex<HashMap<String, Arc<Mutex<Option<String>>>>>,
     /// The pod CIDR the kubelet last gave (`UpdateRuntimeConfig`).
     pub pod_cidr: Mutex<String>,
+    /// The streaming server for Exec, Attach and PortForward.
+    pub streaming: Option<Arc<crate::stream::Streaming>>,
 }
 
 impl std::fmt::Debug for Cri {
@@ -60,6 +62,8 @@ pub fn serve(host: &Host, config: CriConfig) -> Result<()> {
     let socket = config.socket_path()?;
     let mode = config.mode()?;
     let listener = bind(&socket, mode)?;
+    let (streaming, stream_listener) =
+        crate::stream::Streaming::bind(&config.stream_address, config.stream_port)?;
     let cri = Arc::new(Cri {
         host: *host,
         engine,
@@ -68,8 +72,10 @@ pub fn serve(host: &Host, config: CriConfig) -> Result<()> {
         events: crate::events::Events::new(),
         pulls: Mutex::new(HashMap::new()),
         pod_cidr: Mutex::new(String::new()),
+        streaming: Some(streaming),
         config,
     });
+    crate::stream::serve(cri.clone(), stream_listener);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .max_blocking_threads(64)
@@ -193,6 +199,12 @@ fn banner(cri: &Cri, socket: &std::path::Path) {
             .collect::<Vec<_>>()
             .join(":")
     ));
+    if let Some(s) = &cri.streaming {
+        crate::log::info(format_args!(
+            "streaming server (exec, attach, port-forward; SPDY/3.1 and websocket) on http://{}",
+            s.addr()
+        ));
+    }
     let sandboxes = crate::records::all(&cri.root);
     if !sandboxes.is_empty() {
         crate::log::info(format_args!(

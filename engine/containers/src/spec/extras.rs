@@ -154,6 +154,15 @@ pub(super) fn linux(c: &ContainerConfig, linux: &mut Linux) -> Result<()> {
         }
         linux.set_devices(Some(devices));
     }
+    // Mounts that propagate need the container's root to propagate too: `rshared` for
+    // bidirectional ones, `rslave` for host-to-container ones (the runtime's default root
+    // propagation makes them private copies otherwise).
+    let has = |o: &str| c.mounts.iter().any(|m| m.options.iter().any(|x| x == o));
+    if has("rshared") || has("shared") {
+        linux.set_rootfs_propagation(Some("rshared".into()));
+    } else if has("rslave") || has("slave") {
+        linux.set_rootfs_propagation(Some("rslave".into()));
+    }
     if !x.sysctls.is_empty() {
         let map: HashMap<String, String> = x.sysctls.iter().cloned().collect();
         linux.set_sysctl(Some(map));

@@ -129,7 +129,11 @@ pub fn generate(inp: &SpecInputs<'_>) -> Result<Spec> {
         .inheritable(HashSet::new())
         .ambient(HashSet::new())
         .build()?;
-    let mut gids = inp.user.additional_gids.clone();
+    let mut gids = match c.linux.groups_policy.as_str() {
+        "merge" => inp.user.member_gids.clone(),
+        "strict" => Vec::new(),
+        _ => inp.user.additional_gids.clone(),
+    };
     for g in &c.linux.groups {
         if !gids.contains(g) {
             gids.push(*g);

@@ -6,6 +6,7 @@ fn user() -> ResolvedUser {
         uid: 33,
         gid: 33,
         additional_gids: vec![1000],
+        member_gids: vec![1000],
         home: "/var/www".into(),
     }
 }

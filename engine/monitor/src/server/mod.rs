@@ -141,7 +141,7 @@ pub fn run(args: MonitorArgs, sync_fd: Option<RawFd>) -> ExitCode {
     trail.note(format_args!("container created with pid {pid}"));
     sync.report_pid(pid);
 
-    let oom = reaper::OomWatch::of(pid);
+    let oom = reaper::OomWatch::of(&args.bundle, pid);
     let mut monitor = Monitor::new(
         &trail,
         started.log,

@@ -57,33 +57,52 @@ pub fn exit_status(status: Option<WaitStatus>) -> ExitStatus {
     }
 }
 
-/// The OOM kill count of the container's memory cgroup, read when it started, so its end can
-/// tell whether the kernel's OOM killer struck (cgroup v1 `memory.oom_control`, v2
-/// `memory.events`, both with an `oom_kill N` line). The file stays open: the count can be
-/// read even after the runtime has begun tearing the cgroup down.
+/// The OOM kill count of the container's memory cgroup (cgroup v1 `memory.oom_control`, v2
+/// `memory.events`, both with an `oom_kill N` line), so the container's end can tell whether
+/// the kernel's OOM killer struck. Every start gets a new cgroup, so any kill counts. The
+/// cgroup comes from the bundle's `cgroupsPath` (the process may already be gone when the
+/// monitor looks: an OOM kill can come at once), else from the process; the file stays open,
+/// so the count can be read even after the runtime began tearing the cgroup down.
 #[derive(Debug)]
 pub struct OomWatch {
     file: Option<std::fs::File>,
-    before: u64,
 }
 
 impl OomWatch {
-    /// Watches the memory cgroup of process `pid`; watches nothing when it has none.
-    pub fn of(pid: i32) -> OomWatch {
-        let file = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+    /// Watches the memory cgroup of the container of `bundle` (or of process `pid`);
+    /// watches nothing when it has none.
+    pub fn of(bundle: &std::path::Path, pid: i32) -> OomWatch {
+        let from_spec = std::fs::read(bundle.join("config.json"))
             .ok()
-            .and_then(|text| memory_events_path(&text))
-            .and_then(|p| std::fs::File::open(p).ok());
-        let before = file.as_ref().and_then(oom_kills).unwrap_or(0);
-        OomWatch { file, before }
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .and_then(|v| v["linux"]["cgroupsPath"].as_str().map(str::to_owned))
+            .filter(|p| p.starts_with('/'))
+            .map(|p| {
+                let v1 = std::path::PathBuf::from(format!(
+                    "/sys/fs/cgroup/memory{p}/memory.oom_control"
+                ));
+                if v1.exists() {
+                    v1
+                } else {
+                    format!("/sys/fs/cgroup{p}/memory.events").into()
+                }
+            });
+        let path = from_spec.filter(|p| p.exists()).or_else(|| {
+            std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+                .ok()
+                .and_then(|text| memory_events_path(&text))
+        });
+        OomWatch {
+            file: path.and_then(|p| std::fs::File::open(p).ok()),
+        }
     }
 
-    /// Whether the count went up since the start.
+    /// Whether the cgroup saw an OOM kill.
     pub fn fired(&self) -> bool {
         self.file
             .as_ref()
             .and_then(oom_kills)
-            .is_some_and(|now| now > self.before)
+            .is_some_and(|n| n > 0)
     }
 }
 

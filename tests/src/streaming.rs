@@ -1,0 +1,266 @@
+//! A client of the Kubernetes stream protocols, as kubectl and the kubelet speak them to a
+//! CRI streaming server: exec/attach over SPDY/3.1 (`v4.channel.k8s.io`) and websocket
+//! (`v5.channel.k8s.io`), port-forward over SPDY (`portforward.k8s.io`). The SPDY framing is
+//! the CRI plugin's (`strata_plugin_cri::stream::spdy`); the tests also run this client
+//! against containerd's streaming server, which checks both ends against Go's spdystream.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use strata_plugin_cri::stream::spdy::{Frame, Reader, Writer};
+
+/// What an exec or attach returned.
+#[derive(Debug, Default)]
+pub struct Output {
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    /// The error channel's status (`{"status":"Success"}` or a failure with the exit code).
+    pub status: serde_json::Value,
+}
+
+impl Output {
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+
+    /// The exit code the status carries (0 for success).
+    pub fn exit_code(&self) -> Option<i32> {
+        if self.status["status"] == "Success" {
+            return Some(0);
+        }
+        self.status["details"]["causes"]
+            .as_array()?
+            .iter()
+            .find(|c| c["reason"] == "ExitCode")?["message"]
+            .as_str()?
+            .parse()
+            .ok()
+    }
+}
+
+fn split_url(url: &str) -> (String, String) {
+    let rest = url
+        .strip_prefix("http://")
+        .expect("an http:// streaming URL");
+    let (host, path) = rest.split_once('/').expect("a path");
+    (host.to_owned(), format!("/{path}"))
+}
+
+fn upgrade(url: &str, protocol: &str) -> TcpStream {
+    let (host, path) = split_url(url);
+    let mut s = TcpStream::connect(&host).expect("connect to the streaming server");
+    s.set_read_timeout(Some(Duration::from_secs(60)))
+        .expect("timeout");
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: {host}\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: {protocol}\r\nContent-Length: 0\r\n\r\n"
+    )
+    .expect("send the request");
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(
+            s.read(&mut b).expect("read the response"),
+            1,
+            "the server closed: {}",
+            String::from_utf8_lossy(&head)
+        );
+        head.push(b[0]);
+    }
+    let text = String::from_utf8_lossy(&head);
+    assert!(text.starts_with("HTTP/1.1 101"), "no upgrade: {text}");
+    s
+}
+
+fn h(k: &str, v: &str) -> (String, String) {
+    (k.to_owned(), v.to_owned())
+}
+
+/// Exec or attach over SPDY: opens the streams the options ask for, sends `stdin` (then
+/// closes it) and, with a terminal, one resize; collects everything until the server ends.
+pub fn spdy_exec(
+    url: &str,
+    stdin: Option<&[u8]>,
+    tty: bool,
+    stderr: bool,
+    size: Option<(u16, u16)>,
+) -> Output {
+    spdy_session(url, stdin, true, tty, stderr, size)
+}
+
+/// Attach over SPDY: sends `stdin` and keeps it open (closing it would detach), collects
+/// the output until the container ends.
+pub fn spdy_attach(url: &str, stdin: &[u8]) -> Output {
+    spdy_session(url, Some(stdin), false, false, true, None)
+}
+
+fn spdy_session(
+    url: &str,
+    stdin: Option<&[u8]>,
+    close_stdin: bool,
+    tty: bool,
+    stderr: bool,
+    size: Option<(u16, u16)>,
+) -> Output {
+    let s = upgrade(url, "v4.channel.k8s.io");
+    let mut w = Writer::new(s.try_clone().expect("clone"));
+    let mut r = Reader::new(s.try_clone().expect("clone"));
+    let mut next = 1u32;
+    let mut open = |w: &mut Writer<TcpStream>, typ: &str| {
+        let id = next;
+        next += 2;
+        w.syn_stream(id, &[h("streamType", typ)], false)
+            .expect("open a stream");
+        id
+    };
+    let error = open(&mut w, "error");
+    let input = stdin.map(|_| open(&mut w, "stdin"));
+    let out = open(&mut w, "stdout");
+    let err = (stderr && !tty).then(|| open(&mut w, "stderr"));
+    let resize = tty.then(|| open(&mut w, "resize"));
+    if let (Some(id), Some((width, height))) = (resize, size) {
+        let msg = format!("{{\"Width\":{width},\"Height\":{height}}}");
+        w.data(id, msg.as_bytes(), false).expect("resize");
+    }
+    if let (Some(id), Some(data)) = (input, stdin) {
+        w.data(id, data, close_stdin).expect("stdin");
+    }
+    let mut o = Output::default();
+    let mut status = Vec::new();
+    let mut open_streams: std::collections::BTreeSet<u32> = [Some(error), Some(out), err]
+        .into_iter()
+        .flatten()
+        .collect();
+    while !open_streams.is_empty() {
+        match r.read_frame() {
+            Ok(Some(Frame::Data { stream, fin, data })) => {
+                if stream == out {
+                    o.stdout.extend_from_slice(&data);
+                } else if Some(stream) == err {
+                    o.stderr.extend_from_slice(&data);
+                } else if stream == error {
+                    status.extend_from_slice(&data);
+                }
+                if fin {
+                    open_streams.remove(&stream);
+                }
+            }
+            Ok(Some(Frame::Ping(id))) => w.ping(id).expect("pong"),
+            Ok(Some(Frame::GoAway { .. })) | Ok(None) | Err(_) => break,
+            Ok(Some(_)) => {}
+        }
+    }
+    o.status = if status.is_empty() {
+        serde_json::json!({ "status": "Success" })
+    } else {
+        serde_json::from_slice(&status)
+            .unwrap_or_else(|_| serde_json::json!({ "raw": String::from_utf8_lossy(&status) }))
+    };
+    o
+}
+
+/// Port-forward over SPDY: sends `request` to `port` in the pod and returns the reply (read
+/// until the pod side closes), or the error stream's message.
+pub fn spdy_port_forward(url: &str, port: u16, request: &[u8]) -> Result<Vec<u8>, String> {
+    let s = upgrade(url, "portforward.k8s.io");
+    let mut w = Writer::new(s.try_clone().expect("clone"));
+    let mut r = Reader::new(s.try_clone().expect("clone"));
+    let p = port.to_string();
+    w.syn_stream(
+        1,
+        &[h("streamType", "error"), h("port", &p), h("requestID", "0")],
+        false,
+    )
+    .expect("error stream");
+    w.syn_stream(
+        3,
+        &[h("streamType", "data"), h("port", &p), h("requestID", "0")],
+        false,
+    )
+    .expect("data stream");
+    w.data(3, request, false).expect("send");
+    let mut reply = Vec::new();
+    let mut error = Vec::new();
+    loop {
+        match r.read_frame() {
+            Ok(Some(Frame::Data {
+                stream: 3,
+                fin,
+                data,
+            })) => {
+                reply.extend_from_slice(&data);
+                if fin {
+                    break;
+                }
+            }
+            Ok(Some(Frame::Data {
+                stream: 1, data, ..
+            })) => error.extend_from_slice(&data),
+            Ok(Some(Frame::Ping(id))) => w.ping(id).expect("pong"),
+            Ok(Some(Frame::GoAway { .. })) | Ok(None) | Err(_) => break,
+            Ok(Some(_)) => {}
+        }
+    }
+    let _ = w.data(3, &[], true);
+    let _ = w.goaway(3);
+    if reply.is_empty() && !error.is_empty() {
+        return Err(String::from_utf8_lossy(&error).into_owned());
+    }
+    Ok(reply)
+}
+
+/// Exec or attach over websocket (`v5.channel.k8s.io`): sends `stdin` and closes it (v5's
+/// close signal), collects the channels until the server closes.
+pub fn websocket_exec(url: &str, stdin: Option<&[u8]>) -> Output {
+    use tungstenite::client::IntoClientRequest;
+    let ws_url = url.replacen("http://", "ws://", 1);
+    let mut req = ws_url
+        .as_str()
+        .into_client_request()
+        .expect("a websocket request");
+    req.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        "v5.channel.k8s.io".parse().expect("header"),
+    );
+    let (host, _) = split_url(url);
+    let stream = TcpStream::connect(&host).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .expect("timeout");
+    let (mut ws, resp) = tungstenite::client(req, stream).expect("websocket handshake");
+    assert_eq!(
+        resp.headers()
+            .get("Sec-WebSocket-Protocol")
+            .and_then(|v| v.to_str().ok()),
+        Some("v5.channel.k8s.io")
+    );
+    if let Some(data) = stdin {
+        let mut m = vec![0u8];
+        m.extend_from_slice(data);
+        ws.send(tungstenite::Message::Binary(m.into()))
+            .expect("stdin");
+        ws.send(tungstenite::Message::Binary(vec![255u8, 0].into()))
+            .expect("close stdin");
+    }
+    let mut o = Output::default();
+    let mut status = Vec::new();
+    loop {
+        match ws.read() {
+            Ok(tungstenite::Message::Binary(b)) => match b.first() {
+                Some(1) => o.stdout.extend_from_slice(&b[1..]),
+                Some(2) => o.stderr.extend_from_slice(&b[1..]),
+                Some(3) => status.extend_from_slice(&b[1..]),
+                _ => {}
+            },
+            Ok(tungstenite::Message::Close(_)) | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
+    o.status = if status.is_empty() {
+        serde_json::json!({ "status": "Success" })
+    } else {
+        serde_json::from_slice(&status).unwrap_or_default()
+    };
+    o
+}
