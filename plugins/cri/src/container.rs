@@ -438,7 +438,7 @@ pub fn create(cri: &Cri, req: cri::CreateContainerRequest) -> Result<String> {
         log_path: log_path.clone(),
         ..ContainerConfig::default()
     };
-    pods::join(&cri.engine, &sandbox.id, &mut cfg)?;
+    pods::join(cri.engine, &sandbox.id, &mut cfg)?;
     let rec = ContainerRecord {
         sandbox: sandbox.id.clone(),
         created_at: now_nanos(),
@@ -453,6 +453,7 @@ pub fn create(cri: &Cri, req: cri::CreateContainerRequest) -> Result<String> {
         .engine
         .create(Some(container_name(&meta, &sandbox)), cfg, Some(extra))?;
     let id = c.id().to_owned();
+    cri.index.insert(c, rec);
     crate::events::emit_container(cri, &id, cri::ContainerEventType::ContainerCreatedEvent);
     Ok(id)
 }
@@ -504,6 +505,7 @@ pub fn remove(cri: &Cri, id: &str) -> Result<()> {
     };
     let cid = c.id().to_owned();
     c.remove(true)?;
+    cri.index.remove(&cid);
     crate::events::emit_container(cri, &cid, cri::ContainerEventType::ContainerDeletedEvent);
     Ok(())
 }
@@ -516,11 +518,14 @@ fn state(st: Status) -> cri::ContainerState {
     }
 }
 
-fn to_cri(c: &Container<'_>, rec: &ContainerRecord) -> cri::Container {
-    let st = c
-        .state()
+/// The container's state as the CRI names it (unknown when it cannot be read).
+pub fn cri_state(c: &Container<'_>) -> cri::ContainerState {
+    c.state()
         .map(|s| state(s.status))
-        .unwrap_or(cri::ContainerState::ContainerUnknown);
+        .unwrap_or(cri::ContainerState::ContainerUnknown)
+}
+
+fn to_cri(c: &Container<'_>, rec: &ContainerRecord, st: cri::ContainerState) -> cri::Container {
     cri::Container {
         id: c.id().to_owned(),
         pod_sandbox_id: rec.sandbox.clone(),
@@ -537,8 +542,9 @@ fn to_cri(c: &Container<'_>, rec: &ContainerRecord) -> cri::Container {
 
 pub fn list(cri: &Cri, filter: Option<&cri::ContainerFilter>) -> Result<Vec<cri::Container>> {
     let mut out = Vec::new();
-    for c in cri.engine.containers()? {
-        let Some(rec) = record(&c) else { continue };
+    for e in cri.index.all(cri)? {
+        let (c, rec) = (&e.c, &e.rec);
+        let st = e.state();
         if let Some(f) = filter {
             if !f.id.is_empty() && !c.id().starts_with(&f.id) {
                 continue;
@@ -549,13 +555,13 @@ pub fn list(cri: &Cri, filter: Option<&cri::ContainerFilter>) -> Result<Vec<cri:
             if !records::labels_match(&rec.config.labels, &f.label_selector) {
                 continue;
             }
-            let x = to_cri(&c, &rec);
+            let x = to_cri(c, rec, st);
             if f.state.as_ref().is_some_and(|s| s.state != x.state) {
                 continue;
             }
             out.push(x);
         } else {
-            out.push(to_cri(&c, &rec));
+            out.push(to_cri(c, rec, st));
         }
     }
     out.sort_by_key(|c| std::cmp::Reverse(c.created_at));

@@ -70,6 +70,21 @@ fn summaries(cri: &Cri) -> Result<Vec<ImageSummary>> {
         .map_err(strata_plugin_transfer::errors::call)
 }
 
+/// The summary (size, repo digests) of one image, by ID.
+fn one_summary(cri: &Cri, id: &str) -> Result<Option<ImageSummary>> {
+    let filter = strata_plugin_api::store::ImageFilter {
+        ids: vec![id.to_owned()],
+        ..Default::default()
+    };
+    Ok(cri
+        .host
+        .store()
+        .images_where(&filter)
+        .map_err(strata_plugin_transfer::errors::call)?
+        .into_iter()
+        .find(|s| s.id == id))
+}
+
 /// The user an image's config runs as: a numeric UID, or a name.
 fn image_user(config: &str) -> (Option<cri::Int64Value>, String) {
     let v: serde_json::Value = serde_json::from_str(config).unwrap_or_default();
@@ -84,20 +99,33 @@ fn image_user(config: &str) -> (Option<cri::Int64Value>, String) {
 
 fn to_cri(info: &ImageInfo, summary: Option<&ImageSummary>) -> cri::Image {
     let (uid, username) = image_user(&info.config);
-    let id = image_ref(&info.id);
-    cri::Image {
-        id: id.clone(),
-        repo_tags: info
-            .names
-            .iter()
-            .filter(|n| !n.contains('@'))
-            .cloned()
-            .collect(),
-        repo_digests: summary.map(|s| s.repo_digests.clone()).unwrap_or_default(),
-        size: summary
+    from_parts(
+        &info.id,
+        &info.names,
+        summary.map(|s| s.repo_digests.clone()).unwrap_or_default(),
+        summary
             .map(|s| s.size)
             .filter(|s| *s > 0)
             .unwrap_or_else(|| info.layers.iter().map(|l| l.size).sum()),
+        uid,
+        username,
+    )
+}
+
+fn from_parts(
+    id: &str,
+    names: &[String],
+    repo_digests: Vec<String>,
+    size: u64,
+    uid: Option<cri::Int64Value>,
+    username: String,
+) -> cri::Image {
+    let id = image_ref(id);
+    cri::Image {
+        id: id.clone(),
+        repo_tags: names.iter().filter(|n| !n.contains('@')).cloned().collect(),
+        repo_digests,
+        size,
         uid,
         username,
         spec: Some(cri::ImageSpec {
@@ -115,32 +143,115 @@ fn list(cri: &Cri, filter: Option<cri::ImageFilter>) -> Result<Vec<cri::Image>> 
         .and_then(|f| f.image)
         .map(|s| s.image)
         .filter(|s| !s.is_empty());
-    let store = cri.host.store();
     let mut out = Vec::new();
     if let Some(name) = wanted {
         if let Some(i) = lookup(cri, &name)? {
-            let s = summaries(cri)?.into_iter().find(|s| s.id == i.id);
+            let s = one_summary(cri, &i.id)?;
             out.push(to_cri(&i, s.as_ref()));
         }
         return Ok(out);
     }
     for s in summaries(cri)? {
-        match store.image(&s.id) {
-            Ok(i) => out.push(to_cri(&i, Some(&s))),
-            // Removed between the listing and the read: not there any more.
-            Err(e) if e.kind == ErrorKind::NotFound => {}
-            Err(e) => return Err(strata_plugin_transfer::errors::call(e)),
-        }
+        // None: removed between the listing and the read, not there any more.
+        let Some((uid, username)) = user_of(cri, &s.id)? else {
+            continue;
+        };
+        out.push(from_parts(
+            &s.id,
+            &s.names,
+            s.repo_digests.clone(),
+            s.size,
+            uid.map(|value| cri::Int64Value { value }),
+            username,
+        ));
     }
     Ok(out)
 }
 
+/// The user of image `id`, from the cache or (once) its config.
+fn user_of(cri: &Cri, id: &str) -> Result<Option<(Option<i64>, String)>> {
+    if let Some(u) = cri
+        .image_users
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(id)
+    {
+        return Ok(Some(u.clone()));
+    }
+    match cri.host.store().image(id) {
+        Ok(i) => {
+            let (uid, name) = image_user(&i.config);
+            let u = (uid.map(|v| v.value), name);
+            cri.image_users
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(id.to_owned(), u.clone());
+            Ok(Some(u))
+        }
+        Err(e) if e.kind == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(strata_plugin_transfer::errors::call(e)),
+    }
+}
+
+/// ImageStatus without `verbose`: one indexed query by ID or by the name's candidates, and
+/// the user from the cache.
+fn quick_status(cri: &Cri, name: &str) -> Result<Option<cri::Image>> {
+    let bare = name.strip_prefix("sha256:").unwrap_or(name);
+    let filter = if bare.len() >= 12 && bare.chars().all(|c| c.is_ascii_hexdigit()) {
+        strata_plugin_api::store::ImageFilter {
+            ids: vec![bare.to_owned()],
+            ..Default::default()
+        }
+    } else {
+        strata_plugin_api::store::ImageFilter {
+            names: images::local_candidates(name),
+            ..Default::default()
+        }
+    };
+    let found = match cri.host.store().images_where(&filter) {
+        Ok(f) => f,
+        // A name the store cannot parse: answer as the full lookup does.
+        Err(e) if e.kind == ErrorKind::InvalidArgument => {
+            return Ok(lookup(cri, name)?.map(|i| to_cri(&i, None)));
+        }
+        Err(e) => return Err(strata_plugin_transfer::errors::call(e)),
+    };
+    // The most specific candidate wins, as `lookup` picks.
+    let pick = if filter.ids.is_empty() {
+        filter
+            .names
+            .iter()
+            .find_map(|n| found.iter().find(|s| s.names.iter().any(|x| x == n)))
+            .or(found.first())
+    } else {
+        found.first()
+    };
+    let Some(s) = pick else { return Ok(None) };
+    let Some((uid, username)) = user_of(cri, &s.id)? else {
+        return Ok(None);
+    };
+    Ok(Some(from_parts(
+        &s.id,
+        &s.names,
+        s.repo_digests.clone(),
+        s.size,
+        uid.map(|value| cri::Int64Value { value }),
+        username,
+    )))
+}
+
 fn status(cri: &Cri, req: cri::ImageStatusRequest) -> Result<cri::ImageStatusResponse> {
     let name = req.image.map(|i| i.image).unwrap_or_default();
+    if !req.verbose && !name.is_empty() && !name.contains('@') {
+        return Ok(cri::ImageStatusResponse {
+            image: quick_status(cri, &name)?,
+            info: HashMap::new(),
+        });
+    }
     let Some(info) = lookup(cri, &name)? else {
         return Ok(cri::ImageStatusResponse::default());
     };
-    let summary = summaries(cri)?.into_iter().find(|s| s.id == info.id);
+    let summary = one_summary(cri, &info.id)?;
     let mut extra = HashMap::new();
     if req.verbose {
         let config: serde_json::Value = serde_json::from_str(&info.config).unwrap_or_default();

@@ -17,6 +17,7 @@ mod config;
 mod container;
 mod events;
 mod image;
+mod index;
 mod log;
 mod records;
 mod rpc;

@@ -341,17 +341,15 @@ impl RuntimeService for Runtime {
         let f = r.into_inner().filter.unwrap_or_default();
         let stats = blocking("ListContainerStats", false, move || {
             let mut out = Vec::new();
-            for c in cri.engine.containers()? {
-                let Some(rec) = container::record(&c) else {
-                    continue;
-                };
+            for e in cri.index.all(&cri)? {
+                let (c, rec) = (&e.c, &e.rec);
                 if (!f.id.is_empty() && !c.id().starts_with(&f.id))
                     || (!f.pod_sandbox_id.is_empty() && !rec.sandbox.starts_with(&f.pod_sandbox_id))
                     || !crate::records::labels_match(&rec.config.labels, &f.label_selector)
                 {
                     continue;
                 }
-                out.push(stats::container_stats(&cri, &c, &rec));
+                out.push(stats::container_stats(&cri, c, rec));
             }
             Ok(out)
         })

@@ -229,7 +229,7 @@ pub fn run(cri: &Cri, req: cri::RunPodSandboxRequest) -> Result<String> {
     } else {
         config.hostname.clone()
     };
-    let engine = &cri.engine;
+    let engine = cri.engine;
 
     // The engine pod first (its ID is the sandbox ID), without starting anything.
     let netns_path = (!host_net).then(|| {
@@ -320,31 +320,54 @@ fn setup(
     let dir = records::sandbox_dir(&cri.root, &s.id);
     write_files(&dir, hostname, host_net, config.dns_config.as_ref())?;
     records::save(&cri.root, s)?;
-    if let Some(ns) = &s.netns {
-        let path = PathBuf::from(ns);
-        strata_mount::netns::create_netns(&path)
-            .with_context(|| format!("create the pod's network namespace {ns}"))?;
-        let net = pod_network(cri)
-            .map_err(|e| kinded(ErrorKind::FailedPrecondition, format!("{e:#}")))?;
-        let meta = s.metadata();
-        let opts = AttachOptions {
-            ifname: "eth0".into(),
-            runtime: strata_engine_network::RuntimeConfig::ports(&ports(config)),
-            args: cni_args(&meta, &s.id),
-        };
-        let a = net
-            .attach(&s.id, &path, &opts)
-            .with_context(|| format!("attach the pod to CNI network {}", net.list.name))?;
-        s.network = Some(net.list.name.clone());
+    let net = match &s.netns {
+        Some(ns) => {
+            let path = PathBuf::from(ns);
+            strata_mount::netns::create_netns(&path)
+                .with_context(|| format!("create the pod's network namespace {ns}"))?;
+            let net = pod_network(cri)
+                .map_err(|e| kinded(ErrorKind::FailedPrecondition, format!("{e:#}")))?;
+            let opts = AttachOptions {
+                ifname: "eth0".into(),
+                runtime: strata_engine_network::RuntimeConfig::ports(&ports(config)),
+                args: cni_args(&s.metadata(), &s.id),
+            };
+            Some((net, path, opts))
+        }
+        None => None,
+    };
+    // The CNI chain and the infra container's start are independent (the namespace exists
+    // already, and catatonit needs no network): run them side by side.
+    let id = s.id.clone();
+    let (attached, infra) = std::thread::scope(|sc| {
+        let job = net.as_ref().map(|(net, path, opts)| {
+            sc.spawn(move || {
+                net.attach(&id, path, opts)
+                    .map(|a| (net.list.name.clone(), a))
+                    .with_context(|| format!("attach the pod to CNI network {}", net.list.name))
+            })
+        });
+        let infra = pods::running_infra(cri.engine, &s.id);
+        let attached = job.map(|h| {
+            h.join()
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("the CNI attach thread failed")))
+        });
+        (attached, infra)
+    });
+    let attached = attached.transpose();
+    if let Ok(Some((name, a))) = &attached {
+        // Recorded first, so that an undo after a failed infra start detaches it.
+        s.network = Some(name.clone());
         s.ip = Some(a.ip.clone());
+        records::save(&cri.root, s)?;
         let hosts = format!(
             "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n{}\t{hostname}\n",
             a.ip
         );
         records::write_atomic(&dir.join("hosts"), hosts.as_bytes())?;
-        records::save(&cri.root, s)?;
     }
-    pods::running_infra(&cri.engine, &s.id)?;
+    attached?;
+    infra?;
     s.ready = true;
     records::save(&cri.root, s)?;
     Ok(())
@@ -374,35 +397,62 @@ pub fn stop(cri: &Cri, id: &str) -> Result<()> {
     let Some(mut s) = records::find(&cri.root, id)? else {
         return Ok(());
     };
-    let engine = &cri.engine;
+    let engine = cri.engine;
     if let Ok(pod) = pods::find(engine, &s.id) {
         let members = pods::members(engine, &pod)?;
-        // Containers first (the infra container last): their stop signal, no grace period
-        // beyond the engine's default kill.
-        for c in members.iter().filter(|c| c.id() != pod.infra) {
-            if c.state()
-                .map(|st| st.status == Status::Running)
-                .unwrap_or(false)
-            {
-                c.stop(std::time::Duration::from_secs(0))?;
+        // Containers first, side by side (no grace period: the kubelet stopped them with
+        // theirs before), then the infra container, while the network is released.
+        let running: Vec<_> = members
+            .iter()
+            .filter(|c| c.id() != pod.infra)
+            .filter(|c| {
+                c.state()
+                    .map(|st| st.status == Status::Running)
+                    .unwrap_or(false)
+            })
+            .collect();
+        std::thread::scope(|sc| -> Result<()> {
+            let jobs: Vec<_> = running
+                .iter()
+                .map(|c| sc.spawn(move || c.stop(std::time::Duration::from_secs(0))))
+                .collect();
+            for (c, j) in running.iter().zip(jobs) {
+                j.join().unwrap_or_else(|_| {
+                    Err(strata_engine_containers::Error::msg("stop thread failed"))
+                })?;
                 crate::events::emit_container(
                     cri,
                     c.id(),
                     cri::ContainerEventType::ContainerStoppedEvent,
                 );
             }
-        }
-        if let Ok(infra) = engine.container(&pod.infra) {
-            if infra
-                .state()
-                .map(|st| st.status == Status::Running)
-                .unwrap_or(false)
-            {
-                infra.stop(std::time::Duration::from_secs(0))?;
-            }
-        }
+            Ok(())
+        })?;
+        let (stopped, released) = std::thread::scope(|sc| {
+            let net = sc.spawn(|| teardown(cri, &s));
+            let stopped = match engine.container(&pod.infra) {
+                Ok(infra)
+                    if infra
+                        .state()
+                        .map(|st| st.status == Status::Running)
+                        .unwrap_or(false) =>
+                {
+                    infra
+                        .stop(std::time::Duration::from_secs(0))
+                        .map_err(anyhow::Error::from)
+                }
+                _ => Ok(()),
+            };
+            let released = net
+                .join()
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("the CNI detach thread failed")));
+            (stopped, released)
+        });
+        stopped?;
+        released?;
+    } else {
+        teardown(cri, &s)?;
     }
-    teardown(cri, &s)?;
     if s.ready || s.network.is_some() {
         s.ready = false;
         s.network = None;
@@ -416,10 +466,11 @@ pub fn remove(cri: &Cri, id: &str) -> Result<()> {
         return Ok(());
     };
     stop(cri, &s.id)?;
-    let engine = &cri.engine;
+    let engine = cri.engine;
     if let Ok(pod) = pods::find(engine, &s.id) {
         for c in pods::members(engine, &pod)? {
             if c.id() != pod.infra {
+                cri.index.remove(c.id());
                 crate::events::emit_container(
                     cri,
                     c.id(),
@@ -437,7 +488,7 @@ pub fn ready(cri: &Cri, s: &Sandbox) -> bool {
     if !s.ready {
         return false;
     }
-    pods::find(&cri.engine, &s.id)
+    pods::find(cri.engine, &s.id)
         .and_then(|p| cri.engine.container(&p.infra))
         .and_then(|c| c.state())
         .map(|st| st.status == Status::Running)
@@ -445,7 +496,7 @@ pub fn ready(cri: &Cri, s: &Sandbox) -> bool {
 }
 
 pub fn infra_pid(cri: &Cri, s: &Sandbox) -> Option<i32> {
-    let pod = pods::find(&cri.engine, &s.id).ok()?;
+    let pod = pods::find(cri.engine, &s.id).ok()?;
     let st = cri.engine.container(&pod.infra).ok()?.state().ok()?;
     (st.status == Status::Running).then_some(st.pid).flatten()
 }
@@ -478,7 +529,7 @@ pub fn status(cri: &Cri, id: &str, verbose: bool) -> Result<cri::PodSandboxStatu
     };
     let mut info = std::collections::HashMap::new();
     if verbose {
-        let pod = pods::find(&cri.engine, &s.id).ok();
+        let pod = pods::find(cri.engine, &s.id).ok();
         info.insert(
             "info".to_owned(),
             serde_json::json!({

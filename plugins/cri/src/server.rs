@@ -20,7 +20,10 @@ use crate::config::CriConfig;
 /// What every RPC shares.
 pub struct Cri {
     pub host: Host,
-    pub engine: Engine,
+    /// The engine, for the life of the process (containers in the index borrow it).
+    pub engine: &'static Engine,
+    /// The CRI containers in memory (`index.rs`).
+    pub index: crate::index::Index,
     pub config: CriConfig,
     pub root: PathBuf,
     pub runroot: PathBuf,
@@ -33,6 +36,9 @@ pub struct Cri {
     pub pod_cidr: Mutex<String>,
     /// The streaming server for Exec, Attach and PortForward.
     pub streaming: Option<Arc<crate::stream::Streaming>>,
+    /// The user each image runs as, by image ID (an image's config never changes), so that
+    /// listing images reads no configs.
+    pub image_users: Mutex<HashMap<String, (Option<i64>, String)>>,
 }
 
 impl std::fmt::Debug for Cri {
@@ -53,7 +59,7 @@ impl Cri {
 
 pub fn serve(host: &Host, config: CriConfig) -> Result<()> {
     crate::log::set_level(&config.log_level);
-    let engine = Engine::new(Box::new(HostStore::new(host)))?;
+    let engine: &'static Engine = Box::leak(Box::new(Engine::new(Box::new(HostStore::new(host)))?));
     if engine.rootless() {
         bail!("the CRI server runs as root (a kubelet's runtime manages the node's cgroups and networks)");
     }
@@ -67,12 +73,14 @@ pub fn serve(host: &Host, config: CriConfig) -> Result<()> {
     let cri = Arc::new(Cri {
         host: *host,
         engine,
+        index: crate::index::Index::default(),
         root,
         runroot,
         events: crate::events::Events::new(),
         pulls: Mutex::new(HashMap::new()),
         pod_cidr: Mutex::new(String::new()),
         streaming: Some(streaming),
+        image_users: Mutex::new(HashMap::new()),
         config,
     });
     crate::stream::serve(cri.clone(), stream_listener);

@@ -174,15 +174,13 @@ pub fn sandbox_stats(
     let ts = now_nanos();
     let mut containers = Vec::new();
     let mut total = Usage::default();
-    for c in cri.engine.containers()? {
-        let Some(rec) = crate::container::record(&c) else {
-            continue;
-        };
+    for e in cri.index.all(cri)? {
+        let (c, rec) = (&e.c, &e.rec);
         if rec.sandbox != s.id {
             continue;
         }
-        let cs = container_stats(cri, &c, &rec);
-        if let Some(u) = usage(&cgroup_of(&c)) {
+        let cs = container_stats(cri, c, rec);
+        if let Some(u) = usage(&cgroup_of(c)) {
             total.cpu_nanos += u.cpu_nanos;
             total.memory += u.memory;
             total.working_set += u.working_set;

@@ -1,0 +1,86 @@
+//! The CRI's containers in memory: each one's engine container and CRI record (both fixed at
+//! create), loaded from the store on first use and kept up to date by this server's own
+//! creates and removes, so listing 500 containers reads their live states and nothing else.
+//! A container removed behind the server's back (`strata rm -f`) is dropped when its
+//! directory is found gone.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use anyhow::Result;
+use strata_engine_containers::Container;
+
+use crate::records::ContainerRecord;
+use crate::server::Cri;
+
+#[derive(Debug)]
+pub struct Entry {
+    pub c: Container<'static>,
+    pub rec: ContainerRecord,
+    /// Set once the container was seen exited: CRI containers never start again, so its
+    /// state needs no more reading.
+    pub exited: std::sync::atomic::AtomicBool,
+}
+
+impl Entry {
+    fn new(c: Container<'static>, rec: ContainerRecord) -> Entry {
+        Entry {
+            c,
+            rec,
+            exited: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// The container's state as the CRI names it.
+    pub fn state(&self) -> k8s_cri::v1::ContainerState {
+        use std::sync::atomic::Ordering;
+        if self.exited.load(Ordering::Relaxed) {
+            return k8s_cri::v1::ContainerState::ContainerExited;
+        }
+        let st = crate::container::cri_state(&self.c);
+        if st == k8s_cri::v1::ContainerState::ContainerExited {
+            self.exited.store(true, Ordering::Relaxed);
+        }
+        st
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Index {
+    map: Mutex<Option<HashMap<String, Arc<Entry>>>>,
+}
+
+impl Index {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<HashMap<String, Arc<Entry>>>> {
+        self.map.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Every CRI container.
+    pub fn all(&self, cri: &Cri) -> Result<Vec<Arc<Entry>>> {
+        let mut g = self.lock();
+        if g.is_none() {
+            let mut m = HashMap::new();
+            for c in cri.engine.containers()? {
+                if let Some(rec) = crate::container::record(&c) {
+                    m.insert(c.id().to_owned(), Arc::new(Entry::new(c, rec)));
+                }
+            }
+            *g = Some(m);
+        }
+        let m = g.get_or_insert_with(HashMap::new);
+        m.retain(|_, e| e.c.paths.dir.exists());
+        Ok(m.values().cloned().collect())
+    }
+
+    pub fn insert(&self, c: Container<'static>, rec: ContainerRecord) {
+        if let Some(m) = self.lock().as_mut() {
+            m.insert(c.id().to_owned(), Arc::new(Entry::new(c, rec)));
+        }
+    }
+
+    pub fn remove(&self, id: &str) {
+        if let Some(m) = self.lock().as_mut() {
+            m.remove(id);
+        }
+    }
+}
