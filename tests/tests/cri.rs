@@ -1024,6 +1024,11 @@ fn a_killed_server_finds_its_pods_as_they_are_and_logs_can_be_reopened() {
     let logs = s.scratch().join("logs");
     let pc = cri::pod_config("keep", "uid-keep", &logs);
     let pod = c.run_pod(&pc, "");
+    // The evented PLEG's stream: created and started events, with the pod's status.
+    let mut events = c.ok(
+        "GetContainerEvents",
+        c.runtime().get_container_events(api::GetEventsRequest {}),
+    );
     let id = c.create(
         &pod,
         &pc,
@@ -1038,6 +1043,21 @@ fn a_killed_server_finds_its_pods_as_they_are_and_logs_can_be_reopened() {
         ),
     );
     c.start(&id);
+    for want in [
+        api::ContainerEventType::ContainerCreatedEvent,
+        api::ContainerEventType::ContainerStartedEvent,
+    ] {
+        let ev = c
+            .run(events.message())
+            .expect("an event")
+            .expect("the stream goes on");
+        assert_eq!(
+            (ev.container_id.as_str(), ev.container_event_type),
+            (id.as_str(), want as i32)
+        );
+        assert_eq!(ev.pod_sandbox_status.expect("pod status").id, pod);
+    }
+    drop(events);
     let pid_before = c.exec(&id, &["cat", "/proc/1/stat"]).1;
     drop(c);
 
@@ -1492,6 +1512,106 @@ fn mounts_profiles_hostnames_and_groups_behave_as_kubernetes_expects() {
             "{name}"
         );
     }
+
+    // A pod in its own user namespace (crun): root inside is 200000 outside, for every
+    // container of the pod.
+    let userns = |uids: Vec<api::IdMapping>, mode: api::NamespaceMode| {
+        let mut p = cri::pod_config("userns", "uid-userns", &logs);
+        p.linux
+            .as_mut()
+            .expect("linux")
+            .security_context
+            .as_mut()
+            .expect("sc")
+            .namespace_options = Some(api::NamespaceOption {
+            userns_options: Some(api::UserNamespace {
+                mode: mode as i32,
+                gids: uids.clone(),
+                uids,
+            }),
+            ..Default::default()
+        });
+        p
+    };
+    let map = |host_id: u32, container_id: u32| api::IdMapping {
+        host_id,
+        container_id,
+        length: 65536,
+    };
+    let upc = userns(vec![map(200_000, 0)], api::NamespaceMode::Pod);
+    let upod = c.run_pod(&upc, "crun");
+    let mut ids = Vec::new();
+    for name in ["first", "second"] {
+        let id = c.create(
+            &upod,
+            &upc,
+            cri::container_config(name, BUSYBOX, &["sleep", "3600"]),
+        );
+        c.start(&id);
+        let uid_map: Vec<String> = c
+            .exec(&id, &["cat", "/proc/self/uid_map"])
+            .1
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect();
+        assert_eq!(uid_map, ["0", "200000", "65536"], "{name}");
+        assert_eq!(c.exec(&id, &["id", "-u"]).1.trim(), "0");
+        assert_eq!(
+            c.exec(&id, &["stat", "-c", "%u", "/bin/sh"]).1.trim(),
+            "0",
+            "the rootfs is root's inside"
+        );
+        ids.push(id);
+    }
+    let user_ns = |id: &str| c.exec(id, &["readlink", "/proc/self/ns/user"]).1;
+    assert_eq!(
+        user_ns(&ids[0]),
+        user_ns(&ids[1]),
+        "one user namespace per pod"
+    );
+    let st = c.ok(
+        "ContainerStatus",
+        c.runtime().container_status(api::ContainerStatusRequest {
+            container_id: ids[0].clone(),
+            verbose: true,
+        }),
+    );
+    let info: serde_json::Value = serde_json::from_str(&st.info["info"]).expect("info");
+    let pid = info["pid"].as_i64().expect("pid");
+    let host = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    assert!(
+        host.lines()
+            .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("200000")),
+        "{host}"
+    );
+    c.remove_pod(&upod);
+    for (bad, mode) in [
+        (
+            vec![map(300_000, 0), map(400_000, 65536)],
+            api::NamespaceMode::Pod,
+        ),
+        (vec![map(300_000, 1)], api::NamespaceMode::Pod),
+        (vec![map(300_000, 0)], api::NamespaceMode::Container),
+    ] {
+        let e = c.fails(
+            "RunPodSandbox",
+            c.runtime().run_pod_sandbox(api::RunPodSandboxRequest {
+                config: Some(userns(bad, mode)),
+                runtime_handler: "crun".into(),
+            }),
+        );
+        assert_eq!(e.code(), tonic::Code::InvalidArgument, "{}", e.message());
+    }
+    let st = c.ok(
+        "Status",
+        c.runtime().status(api::StatusRequest { verbose: false }),
+    );
+    let default = st
+        .runtime_handlers
+        .iter()
+        .find(|h| h.name.is_empty())
+        .expect("default handler");
+    assert!(default.features.as_ref().is_some_and(|f| f.user_namespaces));
 
     c.remove_pod(&pod);
     for m in [src.join("from-ctr"), inner, src.clone()] {

@@ -110,6 +110,9 @@ pub struct LinuxExtras {
     pub readonly_paths: Option<Vec<String>>,
     /// Annotations of the runtime spec.
     pub annotations: Vec<(String, String)>,
+    /// An explicit user-namespace mapping (root only): a Kubernetes pod's, which the pod's
+    /// containers share through its infra container.
+    pub id_map: Option<strata_types::IdMap>,
 }
 
 /// A host device node to create in the container.

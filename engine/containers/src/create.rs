@@ -41,7 +41,9 @@ impl Engine {
                 .collect(),
             _ => Vec::new(),
         };
-        let id_map = if rootless {
+        let id_map = if let (Some(m), false) = (&config.linux.id_map, rootless) {
+            Some(m.clone())
+        } else if rootless {
             let ns = userns::OwnNs::current()?;
             if mode == Mode::KeepId && config.user.is_empty() {
                 // podman's keep-id: the container runs as the user, as the user's ids.

@@ -23,14 +23,25 @@ impl Container<'_> {
             let rt = self.runtime(&st)?;
             rt.kill(self.id(), "KILL", true)
                 .or_else(|e| self.ignore_gone(&rt, e))?;
-            if self
-                .wait(Some(Duration::from_secs(30)))?
-                .is_some_and(|s| s.status == Status::Running)
-            {
-                // The monitor is gone: nobody will write an exit file.
-                let mut st = self.saved_state()?;
-                st.status = Status::Exited;
-                st.save(&self.paths)?;
+            match self.wait(Some(Duration::from_secs(30)))? {
+                Some(s) if s.status == Status::Running => {
+                    // The monitor is gone: nobody will write an exit file.
+                    let mut st = self.saved_state()?;
+                    st.status = Status::Exited;
+                    st.save(&self.paths)?;
+                }
+                None => {
+                    // Not ended within the wait: end the monitor too (ours, by pid and start
+                    // time), or it would go on writing into the directories being removed.
+                    let st = self.saved_state()?;
+                    if st.monitor_alive() {
+                        if let Some(pid) = st.monitor_pid.and_then(rustix::process::Pid::from_raw) {
+                            let _ =
+                                rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+                        }
+                    }
+                }
+                Some(_) => {}
             }
         }
         {

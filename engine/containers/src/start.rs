@@ -35,6 +35,9 @@ pub struct SharedNamespaces {
     pub net: PathBuf,
     pub ipc: PathBuf,
     pub uts: PathBuf,
+    /// The user namespace to join instead of making one (a pod's, when its containers have
+    /// the pod's id mapping).
+    pub user: Option<PathBuf>,
 }
 
 impl SharedNamespaces {
@@ -45,6 +48,7 @@ impl SharedNamespaces {
             net: ns("net"),
             ipc: ns("ipc"),
             uts: ns("uts"),
+            user: None,
         }
     }
 }
@@ -181,6 +185,10 @@ impl Container<'_> {
             ipc,
             uts,
             cgroupns: runtime::cgroup_v2_only(),
+            userns: match opts.shared.as_ref().and_then(|s| s.user.clone()) {
+                Some(p) => Ns::Path(p),
+                None => Ns::New,
+            },
             etc_files: etc,
             rootless: engine.rootless(),
             id_map: self.id_map(),

@@ -316,7 +316,12 @@ pub fn running_infra(engine: &Engine, pod_id: &str) -> Result<i32> {
 pub fn start(c: &Container<'_>, mut opts: StartOptions) -> Result<Option<AttachClient>> {
     if let (Some(pod), false) = (&c.config.pod, c.config.infra) {
         let pid = running_infra(c.engine(), pod)?;
-        opts.shared = Some(SharedNamespaces::of_process(pid));
+        let mut shared = SharedNamespaces::of_process(pid);
+        // Members with the pod's explicit id mapping join its user namespace.
+        if c.config.linux.id_map.is_some() && c.id_map().is_some() {
+            shared.user = Some(PathBuf::from(format!("/proc/{pid}/ns/user")));
+        }
+        opts.shared = Some(shared);
     }
     c.start(&opts)
 }

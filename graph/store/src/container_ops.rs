@@ -183,11 +183,19 @@ impl Store {
 
     pub(crate) fn remove_container_dirs(&self, c: &ContainerId) -> Result<()> {
         for dir in [self.paths.container_dir(c), self.paths.container_rundir(c)] {
-            match std::fs::remove_dir_all(&dir) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    return Err(StoreError::io("remove container directory", &dir)(e))
+            // A process that was writing there as the container ended (its monitor's exit
+            // command saving the state) can add a file while the tree goes: try again.
+            let mut tries = 0;
+            loop {
+                match std::fs::remove_dir_all(&dir) {
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
+                    Err(e) if e.kind() == std::io::ErrorKind::DirectoryNotEmpty && tries < 5 => {
+                        tries += 1;
+                        std::thread::sleep(std::time::Duration::from_millis(20 << tries));
+                    }
+                    Err(e) => return Err(StoreError::io("remove container directory", &dir)(e)),
+                    Ok(()) => break,
                 }
-                _ => {}
             }
         }
         Ok(())

@@ -228,6 +228,12 @@ pub fn supports_rro(runtime: &str) -> bool {
     Path::new(runtime).file_name().is_some_and(|n| n == "crun")
 }
 
+/// Whether pods run in user namespaces with this runtime here: crun joins the pod's user
+/// namespace by path and idmaps as needed; runc 1.1 wants mappings even when joining.
+pub fn supports_userns(runtime: &str) -> bool {
+    supports_rro(runtime)
+}
+
 fn read(p: &Path) -> Result<CriConfig> {
     let text = std::fs::read_to_string(p).with_context(|| format!("read {}", p.display()))?;
     let mut c: CriConfig =

@@ -323,16 +323,8 @@ pub fn create(cri: &Cri, req: cri::CreateContainerRequest) -> Result<String> {
         }
         _ => String::new(),
     };
-    if ns
-        .userns_options
-        .as_ref()
-        .is_some_and(|u| u.mode == cri::NamespaceMode::Pod as i32)
-    {
-        return Err(kinded(
-            ErrorKind::Unsupported,
-            "containers with their own user namespace are not supported yet",
-        ));
-    }
+    // A container shares its pod's user namespace (the kubelet repeats the pod's options).
+    let id_map = crate::sandbox::pod_id_map(&sandbox.config)?;
     let caps = sc.capabilities.clone().unwrap_or_default();
     let security = Security {
         // A privileged container runs without a filter, whatever profile it names (as the
@@ -378,6 +370,7 @@ pub fn create(cri: &Cri, req: cri::CreateContainerRequest) -> Result<String> {
         masked_paths: (!sc.masked_paths.is_empty()).then(|| sc.masked_paths.clone()),
         readonly_paths: (!sc.readonly_paths.is_empty()).then(|| sc.readonly_paths.clone()),
         annotations: records::sorted(&config.annotations).into_iter().collect(),
+        id_map,
         ..LinuxExtras::default()
     };
     let log_path = match (sandbox_linux_log_dir(&sandbox), config.log_path.as_str()) {

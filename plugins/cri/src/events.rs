@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_cri::v1 as cri;
-use strata_engine_containers::Status;
 use tokio::sync::broadcast;
 
 use crate::server::Cri;
@@ -67,30 +66,26 @@ pub fn watch(cri: Arc<Cri>) {
     let spawned = std::thread::Builder::new()
         .name("cri-events".into())
         .spawn(move || {
-            let mut last: HashMap<String, Status> = HashMap::new();
+            let mut last: HashMap<String, cri::ContainerState> = HashMap::new();
             loop {
                 std::thread::sleep(Duration::from_secs(1));
                 if !cri.events.has_subscribers() {
                     last.clear();
                     continue;
                 }
-                let Ok(all) = cri.engine.containers() else {
+                let Ok(all) = cri.index.all(&cri) else {
                     continue;
                 };
                 let mut now = HashMap::new();
-                for c in all {
-                    if crate::container::record(&c).is_none() {
-                        continue;
+                for e in all {
+                    let st = e.state();
+                    let id = e.c.id();
+                    if st == cri::ContainerState::ContainerExited
+                        && last.get(id) == Some(&cri::ContainerState::ContainerRunning)
+                    {
+                        emit_container(&cri, id, cri::ContainerEventType::ContainerStoppedEvent);
                     }
-                    let Ok(st) = c.state() else { continue };
-                    if st.status == Status::Exited && last.get(c.id()) == Some(&Status::Running) {
-                        emit_container(
-                            &cri,
-                            c.id(),
-                            cri::ContainerEventType::ContainerStoppedEvent,
-                        );
-                    }
-                    now.insert(c.id().to_owned(), st.status);
+                    now.insert(id.to_owned(), st);
                 }
                 last = now;
             }

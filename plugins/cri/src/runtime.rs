@@ -447,7 +447,7 @@ impl RuntimeService for Runtime {
             };
             let features = |runtime: &str| cri::RuntimeHandlerFeatures {
                 recursive_read_only_mounts: crate::config::supports_rro(runtime),
-                user_namespaces: false,
+                user_namespaces: crate::config::supports_userns(runtime),
             };
             let handlers = cri
                 .config

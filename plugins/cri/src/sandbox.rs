@@ -68,6 +68,42 @@ fn check_metadata(m: &cri::PodSandboxMetadata) -> Result<()> {
     Ok(())
 }
 
+/// The pod's user namespace mapping (`userns_options` mode POD): one uid and one gid range,
+/// each mapping container ID 0, as the kubelet allocates them; `None` for the host's (NODE,
+/// or none given). CONTAINER and TARGET modes are refused, as the CRI says.
+pub fn pod_id_map(config: &cri::PodSandboxConfig) -> Result<Option<strata_types::IdMap>> {
+    let Some(u) = config
+        .linux
+        .as_ref()
+        .and_then(|l| l.security_context.as_ref())
+        .and_then(|s| s.namespace_options.as_ref())
+        .and_then(|n| n.userns_options.as_ref())
+    else {
+        return Ok(None);
+    };
+    let bad = |m: &str| kinded(ErrorKind::InvalidArgument, format!("user namespace: {m}"));
+    match cri::NamespaceMode::try_from(u.mode) {
+        Ok(cri::NamespaceMode::Node) => return Ok(None),
+        Ok(cri::NamespaceMode::Pod) => {}
+        _ => return Err(bad("the mode must be POD or NODE")),
+    }
+    let one = |ms: &[cri::IdMapping], what: &str| -> Result<strata_types::IdRange> {
+        match ms {
+            [m] if m.container_id == 0 && m.length > 0 => Ok(strata_types::IdRange {
+                inside: 0,
+                outside: m.host_id,
+                count: m.length,
+            }),
+            [_] => Err(bad(&format!("the {what} mapping must map container ID 0"))),
+            _ => Err(bad(&format!("exactly one {what} mapping is supported"))),
+        }
+    };
+    Ok(Some(strata_types::IdMap {
+        uids: vec![one(&u.uids, "uid")?],
+        gids: vec![one(&u.gids, "gid")?],
+    }))
+}
+
 fn resolv_conf(dns: Option<&cri::DnsConfig>) -> String {
     match dns {
         Some(d) if !(d.servers.is_empty() && d.searches.is_empty() && d.options.is_empty()) => {
@@ -204,14 +240,11 @@ pub fn run(cri: &Cri, req: cri::RunPodSandboxRequest) -> Result<String> {
     let host_net = ns.network == cri::NamespaceMode::Node as i32;
     let host_pid = ns.pid == cri::NamespaceMode::Node as i32;
     let host_ipc = ns.ipc == cri::NamespaceMode::Node as i32;
-    if ns
-        .userns_options
-        .as_ref()
-        .is_some_and(|u| u.mode == cri::NamespaceMode::Pod as i32)
-    {
+    let id_map = pod_id_map(&config)?;
+    if id_map.is_some() && !crate::config::supports_userns(&runtime) {
         return Err(kinded(
             ErrorKind::Unsupported,
-            "pods with their own user namespace are not supported yet (the runtime does not advertise user_namespaces)",
+            format!("the runtime {runtime} does not run pods in user namespaces here (crun does)"),
         ));
     }
     let sysctls = sysctls(&config, host_net, host_ipc)?;
@@ -254,6 +287,7 @@ pub fn run(cri: &Cri, req: cri::RunPodSandboxRequest) -> Result<String> {
         },
         sysctls,
         cgroup_parent: linux.cgroup_parent.clone(),
+        id_map,
         ..LinuxExtras::default()
     };
     if let Some(adj) = config

@@ -63,6 +63,9 @@ pub struct SpecInputs<'a> {
     pub uts: Ns,
     /// Private cgroup namespace (cgroup v2 hosts; v1 hosts share the host's, as podman does).
     pub cgroupns: bool,
+    /// With an id map: a new user namespace with its mappings, or one to join (whose
+    /// mappings are already set).
+    pub userns: Ns,
     /// Files the front end prepared, bind-mounted read-write: (destination, source).
     pub etc_files: Vec<(String, PathBuf)>,
     /// Rootless mode: the runtime runs as root of the user's user namespace, without cgroups.
@@ -210,14 +213,10 @@ pub fn generate(inp: &SpecInputs<'_>) -> Result<Spec> {
         );
     }
     if inp.id_map.is_some() {
-        namespaces.push(
-            LinuxNamespaceBuilder::default()
-                .typ(LinuxNamespaceType::User)
-                .build()?,
-        );
+        namespaces.extend(namespace(LinuxNamespaceType::User, &inp.userns)?);
     }
     let mut linux = LinuxBuilder::default().namespaces(namespaces);
-    if let Some(map) = inp.id_map {
+    if let (Some(map), Ns::New) = (inp.id_map, &inp.userns) {
         let ranges = |rs: &[IdRange]| -> Result<Vec<LinuxIdMapping>> {
             rs.iter()
                 .map(|r| {

@@ -31,6 +31,7 @@ fn inputs<'a>(c: &'a ContainerConfig, u: &'a ResolvedUser) -> SpecInputs<'a> {
         ipc: Ns::New,
         uts: Ns::New,
         cgroupns: false,
+        userns: Ns::New,
         etc_files: vec![(
             "/etc/hosts".into(),
             PathBuf::from("/var/lib/strata/containers/x/hosts"),
