@@ -1,14 +1,14 @@
 //! A client of the Kubernetes stream protocols, as kubectl and the kubelet speak them to a
 //! CRI streaming server: exec/attach over SPDY/3.1 (`v4.channel.k8s.io`) and websocket
 //! (`v5.channel.k8s.io`), port-forward over SPDY (`portforward.k8s.io`). The SPDY framing is
-//! the CRI plugin's (`strata_plugin_cri::stream::spdy`); the tests also run this client
+//! the CRI plugin's (`strata_plugin_spdy`); the tests also run this client
 //! against containerd's streaming server, which checks both ends against Go's spdystream.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use strata_plugin_cri::stream::spdy::{Frame, Reader, Writer};
+use strata_plugin_spdy::{Frame, Reader, Writer};
 
 /// What an exec or attach returned.
 #[derive(Debug, Default)]

@@ -379,7 +379,8 @@ fn images_are_the_cli_store_and_pulls_are_shared_and_named_as_asked() {
 }
 
 /// The pod scenario both runtimes go through: two containers sharing localhost, a hostPort,
-/// logs in the CRI format, exec, exit codes, filters, stop and removal.
+/// logs in the CRI format, exec, exit codes, filters, stop and removal. `ours` adds what only
+/// Strata is checked for (websocket streams, start times before finish times).
 struct PodRun {
     pod: String,
     ip: String,
@@ -392,7 +393,7 @@ fn pod_scenario(
     log_dir: &Path,
     host_port: i32,
     uid: &str,
-    websocket: bool,
+    ours: bool,
 ) -> PodRun {
     let mut pc = cri::pod_config("web", uid, log_dir);
     pc.port_mappings = vec![api::PortMapping {
@@ -529,7 +530,7 @@ fn pod_scenario(
     );
     let o = streaming::spdy_attach(&at.url, b"hello\n");
     assert!(o.stdout().contains("got-hello"), "{o:?}");
-    if websocket {
+    if ours {
         let o = streaming::websocket_exec(
             &exec_url(&["sh", "-c", "cat; exit 4"], false, true),
             Some(b"over-ws"),
@@ -592,10 +593,12 @@ fn pod_scenario(
     let st = c.wait_exited(&talk, Duration::from_secs(20));
     assert_eq!(st.exit_code, 0);
     assert_eq!(st.reason, "Completed");
-    assert!(
-        st.finished_at >= st.started_at && st.started_at > 0,
-        "{st:?}"
-    );
+    // Strata stamps a start before the launch; containerd 1.6 can stamp it after a short
+    // container already ended (seen here: started 188471129 ns, finished 188338355 ns).
+    assert!(st.started_at > 0 && st.finished_at > 0, "{st:?}");
+    if ours {
+        assert!(st.finished_at >= st.started_at, "{st:?}");
+    }
     let log = std::fs::read_to_string(log_dir.join("talker.log")).expect("the container's log");
     let lines: Vec<&str> = log.lines().collect();
     let parts = |l: &str| -> (String, String, String) {

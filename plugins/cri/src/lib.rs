@@ -25,7 +25,7 @@ mod runtime;
 mod sandbox;
 mod server;
 mod stats;
-pub mod stream;
+mod stream;
 
 use clap::Parser;
 use strata_plugin_api::{export_plugin, Command, Host, Outcome};

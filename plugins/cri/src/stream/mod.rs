@@ -6,7 +6,7 @@
 //! - SPDY/3.1 with `X-Stream-Protocol-Version: v4.channel.k8s.io` (exec, attach) or
 //!   `portforward.k8s.io` (port-forward): one SPDY stream per channel (`streamType` error,
 //!   stdin, stdout, stderr, resize; port-forward's data and error streams per `requestID`),
-//!   framing in `spdy.rs`;
+//!   framing in `strata-plugin-spdy` (`plugins/spdy`);
 //! - websocket with `v5.channel.k8s.io` or `v4.channel.k8s.io` (exec, attach): one binary
 //!   message per chunk, its first byte the channel (0 stdin, 1 stdout, 2 stderr, 3 error,
 //!   4 resize; v5's 255 closes a channel).
@@ -17,7 +17,6 @@
 //! threads: each is a few blocking pipes.
 
 mod session;
-pub mod spdy;
 mod transport;
 
 use std::collections::HashMap;
@@ -194,6 +193,9 @@ fn respond(conn: &mut TcpStream, code: u16, reason: &str, body: &str) -> Result<
 fn connection(cri: &Cri, mut conn: TcpStream) -> Result<()> {
     conn.set_read_timeout(Some(Duration::from_secs(30)))?;
     let head = read_head(&mut conn)?;
+    if head.method != "GET" && head.method != "POST" {
+        return respond(&mut conn, 405, "Method Not Allowed", "use GET or POST\n");
+    }
     let path = head.path.split('?').next().unwrap_or_default().to_owned();
     let mut segs = path.trim_start_matches('/').splitn(2, '/');
     let (kind, token) = (

@@ -11,9 +11,9 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 
 use super::session::{self, Event, Out};
-use super::spdy::{self, Frame};
 use super::{Head, Request};
 use crate::server::Cri;
+use strata_plugin_spdy::{self as spdy, Frame};
 
 const V4: &str = "v4.channel.k8s.io";
 const V5: &str = "v5.channel.k8s.io";
