@@ -62,12 +62,10 @@ struct StrataServer {
 
 impl Drop for StrataServer {
     fn drop(&mut self) {
-        if let Some(pid) = rustix_pid(self.child.id()) {
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(pid.to_string())
-                .status();
-        }
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if self.child.try_wait().ok().flatten().is_some() {
@@ -78,10 +76,6 @@ impl Drop for StrataServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn rustix_pid(id: u32) -> Option<i32> {
-    i32::try_from(id).ok()
 }
 
 fn strata(bin: &Path, dir: &Path) -> Command {
@@ -286,8 +280,7 @@ pub fn cri_benchmarks(
             }),
         )
     };
-    for (t, (name, c, _)) in clients.iter().enumerate() {
-        let _ = t;
+    for (name, c, _) in &clients {
         let n = c
             .ok(
                 "ListImages",

@@ -85,18 +85,30 @@ fn value(v: u64) -> Option<cri::UInt64Value> {
     Some(cri::UInt64Value { value: v })
 }
 
+/// A running container's usage (zero for one that is not running: its cgroup is going).
+fn running_usage(c: &Container<'_>) -> Usage {
+    let running = c
+        .state()
+        .map(|s| s.status == Status::Running)
+        .unwrap_or(false);
+    if running { usage(&cgroup_of(c)) } else { None }.unwrap_or_default()
+}
+
 pub fn container_stats(
     cri: &Cri,
     c: &Container<'_>,
     rec: &crate::records::ContainerRecord,
 ) -> cri::ContainerStats {
+    stats_of(cri, c, rec, &running_usage(c))
+}
+
+fn stats_of(
+    cri: &Cri,
+    c: &Container<'_>,
+    rec: &crate::records::ContainerRecord,
+    u: &Usage,
+) -> cri::ContainerStats {
     let ts = now_nanos();
-    let running = c
-        .state()
-        .map(|s| s.status == Status::Running)
-        .unwrap_or(false);
-    let u = if running { usage(&cgroup_of(c)) } else { None }.unwrap_or_default();
-    let _ = cri;
     cri::ContainerStats {
         attributes: Some(cri::ContainerAttributes {
             id: c.id().to_owned(),
@@ -179,14 +191,13 @@ pub fn sandbox_stats(
         if rec.sandbox != s.id {
             continue;
         }
-        let cs = container_stats(cri, c, rec);
-        if let Some(u) = usage(&cgroup_of(c)) {
-            total.cpu_nanos += u.cpu_nanos;
-            total.memory += u.memory;
-            total.working_set += u.working_set;
-            total.rss += u.rss;
-        }
-        containers.push(cs);
+        // Each cgroup is read once, for the container's stats and the pod's sums.
+        let u = running_usage(c);
+        total.cpu_nanos += u.cpu_nanos;
+        total.memory += u.memory;
+        total.working_set += u.working_set;
+        total.rss += u.rss;
+        containers.push(stats_of(cri, c, rec, &u));
     }
     let pid = crate::sandbox::infra_pid(cri, s);
     let p = crate::sandbox::to_cri(cri, s);
