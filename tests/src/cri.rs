@@ -193,6 +193,67 @@ impl Client {
         ImageServiceClient::new(self.channel.clone()).max_decoding_message_size(16 << 20)
     }
 
+    /// A server-streaming list RPC newer than the `k8s-cri` proto (`method` under
+    /// `runtime.v1.RuntimeService` or `runtime.v1.ImageService`): every message's field 1,
+    /// or the call's status.
+    pub fn stream_list<Req, Item>(
+        &self,
+        service: &str,
+        method: &str,
+        request: Req,
+    ) -> Result<Vec<Item>, tonic::Status>
+    where
+        Req: prost::Message + Send + Sync + 'static,
+        Item: prost::Message + Default + std::fmt::Debug + Send + Sync + 'static,
+    {
+        let path = format!("/runtime.v1.{service}/{method}")
+            .parse()
+            .expect("a method path");
+        let mut grpc = tonic::client::Grpc::new(self.channel.clone());
+        self.rt.block_on(async {
+            grpc.ready()
+                .await
+                .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+            let codec = tonic_prost::ProstCodec::<Req, One<Item>>::default();
+            let mut s = grpc
+                .server_streaming(tonic::Request::new(request), path, codec)
+                .await?
+                .into_inner();
+            let mut out = Vec::new();
+            while let Some(m) = s.message().await? {
+                out.extend(m.item);
+            }
+            Ok(out)
+        })
+    }
+
+    /// A unary RPC newer than the `k8s-cri` proto.
+    pub fn unary<Req, Resp>(
+        &self,
+        service: &str,
+        method: &str,
+        request: Req,
+    ) -> Result<Resp, tonic::Status>
+    where
+        Req: prost::Message + Send + Sync + 'static,
+        Resp: prost::Message + Default + Send + Sync + 'static,
+    {
+        let path = format!("/runtime.v1.{service}/{method}")
+            .parse()
+            .expect("a method path");
+        let mut grpc = tonic::client::Grpc::new(self.channel.clone());
+        self.rt.block_on(async {
+            grpc.ready()
+                .await
+                .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+            let codec = tonic_prost::ProstCodec::<Req, Resp>::default();
+            Ok(grpc
+                .unary(tonic::Request::new(request), path, codec)
+                .await?
+                .into_inner())
+        })
+    }
+
     /// Runs one call to completion.
     pub fn run<F: std::future::Future>(&self, f: F) -> F::Output {
         self.rt.block_on(f)
@@ -379,3 +440,26 @@ pub fn container_config(name: &str, image: &str, command: &[&str]) -> api::Conta
         ..Default::default()
     }
 }
+
+/// A streamed list's message: its item in field 1 (cri-api's `Stream*Response`s).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct One<T: prost::Message + Default + std::fmt::Debug> {
+    #[prost(message, optional, tag = "1")]
+    pub item: Option<T>,
+}
+
+/// cri-api's `UpdatePodSandboxResourcesRequest` (newer than the `k8s-cri` proto).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct UpdatePodSandboxResourcesRequest {
+    #[prost(string, tag = "1")]
+    pub pod_sandbox_id: String,
+    #[prost(message, optional, tag = "2")]
+    pub overhead: Option<api::LinuxContainerResources>,
+    #[prost(message, optional, tag = "3")]
+    pub resources: Option<api::LinuxContainerResources>,
+    #[prost(map = "string, string", tag = "4")]
+    pub annotations: HashMap<String, String>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Empty {}

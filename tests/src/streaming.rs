@@ -210,25 +210,36 @@ pub fn spdy_port_forward(url: &str, port: u16, request: &[u8]) -> Result<Vec<u8>
     Ok(reply)
 }
 
+type Ws = tungstenite::WebSocket<TcpStream>;
+
+/// Opens a websocket to `url` + `query` offering `protocol` (reads time out after 60 s).
+fn ws_connect(
+    url: &str,
+    query: &str,
+    protocol: &str,
+) -> Result<(Ws, tungstenite::handshake::client::Response), tungstenite::Error> {
+    use tungstenite::client::IntoClientRequest;
+    let ws_url = format!("{}{query}", url.replacen("http://", "ws://", 1));
+    let mut req = ws_url.as_str().into_client_request()?;
+    req.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        protocol.parse().expect("a header value"),
+    );
+    let (host, _) = split_url(url);
+    let stream = TcpStream::connect(&host)?;
+    stream.set_read_timeout(Some(Duration::from_secs(60)))?;
+    tungstenite::client(req, stream).map_err(|e| match e {
+        tungstenite::HandshakeError::Failure(e) => e,
+        tungstenite::HandshakeError::Interrupted(_) => {
+            tungstenite::Error::Io(std::io::Error::other("handshake interrupted"))
+        }
+    })
+}
+
 /// Exec or attach over websocket (`v5.channel.k8s.io`): sends `stdin` and closes it (v5's
 /// close signal), collects the channels until the server closes.
 pub fn websocket_exec(url: &str, stdin: Option<&[u8]>) -> Output {
-    use tungstenite::client::IntoClientRequest;
-    let ws_url = url.replacen("http://", "ws://", 1);
-    let mut req = ws_url
-        .as_str()
-        .into_client_request()
-        .expect("a websocket request");
-    req.headers_mut().insert(
-        "Sec-WebSocket-Protocol",
-        "v5.channel.k8s.io".parse().expect("header"),
-    );
-    let (host, _) = split_url(url);
-    let stream = TcpStream::connect(&host).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(60)))
-        .expect("timeout");
-    let (mut ws, resp) = tungstenite::client(req, stream).expect("websocket handshake");
+    let (mut ws, resp) = ws_connect(url, "", "v5.channel.k8s.io").expect("websocket handshake");
     assert_eq!(
         resp.headers()
             .get("Sec-WebSocket-Protocol")
@@ -263,4 +274,41 @@ pub fn websocket_exec(url: &str, stdin: Option<&[u8]>) -> Output {
         serde_json::from_slice(&status).unwrap_or_default()
     };
     o
+}
+
+/// Port-forward over websocket (`v4.channel.k8s.io`, the kubelet's port-forward protocol):
+/// channel 0 carries `port`'s data and channel 1 its errors, each opened by the server with
+/// the port as two little-endian bytes. Sends `request`, reads until the server closes.
+pub fn websocket_port_forward(url: &str, port: u16, request: &[u8]) -> Result<Vec<u8>, String> {
+    let (mut ws, _) = ws_connect(url, &format!("?port={port}"), "v4.channel.k8s.io")
+        .map_err(|e| e.to_string())?;
+    let mut channels: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
+    let mut sent = false;
+    loop {
+        match ws.read() {
+            Ok(tungstenite::Message::Binary(b)) if !b.is_empty() && b[0] < 2 => {
+                channels[usize::from(b[0])].extend_from_slice(&b[1..]);
+                // Both channels announced: the connection is set up, send the request.
+                if !sent && channels.iter().all(|c| c.len() >= 2) {
+                    for c in &channels {
+                        assert_eq!(c[..2], port.to_le_bytes(), "a channel opens with its port");
+                    }
+                    let mut m = vec![0u8];
+                    m.extend_from_slice(request);
+                    ws.send(tungstenite::Message::Binary(m.into()))
+                        .map_err(|e| e.to_string())?;
+                    sent = true;
+                }
+            }
+            Ok(tungstenite::Message::Close(_)) | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
+    let [data, error] = channels;
+    let data = data.get(2..).unwrap_or_default().to_vec();
+    let error = error.get(2..).unwrap_or_default().to_vec();
+    if data.is_empty() && !error.is_empty() {
+        return Err(String::from_utf8_lossy(&error).into_owned());
+    }
+    Ok(data)
 }

@@ -395,6 +395,76 @@ fn token_auth_flow() {
     one_line(&err);
 }
 
+/// An auth.json entry with an `identitytoken` (what `docker login` stores for an identity
+/// provider): bearer tokens come from the OAuth2 form with that refresh token, and a wrong
+/// one fails as unauthorized.
+#[test]
+fn identity_tokens_from_auth_files_are_traded_for_bearer_tokens() {
+    let reg = Registry::start(RegistryOptions {
+        htpasswd: Some(("bob".into(), "pw".into())),
+        token_auth: true,
+        ..RegistryOptions::default()
+    });
+    let host = reg.host();
+    let tokens = reg.token_server().expect("a token server");
+    let s = Strata::new("vfs");
+    let dst = format!("docker://{host}/idt/busybox:1");
+    let authfile = s.scratch().join("auth.json");
+    let write_auth = |token: &str| {
+        std::fs::write(
+            &authfile,
+            serde_json::json!({"auths": {host.clone(): {"auth": "", "identitytoken": token}}})
+                .to_string(),
+        )
+        .expect("auth.json");
+    };
+    write_auth(&tokens.identity_token());
+    let af = authfile.to_str().expect("utf-8");
+    s.ok([
+        "copy",
+        "--quiet",
+        "--dest-tls-verify=false",
+        "--authfile",
+        af,
+        &fixtures::oci("busybox"),
+        &dst,
+    ]);
+    s.ok([
+        "copy",
+        "--quiet",
+        "--src-tls-verify=false",
+        "--authfile",
+        af,
+        &dst,
+        "store:idt",
+    ]);
+    assert_eq!(s.list("images").len(), 1);
+    let posts: Vec<String> = tokens
+        .requests()
+        .into_iter()
+        .filter(|r| r.starts_with("POST "))
+        .collect();
+    assert!(
+        !posts.is_empty()
+            && posts.iter().all(|p| p.contains("grant_type=refresh_token")
+                && p.contains("scope=repository%3Aidt%2Fbusybox%3A")),
+        "the token server saw: {:?}",
+        tokens.requests()
+    );
+    write_auth("not-the-token");
+    let (code, err) = s.fail([
+        "copy",
+        "--quiet",
+        "--src-tls-verify=false",
+        "--authfile",
+        af,
+        &dst,
+        "store:idt2",
+    ]);
+    assert_eq!(code, 6, "{err}");
+    one_line(&err);
+}
+
 /// TLS with a custom CA: trusted through --cert-dir it works; untrusted it fails naming the
 /// fix; with verification off it works.
 #[test]

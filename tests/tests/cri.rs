@@ -228,11 +228,27 @@ fn images_are_the_cli_store_and_pulls_are_shared_and_named_as_asked() {
         &format!("{}:latest", fixtures::oci("layers")),
         &format!("docker://{host}/library/layers:v1"),
     ]);
+    // A second registry behind a token server, for the auth configs' tokens.
+    let treg = strata_tests::registry::Registry::start(strata_tests::registry::RegistryOptions {
+        htpasswd: Some(("bob".into(), "pw".into())),
+        token_auth: true,
+        ..Default::default()
+    });
+    let thost = treg.host();
+    s.ok([
+        "copy",
+        "--quiet",
+        "--dest-tls-verify=false",
+        "--dest-creds",
+        "bob:pw",
+        &format!("{}:latest", fixtures::oci("layers")),
+        &format!("docker://{thost}/tok/layers:v1"),
+    ]);
     // The kubelet asks for docker.io names; registries.conf mirrors them to the local registry.
     let conf = s.scratch().join("registries.conf");
     std::fs::write(
         &conf,
-        format!("[[registry]]\nprefix = \"docker.io\"\nlocation = \"docker.io\"\n[[registry.mirror]]\nlocation = \"{host}\"\ninsecure = true\n"),
+        format!("[[registry]]\nprefix = \"docker.io\"\nlocation = \"docker.io\"\n[[registry.mirror]]\nlocation = \"{host}\"\ninsecure = true\n[[registry]]\nlocation = \"{thost}\"\ninsecure = true\n"),
     )
     .expect("registries.conf");
     let cni = s.base().join("cni");
@@ -362,6 +378,75 @@ fn images_are_the_cli_store_and_pulls_are_shared_and_named_as_asked() {
         "still listed: {:?}",
         image_names(&s)
     );
+    // Auth configs with tokens: an identity token is traded for bearer tokens (the OAuth2
+    // form), a registry token is the bearer token itself; a wrong one is refused.
+    let tokens = treg.token_server().expect("token server");
+    let tok_image = format!("{thost}/tok/layers:v1");
+    let request = |auth: api::AuthConfig| api::PullImageRequest {
+        image: Some(api::ImageSpec {
+            image: tok_image.clone(),
+            ..Default::default()
+        }),
+        auth: Some(auth),
+        sandbox_config: None,
+    };
+    let remove_tok = || {
+        c.ok(
+            "RemoveImage",
+            c.images().remove_image(api::RemoveImageRequest {
+                image: Some(api::ImageSpec {
+                    image: tok_image.clone(),
+                    ..Default::default()
+                }),
+            }),
+        )
+    };
+    let r = c.ok(
+        "PullImage",
+        c.images().pull_image(request(api::AuthConfig {
+            identity_token: tokens.identity_token(),
+            ..Default::default()
+        })),
+    );
+    assert_eq!(r.image_ref, refs[0], "the same image as the mirror's");
+    assert!(
+        tokens
+            .requests()
+            .iter()
+            .any(|q| q.starts_with("POST ") && q.contains("grant_type=refresh_token")),
+        "{:?}",
+        tokens.requests()
+    );
+    remove_tok();
+    let e = c.fails(
+        "PullImage",
+        c.images().pull_image(request(api::AuthConfig {
+            identity_token: "not-the-token".into(),
+            ..Default::default()
+        })),
+    );
+    assert!(e.message().contains("unauthorized"), "{}", e.message());
+    let bearer = ureq::get(&format!(
+        "{}?service={}&scope=repository:tok/layers:pull",
+        tokens.realm(),
+        strata_tests::registry::token::SERVICE
+    ))
+    .header("authorization", "Basic Ym9iOnB3")
+    .call()
+    .expect("a token")
+    .body_mut()
+    .read_to_string()
+    .expect("token reply");
+    let bearer: serde_json::Value = serde_json::from_str(&bearer).expect("token JSON");
+    let r = c.ok(
+        "PullImage",
+        c.images().pull_image(request(api::AuthConfig {
+            registry_token: bearer["token"].as_str().expect("token").to_owned(),
+            ..Default::default()
+        })),
+    );
+    assert_eq!(r.image_ref, refs[0]);
+    remove_tok();
     // A pull of something the registry lacks fails with a clear error.
     let e = c.fails(
         "PullImage",
@@ -508,6 +593,22 @@ fn pod_scenario(
     );
     let reply = streaming::spdy_port_forward(&pf.url, 8080, b"GET /index.html HTTP/1.0\r\n\r\n")
         .expect("port-forward");
+    assert!(
+        String::from_utf8_lossy(&reply).contains("hello-from-pod"),
+        "{}",
+        String::from_utf8_lossy(&reply)
+    );
+    // ... also over websocket (the kubelet's v4.channel.k8s.io port-forward) ...
+    let pf = c.ok(
+        "PortForward",
+        c.runtime().port_forward(api::PortForwardRequest {
+            pod_sandbox_id: pod.clone(),
+            port: vec![8080],
+        }),
+    );
+    let reply =
+        streaming::websocket_port_forward(&pf.url, 8080, b"GET /index.html HTTP/1.0\r\n\r\n")
+            .expect("port-forward over websocket");
     assert!(
         String::from_utf8_lossy(&reply).contains("hello-from-pod"),
         "{}",
@@ -1136,6 +1237,111 @@ fn a_killed_server_finds_its_pods_as_they_are_and_logs_can_be_reopened() {
         .and_then(|n| n.default_interface)
         .is_some_and(|i| i.name == "eth0"));
 
+    // The streaming lists (newer than the unary ones) answer what the unary lists do.
+    let unary_pods = c
+        .ok(
+            "ListPodSandbox",
+            c.runtime()
+                .list_pod_sandbox(api::ListPodSandboxRequest { filter: None }),
+        )
+        .items;
+    let streamed: Vec<api::PodSandbox> = c
+        .stream_list(
+            "RuntimeService",
+            "StreamPodSandboxes",
+            api::ListPodSandboxRequest { filter: None },
+        )
+        .expect("StreamPodSandboxes");
+    assert_eq!(streamed, unary_pods);
+    let streamed: Vec<api::Container> = c
+        .stream_list(
+            "RuntimeService",
+            "StreamContainers",
+            api::ListContainersRequest {
+                filter: Some(api::ContainerFilter {
+                    pod_sandbox_id: pod.clone(),
+                    ..Default::default()
+                }),
+            },
+        )
+        .expect("StreamContainers");
+    assert_eq!(
+        streamed.iter().map(|x| x.id.as_str()).collect::<Vec<_>>(),
+        [id.as_str()]
+    );
+    let none: Vec<api::Container> = c
+        .stream_list(
+            "RuntimeService",
+            "StreamContainers",
+            api::ListContainersRequest {
+                filter: Some(api::ContainerFilter {
+                    id: "no-such-container".into(),
+                    ..Default::default()
+                }),
+            },
+        )
+        .expect("StreamContainers");
+    assert!(none.is_empty());
+    let stats: Vec<api::ContainerStats> = c
+        .stream_list(
+            "RuntimeService",
+            "StreamContainerStats",
+            api::ListContainerStatsRequest { filter: None },
+        )
+        .expect("StreamContainerStats");
+    assert!(stats
+        .iter()
+        .any(|st| st.attributes.as_ref().is_some_and(|a| a.id == id)));
+    let pstats: Vec<api::PodSandboxStats> = c
+        .stream_list(
+            "RuntimeService",
+            "StreamPodSandboxStats",
+            api::ListPodSandboxStatsRequest { filter: None },
+        )
+        .expect("StreamPodSandboxStats");
+    assert!(pstats
+        .iter()
+        .any(|st| st.attributes.as_ref().is_some_and(|a| a.id == pod)));
+    let metrics: Vec<api::PodSandboxMetrics> = c
+        .stream_list(
+            "RuntimeService",
+            "StreamPodSandboxMetrics",
+            api::ListPodSandboxMetricsRequest {},
+        )
+        .expect("StreamPodSandboxMetrics");
+    assert!(metrics.iter().any(|m| m.pod_sandbox_id == pod));
+    let images: Vec<api::Image> = c
+        .stream_list(
+            "ImageService",
+            "StreamImages",
+            api::ListImagesRequest { filter: None },
+        )
+        .expect("StreamImages");
+    assert!(images
+        .iter()
+        .any(|i| i.repo_tags.iter().any(|t| t == BUSYBOX)));
+    // In-place pod resize: the kubelet tells the runtime; a missing pod is NotFound.
+    let resize = |pod_sandbox_id: &str| {
+        c.unary::<_, cri::Empty>(
+            "RuntimeService",
+            "UpdatePodSandboxResources",
+            cri::UpdatePodSandboxResourcesRequest {
+                pod_sandbox_id: pod_sandbox_id.into(),
+                resources: Some(api::LinuxContainerResources {
+                    cpu_shares: 512,
+                    memory_limit_in_bytes: 256 << 20,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        )
+    };
+    resize(&pod).expect("UpdatePodSandboxResources");
+    assert_eq!(
+        resize("no-such-pod").expect_err("a missing pod").code(),
+        tonic::Code::NotFound
+    );
+
     c.remove_pod(&pod);
     assert!(netns_left(&s).is_empty());
     drop(srv);
@@ -1623,4 +1829,128 @@ fn mounts_profiles_hostnames_and_groups_behave_as_kubernetes_expects() {
             .arg(&m)
             .status();
     }
+}
+
+/// `kill -9` of the server in the middle of PullImage, at spread points of a measured pull
+/// of the 200-layer image: after each restart the store is consistent (fsck finds no
+/// problems; gc leaves no garbage), the image is either absent or whole (never half-made),
+/// and the pull asked again completes.
+#[test]
+fn a_pull_killed_midway_leaves_nothing_half_made() {
+    if !require_privileged(
+        "a_pull_killed_midway_leaves_nothing_half_made",
+        "a CRI server (root)",
+    ) {
+        return;
+    }
+    let reg =
+        strata_tests::registry::Registry::start(strata_tests::registry::RegistryOptions::default());
+    let host = reg.host();
+    let s = store();
+    let image = format!("{host}/library/deep:v1");
+    s.ok([
+        "copy",
+        "--quiet",
+        "--dest-tls-verify=false",
+        &format!("{}:latest", fixtures::oci("deep")),
+        &format!("docker://{image}"),
+    ]);
+    let conf = s.scratch().join("registries.conf");
+    std::fs::write(
+        &conf,
+        format!("[[registry]]\nlocation = \"{host}\"\ninsecure = true\n"),
+    )
+    .expect("registries.conf");
+    let env = [("CONTAINERS_REGISTRIES_CONF", conf.as_path())];
+    let cni = s.base().join("cni");
+    std::fs::create_dir_all(&cni).expect("cni");
+    let mut srv = CriServer::start(&s, &cni, &[], &env);
+    let spec = || api::ImageSpec {
+        image: image.clone(),
+        ..Default::default()
+    };
+    let pull = |socket: &Path| {
+        let c = Client::connect(socket);
+        c.run(c.images().pull_image(api::PullImageRequest {
+            image: Some(spec()),
+            auth: None,
+            sandbox_config: None,
+        }))
+        .map(|r| r.into_inner().image_ref)
+    };
+    let status = |c: &Client| {
+        c.ok(
+            "ImageStatus",
+            c.images().image_status(api::ImageStatusRequest {
+                image: Some(spec()),
+                verbose: false,
+            }),
+        )
+        .image
+    };
+    // One whole pull to time, then its image removed (layers and blobs with it).
+    let started = std::time::Instant::now();
+    let want = pull(&srv.socket).expect("the first pull");
+    let took = started.elapsed();
+    {
+        let c = Client::connect(&srv.socket);
+        c.ok(
+            "RemoveImage",
+            c.images().remove_image(api::RemoveImageRequest {
+                image: Some(spec()),
+            }),
+        );
+    }
+    const KILLS: u32 = 4;
+    let mut landed = 0;
+    for i in 1..=KILLS {
+        let socket = srv.socket.clone();
+        let result = std::thread::scope(|sc| {
+            let puller = sc.spawn(|| pull(&socket));
+            std::thread::sleep(took * i / (KILLS + 1));
+            srv.kill9();
+            puller.join().expect("pull thread")
+        });
+        if result.is_err() {
+            landed += 1;
+        }
+        let report = s.fsck();
+        assert_eq!(
+            report["problems"],
+            serde_json::json!([]),
+            "kill {i}: fsck after the kill: {report:#}"
+        );
+        srv.restart(&s, &env);
+        let c = Client::connect(&srv.socket);
+        if let Some(img) = status(&c) {
+            // Finished before the kill: then it is whole.
+            assert_eq!(img.id, want, "kill {i}");
+            c.ok(
+                "RemoveImage",
+                c.images().remove_image(api::RemoveImageRequest {
+                    image: Some(spec()),
+                }),
+            );
+        }
+        assert!(
+            !image_names(&s).iter().any(|n| n == &image),
+            "kill {i}: a half-pulled image is listed"
+        );
+    }
+    eprintln!("{landed} of {KILLS} kills landed mid-pull (a pull takes {took:?})");
+    assert!(
+        landed >= 1,
+        "no kill landed during a pull ({took:?} each): the test proved nothing"
+    );
+    // Asked again, the pull completes and the image is whole.
+    assert_eq!(pull(&srv.socket).expect("the pull after the kills"), want);
+    let c = Client::connect(&srv.socket);
+    assert_eq!(status(&c).expect("pulled").id, want);
+    let report = s.fsck();
+    assert_eq!(report["problems"], serde_json::json!([]), "{report:#}");
+    drop(c);
+    drop(srv);
+    s.ok(["storage", "gc"]);
+    let report = s.fsck();
+    assert_eq!(report["garbage"], serde_json::json!([]), "{report:#}");
 }

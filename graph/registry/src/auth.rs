@@ -12,8 +12,9 @@
 //! file's other entries and fields, writes a temporary file with mode 0600 and renames it
 //! over the old one (so the mode is always 0600).
 //!
-//! Not supported: credential helpers (`credHelpers`, `credsStore`) and `identitytoken`
-//! entries; they are skipped with a debug message.
+//! An entry's `identitytoken` (an OAuth2 refresh token) is read and used for bearer tokens
+//! (`token.rs`). Not supported: credential helpers (`credHelpers`, `credsStore`); they are
+//! skipped with a debug message.
 
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -24,18 +25,27 @@ use serde_json::{Map, Value};
 
 use crate::error::{RegistryError, Result};
 
-/// A username and password (or token) for one registry.
+/// A username and password for one registry, or a token standing for them.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Credentials {
     pub username: String,
     pub password: String,
+    /// An OAuth2 refresh token (auth.json's `identitytoken`, the CRI's `identity_token`):
+    /// bearer tokens are then asked for with the OAuth2 form (`grant_type=refresh_token`)
+    /// instead of Basic credentials.
+    pub identity_token: Option<String>,
+    /// A bearer token sent to the registry as it is (the CRI's `registry_token`).
+    pub registry_token: Option<String>,
 }
 
 impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let redacted = |t: &Option<String>| t.as_ref().map(|_| "<redacted>");
         f.debug_struct("Credentials")
             .field("username", &self.username)
             .field("password", &"<redacted>")
+            .field("identity_token", &redacted(&self.identity_token))
+            .field("registry_token", &redacted(&self.registry_token))
             .finish()
     }
 }
@@ -45,6 +55,28 @@ impl Credentials {
         Credentials {
             username: username.into(),
             password: password.into(),
+            identity_token: None,
+            registry_token: None,
+        }
+    }
+
+    /// An identity (OAuth2 refresh) token, with the user name it was issued to (docker's
+    /// logins store `<token>` there).
+    pub fn with_identity_token(
+        username: impl Into<String>,
+        token: impl Into<String>,
+    ) -> Credentials {
+        Credentials {
+            identity_token: Some(token.into()),
+            ..Credentials::new(username, "")
+        }
+    }
+
+    /// A registry (bearer) token used as it is.
+    pub fn with_registry_token(token: impl Into<String>) -> Credentials {
+        Credentials {
+            registry_token: Some(token.into()),
+            ..Credentials::new("", "")
         }
     }
 
@@ -244,14 +276,29 @@ fn find_in(doc: &Value, name: &str, path: &Path) -> Option<Credentials> {
             if normalize_key(k) != want {
                 continue;
             }
-            match v.get("auth").and_then(Value::as_str) {
-                Some(a) if !a.is_empty() => match Credentials::decode(a) {
+            let auth = v
+                .get("auth")
+                .and_then(Value::as_str)
+                .filter(|a| !a.is_empty());
+            // An identity token wins over the `auth` pair beside it (whose user it keeps),
+            // as containers/image reads the file.
+            if let Some(t) = v.get("identitytoken").and_then(Value::as_str) {
+                if !t.is_empty() {
+                    let user = auth
+                        .and_then(Credentials::decode)
+                        .map(|c| c.username)
+                        .unwrap_or_default();
+                    return Some(Credentials::with_identity_token(user, t));
+                }
+            }
+            match auth {
+                Some(a) => match Credentials::decode(a) {
                     Some(c) => return Some(c),
                     None => tracing::warn!(key = %k, path = %path.display(),
                         "auth entry is not base64(user:password); ignored"),
                 },
-                _ => tracing::debug!(key = %k, path = %path.display(),
-                    "auth entry without an `auth` field (identity token?); ignored"),
+                None => tracing::debug!(key = %k, path = %path.display(),
+                    "auth entry without `auth` or `identitytoken`; ignored"),
             }
         }
     }

@@ -316,8 +316,17 @@ impl Client {
         scopes: &[String],
         repository: Option<&str>,
     ) -> Result<Option<String>> {
+        let registry_token = self
+            .inner
+            .creds
+            .as_ref()
+            .and_then(|c| c.registry_token.as_deref());
         match challenge {
             None => Ok(None),
+            // A registry token is the bearer token itself.
+            Some(_) if registry_token.is_some() => {
+                Ok(registry_token.map(|t| format!("Bearer {t}")))
+            }
             Some(c) if c.is_bearer() => {
                 let token = crate::token::fetch(self, c, scopes, repository)?;
                 Ok(Some(format!("Bearer {token}")))
@@ -334,6 +343,14 @@ impl Client {
     pub(crate) fn run_raw(
         &self,
         req: ureq::http::Request<()>,
+    ) -> std::result::Result<Response<Body>, ureq::Error> {
+        self.inner.agent.run(req)
+    }
+
+    /// Runs a raw request with a small body (the OAuth2 token form).
+    pub(crate) fn run_raw_bytes(
+        &self,
+        req: ureq::http::Request<Vec<u8>>,
     ) -> std::result::Result<Response<Body>, ureq::Error> {
         self.inner.agent.run(req)
     }

@@ -1,8 +1,10 @@
 //! Bearer tokens (the docker token protocol): `GET realm?service=S&scope=A&scope=B`, with
 //! Basic credentials when there are some, answering `{"token"|"access_token", "expires_in"}`.
-//! Tokens are cached per scope set until shortly before they expire.
-//!
-//! Not done: the OAuth2 `POST` form with refresh tokens (docker's `identitytoken` logins).
+//! With an identity token (docker's `identitytoken` logins, the CRI's `identity_token`) the
+//! request is the OAuth2 form instead (distribution's `oauth.md`): `POST realm` with
+//! `grant_type=refresh_token&refresh_token=T&service=S&scope=A B&client_id=...`, answering
+//! `{"access_token", "expires_in"}`. Tokens are cached per scope set until shortly before
+//! they expire.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -58,6 +60,9 @@ struct TokenResponse {
     expires_in: Option<u64>,
 }
 
+/// The OAuth2 client id sent with identity tokens.
+const CLIENT_ID: &str = "strata";
+
 /// A token for `scopes`, from the cache or the challenge's realm.
 pub(crate) fn fetch(
     client: &Client,
@@ -79,26 +84,54 @@ pub(crate) fn fetch(
         query.push(format!("scope={}", encode(scope)));
     }
     let creds = client.inner.creds.as_ref();
-    if let Some(c) = creds {
-        query.push(format!("account={}", encode(&c.username)));
-    }
-    let sep = if realm.contains('?') { '&' } else { '?' };
-    let url = if query.is_empty() {
-        realm.to_owned()
+    let identity = creds.and_then(|c| c.identity_token.as_deref());
+    let mut resp = if let Some(refresh) = identity {
+        // The OAuth2 form: everything in the body, the scopes space-separated.
+        let mut form = vec![
+            "grant_type=refresh_token".to_owned(),
+            format!("refresh_token={}", encode(refresh)),
+            format!("client_id={}", encode(CLIENT_ID)),
+        ];
+        if let Some(service) = challenge.param("service") {
+            form.push(format!("service={}", encode(service)));
+        }
+        if !scopes.is_empty() {
+            form.push(format!("scope={}", encode(&scopes.join(" "))));
+        }
+        let req = ureq::http::Request::post(realm)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form.join("&").into_bytes())
+            .map_err(|e| client.protocol("token request", e.to_string()))?;
+        tracing::debug!(
+            realm,
+            ?scopes,
+            "requesting a registry token with an identity token"
+        );
+        client
+            .run_raw_bytes(req)
+            .map_err(|e| client.transport_error(e, realm))?
     } else {
-        format!("{realm}{sep}{}", query.join("&"))
+        if let Some(c) = creds {
+            query.push(format!("account={}", encode(&c.username)));
+        }
+        let sep = if realm.contains('?') { '&' } else { '?' };
+        let url = if query.is_empty() {
+            realm.to_owned()
+        } else {
+            format!("{realm}{sep}{}", query.join("&"))
+        };
+        let mut builder = ureq::http::Request::get(&url);
+        if let Some(c) = creds {
+            builder = builder.header("authorization", format!("Basic {}", c.encoded()));
+        }
+        let req = builder
+            .body(())
+            .map_err(|e| client.protocol("token request", e.to_string()))?;
+        tracing::debug!(realm, ?scopes, "requesting a registry token");
+        client
+            .run_raw(req)
+            .map_err(|e| client.transport_error(e, realm))?
     };
-    let mut builder = ureq::http::Request::get(&url);
-    if let Some(c) = creds {
-        builder = builder.header("authorization", format!("Basic {}", c.encoded()));
-    }
-    let req = builder
-        .body(())
-        .map_err(|e| client.protocol("token request", e.to_string()))?;
-    tracing::debug!(realm, ?scopes, "requesting a registry token");
-    let mut resp = client
-        .run_raw(req)
-        .map_err(|e| client.transport_error(e, realm))?;
     let status = resp.status().as_u16();
     let body = resp
         .body_mut()
@@ -117,7 +150,7 @@ pub(crate) fn fetch(
     if !(200..300).contains(&status) {
         return Err(RegistryError::Http {
             registry: client.inner.registry.clone(),
-            method: "GET".into(),
+            method: if identity.is_some() { "POST" } else { "GET" }.into(),
             path: realm.to_owned(),
             status,
             code: None,

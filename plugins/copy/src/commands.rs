@@ -135,6 +135,7 @@ fn copy(host: &Host, a: CopyArgs) -> Result<(), ImageError> {
         authfile: a.authfile.clone(),
         registries_conf: a.registries_conf.clone(),
         mount_from: Vec::new(),
+        credentials: None,
     };
     let dst_opts = RemoteOptions {
         side: SideArgs {
@@ -145,6 +146,7 @@ fn copy(host: &Host, a: CopyArgs) -> Result<(), ImageError> {
         authfile: a.authfile.clone(),
         registries_conf: a.registries_conf.clone(),
         mount_from: crate::remote::mount_sources(&a.source, &a.destination),
+        credentials: None,
     };
     let src = ends::open_source(host, &a.source, &src_opts)?;
     let (dst, dst_name) = ends::open_destination(host, &a.destination, &dst_opts)?;

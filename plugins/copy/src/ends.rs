@@ -25,6 +25,7 @@ pub fn inspect(host: &Host, a: InspectArgs) -> Result<()> {
         authfile: a.authfile.clone(),
         registries_conf: a.registries_conf.clone(),
         mount_from: Vec::new(),
+        credentials: None,
     };
     let src = open_source(host, &name, &o)?;
     let raw = src.manifest()?;
@@ -69,6 +70,7 @@ pub fn list_tags(a: ListTagsArgs) -> Result<()> {
         authfile: a.authfile.clone(),
         registries_conf: a.registries_conf.clone(),
         mount_from: Vec::new(),
+        credentials: None,
     };
     let reference = docker_reference(&a.repository)?;
     let (repo, tags) = remote::name_and_tags(&reference, &o, true)?;
@@ -83,6 +85,7 @@ pub fn delete(a: DeleteArgs) -> Result<()> {
         authfile: a.authfile.clone(),
         registries_conf: a.registries_conf.clone(),
         mount_from: Vec::new(),
+        credentials: None,
     };
     remote::delete(&docker_reference(&a.image)?, &o)
 }

@@ -81,6 +81,7 @@ pub fn sync(host: &Host, a: &SyncArgs) -> Result<()> {
         authfile: a.authfile.clone(),
         registries_conf: a.registries_conf.clone(),
         mount_from: Vec::new(),
+        credentials: None,
     };
     let dst_o = RemoteOptions {
         side: crate::commands::SideArgs {

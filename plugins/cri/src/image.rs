@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use k8s_cri::v1 as cri;
 use k8s_cri::v1::image_service_server::ImageService;
+use strata_graph_registry::Credentials;
 use strata_plugin_api::store::{ImageInfo, ImageSummary};
 use strata_plugin_api::ErrorKind;
 use strata_plugin_transfer::images::{self, RegistryArgs};
@@ -271,11 +272,13 @@ fn status(cri: &Cri, req: cri::ImageStatusRequest) -> Result<cri::ImageStatusRes
     })
 }
 
-/// Registry credentials from the request's auth config.
-fn credentials(auth: Option<&cri::AuthConfig>) -> Result<Option<String>> {
+/// Registry credentials from the request's auth config: username and password, `auth`
+/// (base64 of `USER:PASSWORD`), an identity token (OAuth2 refresh token, traded for bearer
+/// tokens) or a registry token (a bearer token used as it is), in containerd's order.
+fn credentials(auth: Option<&cri::AuthConfig>) -> Result<Option<Credentials>> {
     let Some(a) = auth else { return Ok(None) };
     if !a.username.is_empty() {
-        return Ok(Some(format!("{}:{}", a.username, a.password)));
+        return Ok(Some(Credentials::new(&a.username, &a.password)));
     }
     if !a.auth.is_empty() {
         use base64::Engine as _;
@@ -289,19 +292,22 @@ fn credentials(auth: Option<&cri::AuthConfig>) -> Result<Option<String>> {
             })?;
         let text = String::from_utf8(raw)
             .map_err(|_| kinded(ErrorKind::InvalidArgument, "auth is not USER:PASSWORD text"))?;
-        if !text.contains(':') {
+        let Some((user, pass)) = text.split_once(':') else {
             return Err(kinded(
                 ErrorKind::InvalidArgument,
                 "auth is not USER:PASSWORD",
             ));
-        }
-        return Ok(Some(text));
+        };
+        return Ok(Some(Credentials::new(user, pass)));
     }
-    if !a.identity_token.is_empty() || !a.registry_token.is_empty() {
-        return Err(kinded(
-            ErrorKind::Unsupported,
-            "identity and registry tokens are not supported yet: give username and password, or auth",
-        ));
+    if !a.identity_token.is_empty() {
+        return Ok(Some(Credentials::with_identity_token(
+            "",
+            &a.identity_token,
+        )));
+    }
+    if !a.registry_token.is_empty() {
+        return Ok(Some(Credentials::with_registry_token(&a.registry_token)));
     }
     Ok(None)
 }
@@ -325,7 +331,7 @@ fn pull(cri: &Cri, req: cri::PullImageRequest) -> Result<cri::PullImageResponse>
             Some(id) => Ok(id),
             None => {
                 let reg = RegistryArgs {
-                    creds,
+                    credentials: creds,
                     ..RegistryArgs::default()
                 };
                 let r = images::pull(&cri.host, &name, &reg, true)

@@ -19,6 +19,7 @@ mod events;
 mod image;
 mod index;
 mod log;
+mod newer;
 mod records;
 mod rpc;
 mod runtime;

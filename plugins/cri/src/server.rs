@@ -9,8 +9,6 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, Context, Result};
-use k8s_cri::v1::image_service_server::ImageServiceServer;
-use k8s_cri::v1::runtime_service_server::RuntimeServiceServer;
 use strata_engine_containers::Engine;
 use strata_plugin_api::Host;
 use strata_plugin_bridge::HostStore;
@@ -127,13 +125,9 @@ async fn run(
 ) -> Result<()> {
     let listener = tokio::net::UnixListener::from_std(listener).context("serve the socket")?;
     let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
-    let limit = cri.config.max_message_size;
-    let runtime = RuntimeServiceServer::new(crate::runtime::Runtime(cri.clone()))
-        .max_decoding_message_size(limit)
-        .max_encoding_message_size(limit);
-    let images = ImageServiceServer::new(crate::image::Images(cri.clone()))
-        .max_decoding_message_size(limit)
-        .max_encoding_message_size(limit);
+    // The generated services with the RPCs newer than their proto (`newer.rs`).
+    let runtime = crate::newer::RuntimeV1::new(cri.clone());
+    let images = crate::newer::ImageV1::new(cri.clone());
     banner(&cri, &socket);
     crate::events::watch(cri.clone());
     // On SIGTERM or SIGINT: stop taking connections, let calls in flight finish, and leave

@@ -39,6 +39,9 @@ pub struct RemoteOptions {
     /// Repositories of the destination registry to mount blobs from (copies within one
     /// registry mount instead of uploading).
     pub mount_from: Vec<String>,
+    /// Credentials a front end was handed (the CRI's auth config, which may be an identity
+    /// or registry token): used instead of `side.creds` and the auth files.
+    pub credentials: Option<Credentials>,
 }
 
 pub fn open_source(host: &Host, name: &str, o: &RemoteOptions) -> Result<Box<dyn ImageSource>> {
@@ -70,13 +73,16 @@ pub fn err(e: RegistryError) -> ImageError {
 /// Registry options from the command line: credentials (`--creds` beats auth files), TLS,
 /// certificates, and registries.conf (`--registries-conf` or the system one).
 pub fn docker_options(o: &RemoteOptions) -> Result<DockerOptions> {
-    let credentials = o
-        .side
-        .creds
-        .as_deref()
-        .map(Credentials::parse)
-        .transpose()
-        .map_err(err)?;
+    let credentials = match &o.credentials {
+        Some(c) => Some(c.clone()),
+        None => o
+            .side
+            .creds
+            .as_deref()
+            .map(Credentials::parse)
+            .transpose()
+            .map_err(err)?,
+    };
     let mut client = ClientOptions {
         tls_verify: o.side.tls_verify,
         cert_dir: o.side.cert_dir.clone(),

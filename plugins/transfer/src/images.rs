@@ -33,6 +33,9 @@ pub struct RegistryArgs {
     /// Directory with CA certificates (*.crt) and client certificates
     #[arg(long, value_name = "DIR")]
     pub cert_dir: Option<PathBuf>,
+    /// Credentials a front end was handed (not a flag): beat `creds` and the auth files.
+    #[arg(skip)]
+    pub credentials: Option<strata_graph_registry::Credentials>,
 }
 
 /// `--pull` policies of `run`, `create` and `build`.
@@ -127,6 +130,7 @@ pub fn copy(
         authfile: reg.authfile.clone(),
         registries_conf: None,
         mount_from: Vec::new(),
+        credentials: reg.credentials.clone(),
     };
     let kinded = |e: strata_graph_image::ImageError| {
         error(

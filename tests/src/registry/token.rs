@@ -4,7 +4,8 @@
 //!
 //! It checks Basic credentials against one user: right ones get every requested action,
 //! none get a token without access (as Docker Hub does for anonymous users), wrong ones get
-//! 401. One request per connection, handled on one background thread; stopped on drop.
+//! 401. `POST /token` takes the OAuth2 form (`grant_type=refresh_token`) with the user's
+//! identity token ([`TokenServer::identity_token`]) and answers an `access_token`. One request per connection, handled on one background thread; stopped on drop.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -28,6 +29,7 @@ pub struct TokenServer {
     stop: Arc<AtomicBool>,
     requests: Arc<Mutex<Vec<String>>>,
     thread: Option<JoinHandle<()>>,
+    identity: String,
 }
 
 struct Signer {
@@ -54,6 +56,7 @@ impl TokenServer {
             password: password.to_owned(),
             jti: AtomicU64::new(1),
         };
+        let identity = signer.identity_token();
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind the token server");
         let addr = listener.local_addr().expect("token server address");
         let stop = Arc::new(AtomicBool::new(false));
@@ -77,6 +80,7 @@ impl TokenServer {
             stop,
             requests,
             thread: Some(thread),
+            identity,
         }
     }
 
@@ -85,7 +89,14 @@ impl TokenServer {
         format!("http://{}/token", self.addr)
     }
 
-    /// The query strings of the token requests received so far.
+    /// The identity (OAuth2 refresh) token it accepts for its user, as a `docker login`
+    /// with an identity provider would have stored it.
+    pub fn identity_token(&self) -> String {
+        self.identity.clone()
+    }
+
+    /// The query strings of the token requests received so far (a `POST`'s form as
+    /// `POST <form>`).
     pub fn requests(&self) -> Vec<String> {
         self.requests.lock().map(|r| r.clone()).unwrap_or_default()
     }
@@ -107,6 +118,7 @@ fn serve(conn: TcpStream, signer: &Signer, log: &Mutex<Vec<String>>) -> std::io:
     let mut request_line = String::new();
     reader.read_line(&mut request_line)?;
     let mut authorization = None;
+    let mut length = 0usize;
     loop {
         let mut line = String::new();
         if reader.read_line(&mut line)? == 0 || line.trim().is_empty() {
@@ -115,10 +127,40 @@ fn serve(conn: TcpStream, signer: &Signer, log: &Mutex<Vec<String>>) -> std::io:
         if let Some((k, v)) = line.split_once(':') {
             if k.trim().eq_ignore_ascii_case("authorization") {
                 authorization = Some(v.trim().to_owned());
+            } else if k.trim().eq_ignore_ascii_case("content-length") {
+                length = v.trim().parse().unwrap_or(0).min(64 * 1024);
             }
         }
     }
     let target = request_line.split_whitespace().nth(1).unwrap_or("");
+    if request_line.starts_with("POST ") {
+        // The OAuth2 form (distribution's oauth.md): a refresh token for an access token.
+        let mut body = vec![0u8; length];
+        std::io::Read::read_exact(&mut reader, &mut body)?;
+        let form = String::from_utf8_lossy(&body).into_owned();
+        if let Ok(mut l) = log.lock() {
+            l.push(format!("POST {form}"));
+        }
+        let params: Vec<(String, String)> = form
+            .split('&')
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (decode(k), decode(v)))
+            .collect();
+        let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        if get("grant_type") != Some("refresh_token")
+            || get("refresh_token") != Some(signer.identity_token().as_str())
+        {
+            return respond(conn, "401 Unauthorized", r#"{"error":"invalid_grant"}"#);
+        }
+        let access = get("scope")
+            .unwrap_or_default()
+            .split(' ')
+            .filter_map(scope_access)
+            .collect();
+        let token = sign(signer, &signer.user, access);
+        let body = serde_json::json!({"access_token": token, "expires_in": 300});
+        return respond(conn, "200 OK", &body.to_string());
+    }
     let query = target.split_once('?').map_or("", |(_, q)| q).to_owned();
     if let Ok(mut l) = log.lock() {
         l.push(query.clone());
@@ -143,11 +185,7 @@ fn serve(conn: TcpStream, signer: &Signer, log: &Mutex<Vec<String>>) -> std::io:
         params
             .iter()
             .filter(|(k, _)| k == "scope")
-            .filter_map(|(_, scope)| {
-                let mut parts = scope.splitn(3, ':');
-                let (t, n, a) = (parts.next()?, parts.next()?, parts.next()?);
-                Some(serde_json::json!({"type": t, "name": n, "actions": a.split(',').collect::<Vec<_>>()}))
-            })
+            .filter_map(|(_, scope)| scope_access(scope))
             .collect()
     } else {
         Vec::new()
@@ -155,6 +193,19 @@ fn serve(conn: TcpStream, signer: &Signer, log: &Mutex<Vec<String>>) -> std::io:
     let token = sign(signer, user.as_deref().unwrap_or(""), access);
     let body = serde_json::json!({"token": token, "access_token": token, "expires_in": 300});
     respond(conn, "200 OK", &body.to_string())
+}
+
+/// `repository:NAME:pull,push` as a token's access claim.
+fn scope_access(scope: &str) -> Option<serde_json::Value> {
+    let mut parts = scope.splitn(3, ':');
+    let (t, n, a) = (parts.next()?, parts.next()?, parts.next()?);
+    Some(serde_json::json!({"type": t, "name": n, "actions": a.split(',').collect::<Vec<_>>()}))
+}
+
+impl Signer {
+    fn identity_token(&self) -> String {
+        format!("refresh-{}-{}", self.user, self.password.len())
+    }
 }
 
 fn check_basic(header: &str, signer: &Signer) -> Option<String> {

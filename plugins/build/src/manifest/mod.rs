@@ -123,6 +123,7 @@ fn remote(reg: &RegistryArgs) -> RemoteOptions {
         authfile: reg.authfile.clone(),
         registries_conf: None,
         mount_from: Vec::new(),
+        credentials: None,
     }
 }
 

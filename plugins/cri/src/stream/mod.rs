@@ -9,7 +9,9 @@
 //!   framing in `strata-plugin-spdy` (`plugins/spdy`);
 //! - websocket with `v5.channel.k8s.io` or `v4.channel.k8s.io` (exec, attach): one binary
 //!   message per chunk, its first byte the channel (0 stdin, 1 stdout, 2 stderr, 3 error,
-//!   4 resize; v5's 255 closes a channel).
+//!   4 resize; v5's 255 closes a channel); port-forward with `v4.channel.k8s.io` (or its
+//!   base64 twin, or no subprotocol): port *i* of the request on channels `2i` (data) and
+//!   `2i+1` (error), each first carrying the port as two little-endian bytes.
 //!
 //! The error channel carries a JSON `Status` at the end (`Success`, or `Failure` with reason
 //! `NonZeroExitCode` and the exit code as a cause), which is how the client learns the exit

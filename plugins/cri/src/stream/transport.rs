@@ -349,20 +349,19 @@ impl WsOut {
         let mut m = Vec::with_capacity(data.len() + 1);
         m.push(channel);
         m.extend_from_slice(data);
+        self.send_message(tungstenite::Message::Binary(m.into()))
+    }
+
+    fn send_message(&self, m: tungstenite::Message) -> io::Result<()> {
         let mut ws = ws_lock(&self.ws);
+        // A message that meets a full socket is queued: only the flush is retried.
+        let mut r = ws.send(m);
         loop {
-            match ws.send(tungstenite::Message::Binary(m.clone().into())) {
+            match r {
                 Ok(()) => return Ok(()),
                 Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {
-                    // Queued: flush it out.
-                    match ws.flush() {
-                        Ok(()) => return Ok(()),
-                        Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {
-                            std::thread::sleep(Duration::from_millis(2));
-                            continue;
-                        }
-                        Err(e) => return Err(io::Error::other(e.to_string())),
-                    }
+                    std::thread::sleep(Duration::from_millis(2));
+                    r = ws.flush();
                 }
                 Err(e) => return Err(io::Error::other(e.to_string())),
             }
@@ -387,15 +386,40 @@ impl Out for WsOut {
     }
 }
 
+/// Completes the websocket handshake with subprotocol `proto` (none: no header); `None`
+/// when the request had no key (refused). Reads then time out every 20 ms, so one lock
+/// serves a reader and writers.
+fn accept(conn: &mut TcpStream, head: &Head, proto: Option<&str>) -> Result<Option<Ws>> {
+    let Some(key) = head.header("sec-websocket-key") else {
+        refuse(conn, "no Sec-WebSocket-Key\n")?;
+        return Ok(None);
+    };
+    let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
+    let proto_header = proto
+        .map(|p| format!("Sec-WebSocket-Protocol: {p}\r\n"))
+        .unwrap_or_default();
+    conn.write_all(
+        format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n{proto_header}\r\n"
+        )
+        .as_bytes(),
+    )?;
+    conn.set_read_timeout(Some(Duration::from_millis(20)))?;
+    Ok(Some(Arc::new(Mutex::new(
+        tungstenite::WebSocket::from_raw_socket(
+            conn.try_clone()?,
+            tungstenite::protocol::Role::Server,
+            None,
+        ),
+    ))))
+}
+
 /// Serves one websocket connection (exec and attach).
 pub fn websocket(cri: &Cri, mut conn: TcpStream, head: &Head, req: Request) -> Result<()> {
-    if matches!(req, Request::PortForward(_)) {
-        return refuse(
-            &mut conn,
-            "port-forward is served over SPDY (portforward.k8s.io)\n",
-        );
-    }
     let offered = head.values("sec-websocket-protocol");
+    if let Request::PortForward(pf) = req {
+        return ws_port_forward(cri, conn, head, &offered, &pf);
+    }
     let proto = [V5, V4]
         .into_iter()
         .find(|p| offered.iter().any(|o| o == p));
@@ -405,22 +429,9 @@ pub fn websocket(cri: &Cri, mut conn: TcpStream, head: &Head, req: Request) -> R
             &format!("Sec-WebSocket-Protocol must offer {V5} or {V4}\n"),
         );
     };
-    let Some(key) = head.header("sec-websocket-key") else {
-        return refuse(&mut conn, "no Sec-WebSocket-Key\n");
+    let Some(ws) = accept(&mut conn, head, Some(proto))? else {
+        return Ok(());
     };
-    let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
-    conn.write_all(
-        format!(
-            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\nSec-WebSocket-Protocol: {proto}\r\n\r\n"
-        )
-        .as_bytes(),
-    )?;
-    conn.set_read_timeout(Some(Duration::from_millis(20)))?;
-    let ws: Ws = Arc::new(Mutex::new(tungstenite::WebSocket::from_raw_socket(
-        conn.try_clone()?,
-        tungstenite::protocol::Role::Server,
-        None,
-    )));
     let (tx, rx) = channel();
     {
         let ws = ws.clone();
@@ -472,4 +483,194 @@ pub fn websocket(cri: &Cri, mut conn: TcpStream, head: &Head, req: Request) -> R
     std::thread::sleep(Duration::from_millis(50));
     let _ = conn.shutdown(Shutdown::Both);
     Ok(())
+}
+
+/// Port-forward over websocket (the kubelet's `portforward/websocket.go`): the ports are the
+/// request's (or the URL's `port` query values); port *i* has data channel `2i` and error
+/// channel `2i+1`, each opened by the server with the port as two little-endian bytes. With
+/// `v4.base64.channel.k8s.io` messages are text: the channel as an ASCII digit, then base64.
+fn ws_port_forward(
+    cri: &Cri,
+    mut conn: TcpStream,
+    head: &Head,
+    offered: &[String],
+    pf: &k8s_cri::v1::PortForwardRequest,
+) -> Result<()> {
+    const PF_BINARY: &str = "v4.channel.k8s.io";
+    const PF_BASE64: &str = "v4.base64.channel.k8s.io";
+    // No subprotocol at all is the binary protocol, as the kubelet's server takes it.
+    let proto = if offered.is_empty() {
+        None
+    } else {
+        match [PF_BINARY, PF_BASE64]
+            .into_iter()
+            .find(|p| offered.iter().any(|o| o == p))
+        {
+            Some(p) => Some(p),
+            None => {
+                return refuse(
+                    &mut conn,
+                    &format!("Sec-WebSocket-Protocol must offer {PF_BINARY} or {PF_BASE64}\n"),
+                )
+            }
+        }
+    };
+    let mut ports: Vec<u16> = Vec::new();
+    let requested: Vec<i32> = if pf.port.is_empty() {
+        query_values(&head.path, "port")
+            .iter()
+            .map(|p| p.parse::<i32>().unwrap_or(0))
+            .collect()
+    } else {
+        pf.port.clone()
+    };
+    for p in requested {
+        match u16::try_from(p) {
+            Ok(p) if p > 0 => ports.push(p),
+            _ => return refuse(&mut conn, &format!("invalid port {p}\n")),
+        }
+    }
+    if ports.is_empty() {
+        return refuse(&mut conn, "at least one port must be given\n");
+    }
+    if !pf.port.is_empty() {
+        let asked = query_values(&head.path, "port");
+        if let Some(p) = asked
+            .iter()
+            .find(|p| !pf.port.iter().any(|q| q.to_string() == **p))
+        {
+            return refuse(&mut conn, &format!("port {p} was not asked for\n"));
+        }
+    }
+    let Some(ws) = accept(&mut conn, head, proto)? else {
+        return Ok(());
+    };
+    let out = Arc::new(PfOut {
+        ws: WsOut { ws: ws.clone() },
+        base64: proto == Some(PF_BASE64),
+    });
+    // Open every channel with its port, then dial each port inside the pod.
+    for (i, port) in ports.iter().enumerate() {
+        let ch = u8::try_from(2 * i).context("too many ports")?;
+        out.send(ch, &port.to_le_bytes())?;
+        out.send(ch + 1, &port.to_le_bytes())?;
+    }
+    let mut conns: Vec<Option<TcpStream>> = Vec::new();
+    let mut pumps = Vec::new();
+    for (i, port) in ports.iter().enumerate() {
+        let ch = (2 * i) as u8;
+        match session::dial(cri, &pf.pod_sandbox_id, *port) {
+            Ok(tcp) => {
+                let mut reader = tcp.try_clone()?;
+                conns.push(Some(tcp));
+                let out = out.clone();
+                pumps.push(std::thread::spawn(move || {
+                    let mut buf = vec![0u8; 32 * 1024];
+                    loop {
+                        match io::Read::read(&mut reader, &mut buf) {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => {
+                                if out.send(ch, &buf[..n]).is_err() {
+                                    return;
+                                }
+                            }
+                        }
+                    }
+                }));
+            }
+            Err(e) => {
+                let _ = out.send(ch + 1, format!("{e:#}").as_bytes());
+                conns.push(None);
+            }
+        }
+    }
+    // Client messages go to their port's connection until the client closes or every pod
+    // connection has ended.
+    let base64 = out.base64;
+    loop {
+        if pumps.iter().all(|p| p.is_finished()) {
+            break;
+        }
+        let msg = ws_lock(&ws).read();
+        let (ch, data) = match msg {
+            Ok(tungstenite::Message::Binary(b)) if !base64 && !b.is_empty() => {
+                (b[0], b[1..].to_vec())
+            }
+            Ok(tungstenite::Message::Text(t)) if base64 && !t.is_empty() => {
+                use base64::Engine as _;
+                let t = t.as_str();
+                let ch = t.as_bytes()[0].wrapping_sub(b'0');
+                match base64::engine::general_purpose::STANDARD.decode(&t[1..]) {
+                    Ok(d) => (ch, d),
+                    Err(_) => continue,
+                }
+            }
+            Ok(tungstenite::Message::Close(_)) => break,
+            Ok(_) => continue,
+            Err(tungstenite::Error::Io(e))
+                if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::TimedOut =>
+            {
+                std::thread::sleep(Duration::from_millis(5));
+                continue;
+            }
+            Err(_) => break,
+        };
+        // Data channels are even; what arrives on an error channel is ignored, as the kubelet does.
+        if ch % 2 == 0 {
+            if let Some(Some(tcp)) = conns.get_mut(usize::from(ch / 2)) {
+                if !data.is_empty() && tcp.write_all(&data).is_err() {
+                    let _ = tcp.shutdown(Shutdown::Both);
+                }
+            }
+        }
+    }
+    for tcp in conns.into_iter().flatten() {
+        let _ = tcp.shutdown(Shutdown::Both);
+    }
+    for p in pumps {
+        let _ = p.join();
+    }
+    {
+        let mut w = ws_lock(&ws);
+        let _ = w.close(None);
+        let _ = w.flush();
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    let _ = conn.shutdown(Shutdown::Both);
+    Ok(())
+}
+
+/// Port-forward's sender: binary channel messages, or the base64 protocol's text ones.
+struct PfOut {
+    ws: WsOut,
+    base64: bool,
+}
+
+impl PfOut {
+    fn send(&self, channel: u8, data: &[u8]) -> io::Result<()> {
+        if !self.base64 {
+            return self.ws.send(channel, data);
+        }
+        use base64::Engine as _;
+        let text = format!(
+            "{}{}",
+            char::from(b'0' + channel),
+            base64::engine::general_purpose::STANDARD.encode(data)
+        );
+        self.ws
+            .send_message(tungstenite::Message::Text(text.into()))
+    }
+}
+
+/// The values of `name` in a request path's query string (`/portforward/T?port=80&port=443`).
+fn query_values(path: &str, name: &str) -> Vec<String> {
+    path.split_once('?')
+        .map(|(_, q)| {
+            q.split('&')
+                .filter_map(|kv| kv.split_once('='))
+                .filter(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
 }
