@@ -1954,3 +1954,128 @@ fn a_pull_killed_midway_leaves_nothing_half_made() {
     let report = s.fsck();
     assert_eq!(report["garbage"], serde_json::json!([]), "{report:#}");
 }
+
+/// Image volumes (the kubelet's `image` volume source): the image's files read-only (but
+/// executable) at the container path, refused when asked writable or for a missing image,
+/// removed with the container; one left behind by a container removed behind the server's
+/// back is removed when the server starts again.
+#[test]
+fn image_volumes_mount_an_image_read_only() {
+    if !require_privileged(
+        "image_volumes_mount_an_image_read_only",
+        "a CRI server (root)",
+    ) {
+        return;
+    }
+    let s = store();
+    let cni = s.base().join("cni");
+    cri::write_bridge_conflist(&cni, "crinet", "cri-s4", "10.94.4.0/24");
+    let mut srv = CriServer::start(&s, &cni, &[], &[]);
+    let c = Client::connect(&srv.socket);
+    let logs = s.scratch().join("logs");
+    let pc = cri::pod_config("imgvol", "uid-imgvol", &logs);
+    let pod = c.run_pod(&pc, "");
+    let store_containers = || s.list("containers").len();
+    let before = store_containers();
+    let with_volume = |name: &str, readonly: bool, image: &str| {
+        let mut cc = cri::container_config(name, BUSYBOX, &["sleep", "3600"]);
+        cc.mounts = vec![api::Mount {
+            container_path: "/mnt/image-volume".into(),
+            readonly,
+            image: Some(api::ImageSpec {
+                image: image.into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }];
+        cc
+    };
+    let id = c.create(&pod, &pc, with_volume("reader", true, BUSYBOX));
+    c.start(&id);
+    assert_eq!(c.exec(&id, &["ls", "/mnt/image-volume/bin/sh"]).0, 0);
+    let (code, _, err) = c.exec(&id, &["touch", "/mnt/image-volume/written"]);
+    assert_ne!(code, 0, "the image volume is writable");
+    assert!(err.contains("Read-only"), "{err}");
+    let (code, out, _) = c.exec(&id, &["/mnt/image-volume/bin/ls", "/mnt/image-volume"]);
+    assert_eq!(code, 0, "binaries of the image volume run (no noexec)");
+    assert!(out.contains("etc"), "{out}");
+    let st = c.ok(
+        "ContainerStatus",
+        c.runtime().container_status(api::ContainerStatusRequest {
+            container_id: id.clone(),
+            verbose: false,
+        }),
+    );
+    let m = &st.status.expect("status").mounts;
+    assert!(
+        m.iter().any(|m| m.container_path == "/mnt/image-volume"
+            && m.image.as_ref().is_some_and(|i| i.image == BUSYBOX)),
+        "{m:?}"
+    );
+    // The volume is the store's (a container of the image), not a container `ps` shows.
+    assert_eq!(store_containers(), before + 2);
+    let ps = s.json(["ps", "-a", "--format", "json"]);
+    assert_eq!(ps.as_array().map(Vec::len), Some(2), "{ps:#}");
+
+    let e = c.fails(
+        "CreateContainer",
+        c.runtime().create_container(api::CreateContainerRequest {
+            pod_sandbox_id: pod.clone(),
+            config: Some(with_volume("writer", false, BUSYBOX)),
+            sandbox_config: Some(pc.clone()),
+        }),
+    );
+    assert_eq!(e.code(), tonic::Code::InvalidArgument, "{}", e.message());
+    let e = c.fails(
+        "CreateContainer",
+        c.runtime().create_container(api::CreateContainerRequest {
+            pod_sandbox_id: pod.clone(),
+            config: Some(with_volume("missing", true, "docker.io/library/absent:v1")),
+            sandbox_config: Some(pc.clone()),
+        }),
+    );
+    assert_eq!(e.code(), tonic::Code::NotFound, "{}", e.message());
+    assert_eq!(
+        store_containers(),
+        before + 2,
+        "a refused create left a volume"
+    );
+
+    c.ok(
+        "StopContainer",
+        c.runtime().stop_container(api::StopContainerRequest {
+            container_id: id.clone(),
+            timeout: 0,
+        }),
+    );
+    c.ok(
+        "RemoveContainer",
+        c.runtime().remove_container(api::RemoveContainerRequest {
+            container_id: id.clone(),
+        }),
+    );
+    assert_eq!(
+        store_containers(),
+        before,
+        "the volume went with its container"
+    );
+
+    // A container removed with the CLI while the server is down leaves its volume behind;
+    // the server removes it when it starts.
+    let id = c.create(&pod, &pc, with_volume("orphaned", true, BUSYBOX));
+    drop(c);
+    srv.kill9();
+    s.ok(["rm", "--force", &id]);
+    assert_eq!(store_containers(), before + 1);
+    srv.restart(&s, &[]);
+    let c = Client::connect(&srv.socket);
+    assert_eq!(
+        store_containers(),
+        before,
+        "the orphaned volume was not removed"
+    );
+    c.remove_pod(&pod);
+    drop(c);
+    drop(srv);
+    s.assert_clean();
+}

@@ -105,15 +105,6 @@ fn mount(m: &cri::Mount, runtime: &str) -> Result<MountSpec> {
             ),
         ));
     }
-    if m.image.is_some() {
-        return Err(kinded(
-            ErrorKind::Unsupported,
-            format!(
-                "mount {}: image volumes are not supported yet",
-                m.container_path
-            ),
-        ));
-    }
     if m.host_path.is_empty() {
         return Err(kinded(
             ErrorKind::InvalidArgument,
@@ -205,6 +196,20 @@ fn container_name(meta: &cri::ContainerMetadata, s: &Sandbox) -> String {
     )
 }
 
+/// Image volumes made for a container being created: removed again if the create fails.
+struct Volumes<'a> {
+    cri: &'a Cri,
+    ids: Vec<String>,
+}
+
+impl Drop for Volumes<'_> {
+    fn drop(&mut self) {
+        if !self.ids.is_empty() {
+            let _ = crate::image_volume::remove(self.cri, &self.ids);
+        }
+    }
+}
+
 pub fn create(cri: &Cri, req: cri::CreateContainerRequest) -> Result<String> {
     let config = req
         .config
@@ -276,11 +281,29 @@ pub fn create(cri: &Cri, req: cri::CreateContainerRequest) -> Result<String> {
         set_env(&mut env, format!("{}={}", kv.key, kv.value));
     }
 
-    let mut mounts: Vec<MountSpec> = config
+    // Bind mounts are checked first, so a bad one fails before any image volume is made.
+    let mut mounts: Vec<Option<MountSpec>> = config
         .mounts
         .iter()
-        .map(|m| mount(m, &sandbox.runtime))
+        .map(|m| match &m.image {
+            Some(_) => Ok(None),
+            None => mount(m, &sandbox.runtime).map(Some),
+        })
         .collect::<Result<_>>()?;
+    // A container shares its pod's user namespace (the kubelet repeats the pod's options).
+    let id_map = crate::sandbox::pod_id_map(&sandbox.config)?;
+    let mut volumes = Volumes {
+        cri,
+        ids: Vec::new(),
+    };
+    for (slot, m) in mounts.iter_mut().zip(&config.mounts) {
+        if m.image.is_some() {
+            let (spec, id) = crate::image_volume::prepare(cri, m, id_map.as_ref())?;
+            volumes.ids.push(id);
+            *slot = Some(spec);
+        }
+    }
+    let mut mounts: Vec<MountSpec> = mounts.into_iter().flatten().collect();
     for f in crate::sandbox::file_mounts(&cri.root, &sandbox.id) {
         if !mounts.iter().any(|m| m.destination == f.destination) {
             mounts.push(f);
@@ -323,8 +346,6 @@ pub fn create(cri: &Cri, req: cri::CreateContainerRequest) -> Result<String> {
         }
         _ => String::new(),
     };
-    // A container shares its pod's user namespace (the kubelet repeats the pod's options).
-    let id_map = crate::sandbox::pod_id_map(&sandbox.config)?;
     let caps = sc.capabilities.clone().unwrap_or_default();
     let security = Security {
         // A privileged container runs without a filter, whatever profile it names (as the
@@ -439,6 +460,7 @@ pub fn create(cri: &Cri, req: cri::CreateContainerRequest) -> Result<String> {
         image_ref: crate::image::image_ref(&image.id),
         log_path,
         config: config.clone(),
+        image_volumes: volumes.ids.clone(),
     };
     let mut extra = serde_json::Map::new();
     extra.insert(METADATA_KEY.into(), serde_json::to_value(&rec)?);
@@ -446,6 +468,8 @@ pub fn create(cri: &Cri, req: cri::CreateContainerRequest) -> Result<String> {
         .engine
         .create(Some(container_name(&meta, &sandbox)), cfg, Some(extra))?;
     let id = c.id().to_owned();
+    // The record names the volumes now: they live and die with the container.
+    volumes.ids.clear();
     cri.index.insert(c, rec);
     crate::events::emit_container(cri, &id, cri::ContainerEventType::ContainerCreatedEvent);
     Ok(id)
@@ -476,6 +500,7 @@ pub fn start(cri: &Cri, id: &str) -> Result<()> {
             format!("pod sandbox {} is not ready", sandbox.id),
         ));
     }
+    crate::image_volume::mount(cri, &rec.image_volumes)?;
     pods::start(&c, strata_engine_containers::StartOptions::detached())?;
     crate::events::emit_container(cri, c.id(), cri::ContainerEventType::ContainerStartedEvent);
     Ok(())
@@ -493,12 +518,13 @@ pub fn stop(cri: &Cri, id: &str, timeout: i64) -> Result<()> {
 }
 
 pub fn remove(cri: &Cri, id: &str) -> Result<()> {
-    let Some((c, _)) = find(cri, id)? else {
+    let Some((c, rec)) = find(cri, id)? else {
         return Ok(());
     };
     let cid = c.id().to_owned();
     c.remove(true)?;
     cri.index.remove(&cid);
+    crate::image_volume::remove(cri, &rec.image_volumes)?;
     crate::events::emit_container(cri, &cid, cri::ContainerEventType::ContainerDeletedEvent);
     Ok(())
 }

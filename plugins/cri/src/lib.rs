@@ -17,6 +17,7 @@ mod config;
 mod container;
 mod events;
 mod image;
+mod image_volume;
 mod index;
 mod log;
 mod newer;

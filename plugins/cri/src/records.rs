@@ -72,6 +72,9 @@ pub struct ContainerRecord {
     /// The log file (the sandbox's log directory joined with the config's log path).
     pub log_path: String,
     pub config: cri::ContainerConfig,
+    /// The store containers of its image volumes (`image_volume.rs`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub image_volumes: Vec<String>,
 }
 
 /// Now, in nanoseconds since the epoch (the CRI's timestamps).

@@ -128,6 +128,13 @@ async fn run(
     // The generated services with the RPCs newer than their proto (`newer.rs`).
     let runtime = crate::newer::RuntimeV1::new(cri.clone());
     let images = crate::newer::ImageV1::new(cri.clone());
+    {
+        let cri = cri.clone();
+        let swept = tokio::task::spawn_blocking(move || crate::image_volume::sweep(&cri)).await;
+        if let Ok(Err(e)) = swept {
+            crate::log::warn(format_args!("image volumes left behind: {e:#}"));
+        }
+    }
     banner(&cri, &socket);
     crate::events::watch(cri.clone());
     // On SIGTERM or SIGINT: stop taking connections, let calls in flight finish, and leave

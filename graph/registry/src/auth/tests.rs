@@ -169,3 +169,38 @@ fn malformed_file_names_its_path() {
     let e = store.lookup("x.io").expect_err("malformed");
     assert!(e.to_string().contains(&p.display().to_string()), "{e}");
 }
+
+#[test]
+fn identity_tokens_are_read_with_their_user() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("auth.json");
+    std::fs::write(
+        &file,
+        format!(
+            r#"{{"auths":{{"example.com":{{"auth":"{}","identitytoken":"refresh-1"}},"other.io":{{"identitytoken":"refresh-2"}}}}}}"#,
+            Credentials::new("<token>", "").encoded()
+        ),
+    )
+    .expect("write");
+    let store = AuthStore::new(env(dir.path()), Some(file));
+    let c = store
+        .lookup("example.com/app")
+        .expect("lookup")
+        .expect("found");
+    assert_eq!(
+        (c.username.as_str(), c.identity_token.as_deref()),
+        ("<token>", Some("refresh-1"))
+    );
+    let c = store
+        .lookup("other.io/app")
+        .expect("lookup")
+        .expect("found");
+    assert_eq!(
+        (c.username.as_str(), c.identity_token.as_deref()),
+        ("", Some("refresh-2"))
+    );
+    assert!(
+        !format!("{c:?}").contains("refresh-2"),
+        "tokens never reach logs"
+    );
+}
