@@ -194,8 +194,8 @@ impl Client {
     }
 
     /// A server-streaming list RPC newer than the `k8s-cri` proto (`method` under
-    /// `runtime.v1.RuntimeService` or `runtime.v1.ImageService`): every message's field 1,
-    /// or the call's status.
+    /// `runtime.v1.RuntimeService` or `runtime.v1.ImageService`): the items of every
+    /// message's batch, or the call's status.
     pub fn stream_list<Req, Item>(
         &self,
         service: &str,
@@ -214,16 +214,63 @@ impl Client {
             grpc.ready()
                 .await
                 .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
-            let codec = tonic_prost::ProstCodec::<Req, One<Item>>::default();
+            let codec = tonic_prost::ProstCodec::<Req, Batch<Item>>::default();
             let mut s = grpc
                 .server_streaming(tonic::Request::new(request), path, codec)
                 .await?
                 .into_inner();
             let mut out = Vec::new();
             while let Some(m) = s.message().await? {
-                out.extend(m.item);
+                assert!(!m.items.is_empty(), "a streamed batch is never empty");
+                out.extend(m.items);
             }
             Ok(out)
+        })
+    }
+
+    /// CreateContainer with image sub paths on its mounts (`Mount.image_sub_path`, field 10,
+    /// newer than the `k8s-cri` proto): the request is encoded by hand around the crate's
+    /// messages, as a newer kubelet's bytes would be.
+    pub fn create_with_sub_paths(
+        &self,
+        pod: &str,
+        pc: &api::PodSandboxConfig,
+        mut cc: api::ContainerConfig,
+        sub_paths: &[&str],
+    ) -> Result<String, tonic::Status> {
+        use prost::Message;
+        let mounts = std::mem::take(&mut cc.mounts);
+        let mut config = cc.encode_to_vec();
+        for (m, sub) in mounts
+            .iter()
+            .zip(sub_paths.iter().chain(std::iter::repeat(&"")))
+        {
+            let mut mount = m.encode_to_vec();
+            if !sub.is_empty() {
+                prost::encoding::string::encode(10, &sub.to_string(), &mut mount);
+            }
+            prost::encoding::bytes::encode(7, &mount, &mut config);
+        }
+        let mut req = api::CreateContainerRequest {
+            pod_sandbox_id: pod.into(),
+            config: None,
+            sandbox_config: Some(pc.clone()),
+        }
+        .encode_to_vec();
+        prost::encoding::bytes::encode(2, &config, &mut req);
+        let path = "/runtime.v1.RuntimeService/CreateContainer"
+            .parse()
+            .expect("a method path");
+        let mut grpc = tonic::client::Grpc::new(self.channel.clone());
+        self.rt.block_on(async {
+            grpc.ready()
+                .await
+                .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+            let r: api::CreateContainerResponse = grpc
+                .unary(tonic::Request::new(req), path, RawCodec)
+                .await?
+                .into_inner();
+            Ok(r.container_id)
         })
     }
 
@@ -441,11 +488,11 @@ pub fn container_config(name: &str, image: &str, command: &[&str]) -> api::Conta
     }
 }
 
-/// A streamed list's message: its item in field 1 (cri-api's `Stream*Response`s).
+/// A streamed list's message: a batch of items in field 1 (cri-api's `Stream*Response`s).
 #[derive(Clone, PartialEq, prost::Message)]
-pub struct One<T: prost::Message + Default + std::fmt::Debug> {
-    #[prost(message, optional, tag = "1")]
-    pub item: Option<T>,
+pub struct Batch<T: prost::Message + Default + std::fmt::Debug> {
+    #[prost(message, repeated, tag = "1")]
+    pub items: Vec<T>,
 }
 
 /// cri-api's `UpdatePodSandboxResourcesRequest` (newer than the `k8s-cri` proto).
@@ -463,3 +510,37 @@ pub struct UpdatePodSandboxResourcesRequest {
 
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Empty {}
+
+/// Sends bytes encoded by hand; decodes a CreateContainerResponse.
+struct RawCodec;
+
+impl tonic::codec::Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = api::CreateContainerResponse;
+    type Encoder = RawEncoder;
+    type Decoder = tonic_prost::ProstDecoder<api::CreateContainerResponse>;
+
+    fn encoder(&mut self) -> RawEncoder {
+        RawEncoder
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        Default::default()
+    }
+}
+
+struct RawEncoder;
+
+impl tonic::codec::Encoder for RawEncoder {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+
+    fn encode(
+        &mut self,
+        item: Vec<u8>,
+        buf: &mut tonic::codec::EncodeBuf<'_>,
+    ) -> Result<(), tonic::Status> {
+        prost::bytes::BufMut::put_slice(buf, &item);
+        Ok(())
+    }
+}

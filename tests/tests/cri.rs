@@ -2041,23 +2041,59 @@ fn image_volumes_mount_an_image_read_only() {
         "a refused create left a volume"
     );
 
-    c.ok(
-        "StopContainer",
-        c.runtime().stop_container(api::StopContainerRequest {
-            container_id: id.clone(),
-            timeout: 0,
-        }),
+    // A sub path of the image (a newer kubelet's `image_sub_path`): that directory, its
+    // links resolved inside the image; one the image lacks fails the create.
+    let sub = c
+        .create_with_sub_paths(&pod, &pc, with_volume("sub", true, BUSYBOX), &["etc"])
+        .expect("create with a sub path");
+    c.start(&sub);
+    assert_eq!(c.exec(&sub, &["ls", "/mnt/image-volume/passwd"]).0, 0);
+    assert_ne!(c.exec(&sub, &["ls", "/mnt/image-volume/etc"]).0, 0);
+    for (i, bad) in ["not-existing", "../../../../etc", "/etc"]
+        .iter()
+        .enumerate()
+    {
+        let e = c
+            .create_with_sub_paths(
+                &pod,
+                &pc,
+                with_volume(&format!("bad{i}"), true, BUSYBOX),
+                &[bad],
+            )
+            .expect_err("a bad sub path");
+        assert!(
+            matches!(
+                e.code(),
+                tonic::Code::NotFound | tonic::Code::InvalidArgument
+            ),
+            "{bad}: {e:?}"
+        );
+    }
+    assert_eq!(
+        store_containers(),
+        before + 4,
+        "a refused create left a volume"
     );
-    c.ok(
-        "RemoveContainer",
-        c.runtime().remove_container(api::RemoveContainerRequest {
-            container_id: id.clone(),
-        }),
-    );
+
+    for id in [&id, &sub] {
+        c.ok(
+            "StopContainer",
+            c.runtime().stop_container(api::StopContainerRequest {
+                container_id: id.clone(),
+                timeout: 0,
+            }),
+        );
+        c.ok(
+            "RemoveContainer",
+            c.runtime().remove_container(api::RemoveContainerRequest {
+                container_id: id.clone(),
+            }),
+        );
+    }
     assert_eq!(
         store_containers(),
         before,
-        "the volume went with its container"
+        "the volumes went with their containers"
     );
 
     // A container removed with the CLI while the server is down leaves its volume behind;

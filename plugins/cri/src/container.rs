@@ -210,7 +210,9 @@ impl Drop for Volumes<'_> {
     }
 }
 
-pub fn create(cri: &Cri, req: cri::CreateContainerRequest) -> Result<String> {
+/// CreateContainer; `sub_paths` are the image sub paths of the config's mounts, by index
+/// (read beside the request by `newer.rs`; empty when there are none).
+pub fn create(cri: &Cri, req: cri::CreateContainerRequest, sub_paths: &[String]) -> Result<String> {
     let config = req
         .config
         .ok_or_else(|| crate::rpc::missing("container config"))?;
@@ -296,9 +298,10 @@ pub fn create(cri: &Cri, req: cri::CreateContainerRequest) -> Result<String> {
         cri,
         ids: Vec::new(),
     };
-    for (slot, m) in mounts.iter_mut().zip(&config.mounts) {
+    for (i, (slot, m)) in mounts.iter_mut().zip(&config.mounts).enumerate() {
         if m.image.is_some() {
-            let (spec, id) = crate::image_volume::prepare(cri, m, id_map.as_ref())?;
+            let sub_path = sub_paths.get(i).map(String::as_str).unwrap_or_default();
+            let (spec, id) = crate::image_volume::prepare(cri, m, sub_path, id_map.as_ref())?;
             volumes.ids.push(id);
             *slot = Some(spec);
         }

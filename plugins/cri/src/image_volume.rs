@@ -8,10 +8,13 @@
 //! record names: the next server start removes it ([`sweep`]).
 //!
 //! Image volumes are read-only: a mount asking for a writable one is refused (the CRI's
-//! "runtimes SHOULD reject"). `image_sub_path` (a newer API field) is not in the `k8s-cri`
-//! proto, so the whole image is mounted.
+//! "runtimes SHOULD reject"). A mount's `image_sub_path` (newer than the `k8s-cri` proto: the
+//! server reads it from the request's bytes, `newer.rs`) mounts that path of the image,
+//! resolved inside it; a sub path the image lacks fails the create.
 
 use std::collections::HashSet;
+use std::os::unix::ffi::OsStringExt;
+use std::path::{Component, Path, PathBuf};
 
 use anyhow::{Context, Result};
 use k8s_cri::v1 as cri;
@@ -26,8 +29,14 @@ use crate::server::Cri;
 pub const VOLUME_KEY: &str = "cri-image-volume";
 
 /// Makes and mounts the volume for `m` (a mount with `image` set); returns its mount spec and
-/// the volume's store container ID.
-pub fn prepare(cri: &Cri, m: &cri::Mount, id_map: Option<&IdMap>) -> Result<(MountSpec, String)> {
+/// the volume's store container ID. A non-empty `sub_path` (the mount's `image_sub_path`)
+/// mounts that path of the image instead of its root; it must exist.
+pub fn prepare(
+    cri: &Cri,
+    m: &cri::Mount,
+    sub_path: &str,
+    id_map: Option<&IdMap>,
+) -> Result<(MountSpec, String)> {
     let spec = m
         .image
         .as_ref()
@@ -48,6 +57,12 @@ pub fn prepare(cri: &Cri, m: &cri::Mount, id_map: Option<&IdMap>) -> Result<(Mou
     if !m.host_path.is_empty() {
         return Err(bad("give an image or a host path, not both"));
     }
+    let sub = Path::new(sub_path);
+    if sub.is_absolute() || sub.components().any(|c| matches!(c, Component::ParentDir)) {
+        return Err(bad(&format!(
+            "the sub path {sub_path:?} must be relative and stay inside the image"
+        )));
+    }
     let image = crate::container::image(cri, spec)?;
     let store = cri.engine.store();
     let rec = store
@@ -58,11 +73,22 @@ pub fn prepare(cri: &Cri, m: &cri::Mount, id_map: Option<&IdMap>) -> Result<(Mou
             id_map: id_map.cloned(),
         })
         .with_context(|| format!("make the image volume of {spec}"))?;
-    let path = match store.mount(&rec.id) {
+    let mounted = store
+        .mount(&rec.id)
+        .map_err(|e| anyhow::Error::new(e).context(format!("mount the image volume of {spec}")))
+        .and_then(|root| {
+            if sub_path.is_empty() {
+                Ok(root)
+            } else {
+                inside(&root, sub_path)
+                    .map_err(|e| e.context(format!("image volume at {}", m.container_path)))
+            }
+        });
+    let path = match mounted {
         Ok(p) => p,
         Err(e) => {
             let _ = store.remove_container(&rec.id);
-            return Err(anyhow::Error::new(e).context(format!("mount the image volume of {spec}")));
+            return Err(e);
         }
     };
     Ok((
@@ -75,6 +101,52 @@ pub fn prepare(cri: &Cri, m: &cri::Mount, id_map: Option<&IdMap>) -> Result<(Mou
         },
         rec.id,
     ))
+}
+
+/// Where `sub_path` of the image mounted at `root` really is, its symlinks resolved inside
+/// the image (`openat2` with `RESOLVE_IN_ROOT`, so a link to `/` means the image's root).
+fn inside(root: &Path, sub_path: &str) -> Result<PathBuf> {
+    use rustix::fs::{openat2, Mode, OFlags, ResolveFlags, CWD};
+    let dir = rustix::fs::open(
+        root,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .with_context(|| format!("open {}", root.display()))?;
+    let fd = match openat2(
+        &dir,
+        sub_path,
+        OFlags::PATH | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+    ) {
+        Ok(fd) => fd,
+        Err(rustix::io::Errno::NOENT) | Err(rustix::io::Errno::NOTDIR) => {
+            return Err(kinded(
+                ErrorKind::NotFound,
+                format!("the sub path {sub_path:?} is not in the image"),
+            ))
+        }
+        Err(e) => {
+            return Err(std::io::Error::from(e))
+                .with_context(|| format!("open the sub path {sub_path:?}"))
+        }
+    };
+    let real = rustix::fs::readlinkat(
+        CWD,
+        format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&fd)),
+        Vec::new(),
+    )
+    .context("read where the sub path is")?;
+    let real = PathBuf::from(std::ffi::OsString::from_vec(real.into_bytes()));
+    // RESOLVE_IN_ROOT keeps it inside; checked again as the bind source is a path.
+    if !real.starts_with(root) {
+        return Err(kinded(
+            ErrorKind::InvalidArgument,
+            format!("the sub path {sub_path:?} leaves the image"),
+        ));
+    }
+    Ok(real)
 }
 
 /// Mounts the volumes again where they are not (after a reboot); idempotent.

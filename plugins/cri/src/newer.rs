@@ -1,17 +1,21 @@
 //! The CRI v1 RPCs newer than the `k8s-cri` crate's proto (cri-api v0.32), served beside
 //! the generated services under the same service names:
 //!
-//! - the server-streaming lists (the CRI list streaming KEP's `StreamPodSandboxes`, `StreamContainers`,
+//! - the server-streaming lists (`StreamPodSandboxes`, `StreamContainers`,
 //!   `StreamContainerStats`, `StreamPodSandboxStats`, `StreamPodSandboxMetrics`,
-//!   `StreamImages`): the request carries the unary list request's fields (so the unary
-//!   request types decode it), and the server sends one message per item, the item in the
-//!   message's first field. A client that reads that field as a repeated batch (containerd
-//!   2's reading) gets batches of one. A kubelet that finds them UNIMPLEMENTED falls back to
-//!   the unary lists, so this is about lists past the 16 MiB message limit, not correctness.
+//!   `StreamImages`, KEP-5825): the request carries the unary list request's fields (so the
+//!   unary request types decode it), and the server answers the list in messages of up to
+//!   [`BATCH`] items (field 1, repeated), then ends the stream. A kubelet that finds them
+//!   UNIMPLEMENTED falls back to the unary lists, so this is about lists past the 16 MiB
+//!   message limit, not correctness.
 //! - `UpdatePodSandboxResources` (KEP-1287, in-place pod resize): the kubelet has already
 //!   resized the pod's cgroup when it calls; the call is best effort, for runtimes that pass
 //!   it on (to NRI plugins). Strata has no such plugins: it checks the sandbox and records
 //!   the new resources in the log.
+//!
+//! - `CreateContainer` itself, to read the mounts' `image_sub_path` (an image volume's sub
+//!   path), which the crate's types drop: the request's bytes are decoded twice, once as the
+//!   crate's request and once as a shadow message holding only that field.
 //!
 //! The messages are declared here with prost's derive (the wire format is the field numbers
 //! and types of cri-api's proto) rather than by regenerating the whole API from a copy of
@@ -37,38 +41,38 @@ use crate::server::Cri;
 
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct StreamPodSandboxesResponse {
-    #[prost(message, optional, tag = "1")]
-    pub pod_sandbox: Option<cri::PodSandbox>,
+    #[prost(message, repeated, tag = "1")]
+    pub pod_sandboxes: Vec<cri::PodSandbox>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct StreamContainersResponse {
-    #[prost(message, optional, tag = "1")]
-    pub container: Option<cri::Container>,
+    #[prost(message, repeated, tag = "1")]
+    pub containers: Vec<cri::Container>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct StreamContainerStatsResponse {
-    #[prost(message, optional, tag = "1")]
-    pub container_stats: Option<cri::ContainerStats>,
+    #[prost(message, repeated, tag = "1")]
+    pub container_stats: Vec<cri::ContainerStats>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct StreamPodSandboxStatsResponse {
-    #[prost(message, optional, tag = "1")]
-    pub pod_sandbox_stats: Option<cri::PodSandboxStats>,
+    #[prost(message, repeated, tag = "1")]
+    pub pod_sandbox_stats: Vec<cri::PodSandboxStats>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct StreamPodSandboxMetricsResponse {
-    #[prost(message, optional, tag = "1")]
-    pub pod_sandbox_metrics: Option<cri::PodSandboxMetrics>,
+    #[prost(message, repeated, tag = "1")]
+    pub pod_sandbox_metrics: Vec<cri::PodSandboxMetrics>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct StreamImagesResponse {
-    #[prost(message, optional, tag = "1")]
-    pub image: Option<cri::Image>,
+    #[prost(message, repeated, tag = "1")]
+    pub images: Vec<cri::Image>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -167,6 +171,7 @@ impl Newer for RuntimeServiceServer<Runtime> {
                     "StreamPodSandboxStats",
                     "StreamPodSandboxMetrics",
                     "UpdatePodSandboxResources",
+                    "CreateContainer",
                 ]
                 .contains(&m)
             })
@@ -186,9 +191,7 @@ impl Newer for RuntimeServiceServer<Runtime> {
                 move |r: tonic::Request<cri::ListPodSandboxRequest>| async move {
                     Ok(items(
                         rt.list_pod_sandbox(r).await?.into_inner().items,
-                        |p| StreamPodSandboxesResponse {
-                            pod_sandbox: Some(p),
-                        },
+                        |p| StreamPodSandboxesResponse { pod_sandboxes: p },
                     ))
                 },
             ),
@@ -198,7 +201,7 @@ impl Newer for RuntimeServiceServer<Runtime> {
                 move |r: tonic::Request<cri::ListContainersRequest>| async move {
                     Ok(items(
                         rt.list_containers(r).await?.into_inner().containers,
-                        |c| StreamContainersResponse { container: Some(c) },
+                        |c| StreamContainersResponse { containers: c },
                     ))
                 },
             ),
@@ -208,9 +211,7 @@ impl Newer for RuntimeServiceServer<Runtime> {
                 move |r: tonic::Request<cri::ListContainerStatsRequest>| async move {
                     Ok(items(
                         rt.list_container_stats(r).await?.into_inner().stats,
-                        |s| StreamContainerStatsResponse {
-                            container_stats: Some(s),
-                        },
+                        |s| StreamContainerStatsResponse { container_stats: s },
                     ))
                 },
             ),
@@ -221,7 +222,7 @@ impl Newer for RuntimeServiceServer<Runtime> {
                     Ok(items(
                         rt.list_pod_sandbox_stats(r).await?.into_inner().stats,
                         |s| StreamPodSandboxStatsResponse {
-                            pod_sandbox_stats: Some(s),
+                            pod_sandbox_stats: s,
                         },
                     ))
                 },
@@ -236,7 +237,7 @@ impl Newer for RuntimeServiceServer<Runtime> {
                             .into_inner()
                             .pod_metrics,
                         |m| StreamPodSandboxMetricsResponse {
-                            pod_sandbox_metrics: Some(m),
+                            pod_sandbox_metrics: m,
                         },
                     ))
                 },
@@ -255,8 +256,105 @@ impl Newer for RuntimeServiceServer<Runtime> {
                     },
                 )
             }
+            "/runtime.v1.RuntimeService/CreateContainer" => {
+                let cri = cri.clone();
+                Box::pin(async move {
+                    let mut grpc = tonic::server::Grpc::new(CreateCodec)
+                        .apply_max_message_size_config(Some(limit), Some(limit));
+                    Ok(grpc.unary(CreateCall(cri), req).await)
+                })
+            }
             _ => unimplemented_reply(),
         }
+    }
+}
+
+/// CreateContainer, served here to read the mounts' `image_sub_path` (field 10 of `Mount`,
+/// newer than the `k8s-cri` proto, whose types drop it): the request's bytes are decoded
+/// twice, as the crate's request and as [`CreateShadow`], which has only that field.
+struct CreateCodec;
+
+/// The request and its mounts' image sub paths, by index.
+type CreateRequest = (cri::CreateContainerRequest, Vec<String>);
+
+impl tonic::codec::Codec for CreateCodec {
+    type Encode = cri::CreateContainerResponse;
+    type Decode = CreateRequest;
+    type Encoder = tonic_prost::ProstEncoder<cri::CreateContainerResponse>;
+    type Decoder = CreateDecoder;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        Default::default()
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        CreateDecoder
+    }
+}
+
+struct CreateDecoder;
+
+impl tonic::codec::Decoder for CreateDecoder {
+    type Item = CreateRequest;
+    type Error = Status;
+
+    fn decode(
+        &mut self,
+        buf: &mut tonic::codec::DecodeBuf<'_>,
+    ) -> Result<Option<CreateRequest>, Status> {
+        use prost::bytes::Buf;
+        use prost::Message;
+        let raw = buf.copy_to_bytes(buf.remaining());
+        let bad = |e: prost::DecodeError| {
+            Status::invalid_argument(format!("CreateContainerRequest: {e}"))
+        };
+        let req = cri::CreateContainerRequest::decode(raw.clone()).map_err(bad)?;
+        let shadow = CreateShadow::decode(raw).map_err(bad)?;
+        let sub_paths = shadow
+            .config
+            .map(|c| c.mounts.into_iter().map(|m| m.image_sub_path).collect())
+            .unwrap_or_default();
+        Ok(Some((req, sub_paths)))
+    }
+}
+
+/// `CreateContainerRequest` as far as `config.mounts[].image_sub_path`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct CreateShadow {
+    #[prost(message, optional, tag = "2")]
+    config: Option<ConfigShadow>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct ConfigShadow {
+    #[prost(message, repeated, tag = "7")]
+    mounts: Vec<MountShadow>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct MountShadow {
+    #[prost(string, tag = "10")]
+    image_sub_path: String,
+}
+
+struct CreateCall(Arc<Cri>);
+
+impl tonic::server::UnaryService<CreateRequest> for CreateCall {
+    type Response = cri::CreateContainerResponse;
+    type Future = BoxFuture<tonic::Response<cri::CreateContainerResponse>, Status>;
+
+    fn call(&mut self, request: tonic::Request<CreateRequest>) -> Self::Future {
+        let cri = self.0.clone();
+        Box::pin(async move {
+            let (req, sub_paths) = request.into_inner();
+            let id = blocking("CreateContainer", true, move || {
+                crate::container::create(&cri, req, &sub_paths)
+            })
+            .await?;
+            Ok(tonic::Response::new(cri::CreateContainerResponse {
+                container_id: id,
+            }))
+        })
     }
 }
 
@@ -328,7 +426,7 @@ impl Newer for ImageServiceServer<Images> {
                 move |r: tonic::Request<cri::ListImagesRequest>| async move {
                     Ok(items(
                         images.list_images(r).await?.into_inner().images,
-                        |i| StreamImagesResponse { image: Some(i) },
+                        |i| StreamImagesResponse { images: i },
                     ))
                 },
             ),
@@ -342,8 +440,18 @@ fn unimplemented_reply() -> BoxFuture<Reply, Infallible> {
     Box::pin(async { Ok(Status::unimplemented("no such method").into_http()) })
 }
 
-fn items<T, R>(list: Vec<T>, wrap: impl Fn(T) -> R) -> Vec<R> {
-    list.into_iter().map(wrap).collect()
+/// How many items one streamed message carries (the protocol's "lists of at least one
+/// item"): well under the message limit for any item the CRI has.
+const BATCH: usize = 100;
+
+/// A list cut into the messages of a stream.
+fn items<T, R>(list: Vec<T>, wrap: impl Fn(Vec<T>) -> R) -> Vec<R> {
+    let mut out = Vec::with_capacity(list.len().div_ceil(BATCH));
+    let mut it = list.into_iter().peekable();
+    while it.peek().is_some() {
+        out.push(wrap(it.by_ref().take(BATCH).collect()));
+    }
+    out
 }
 
 /// A server-streaming call answered from a list computed once.

@@ -128,7 +128,7 @@ impl RuntimeService for Runtime {
         let cri = self.0.clone();
         let req = r.into_inner();
         let id = blocking("CreateContainer", true, move || {
-            container::create(&cri, req)
+            container::create(&cri, req, &[])
         })
         .await?;
         Ok(Response::new(cri::CreateContainerResponse {
