@@ -193,6 +193,15 @@ impl Client {
         ImageServiceClient::new(self.channel.clone()).max_decoding_message_size(16 << 20)
     }
 
+    /// A raw gRPC client on the connection, ready for a call.
+    async fn grpc(&self) -> Result<tonic::client::Grpc<Channel>, tonic::Status> {
+        let mut grpc = tonic::client::Grpc::new(self.channel.clone());
+        grpc.ready()
+            .await
+            .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+        Ok(grpc)
+    }
+
     /// A server-streaming list RPC newer than the `k8s-cri` proto (`method` under
     /// `runtime.v1.RuntimeService` or `runtime.v1.ImageService`): the items of every
     /// message's batch, or the call's status.
@@ -206,14 +215,9 @@ impl Client {
         Req: prost::Message + Send + Sync + 'static,
         Item: prost::Message + Default + std::fmt::Debug + Send + Sync + 'static,
     {
-        let path = format!("/runtime.v1.{service}/{method}")
-            .parse()
-            .expect("a method path");
-        let mut grpc = tonic::client::Grpc::new(self.channel.clone());
+        let path = method_path(service, method);
         self.rt.block_on(async {
-            grpc.ready()
-                .await
-                .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+            let mut grpc = self.grpc().await?;
             let codec = tonic_prost::ProstCodec::<Req, Batch<Item>>::default();
             let mut s = grpc
                 .server_streaming(tonic::Request::new(request), path, codec)
@@ -258,14 +262,9 @@ impl Client {
         }
         .encode_to_vec();
         prost::encoding::bytes::encode(2, &config, &mut req);
-        let path = "/runtime.v1.RuntimeService/CreateContainer"
-            .parse()
-            .expect("a method path");
-        let mut grpc = tonic::client::Grpc::new(self.channel.clone());
+        let path = method_path("RuntimeService", "CreateContainer");
         self.rt.block_on(async {
-            grpc.ready()
-                .await
-                .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+            let mut grpc = self.grpc().await?;
             let r: api::CreateContainerResponse = grpc
                 .unary(tonic::Request::new(req), path, RawCodec)
                 .await?
@@ -285,14 +284,9 @@ impl Client {
         Req: prost::Message + Send + Sync + 'static,
         Resp: prost::Message + Default + Send + Sync + 'static,
     {
-        let path = format!("/runtime.v1.{service}/{method}")
-            .parse()
-            .expect("a method path");
-        let mut grpc = tonic::client::Grpc::new(self.channel.clone());
+        let path = method_path(service, method);
         self.rt.block_on(async {
-            grpc.ready()
-                .await
-                .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+            let mut grpc = self.grpc().await?;
             let codec = tonic_prost::ProstCodec::<Req, Resp>::default();
             Ok(grpc
                 .unary(tonic::Request::new(request), path, codec)
@@ -543,4 +537,11 @@ impl tonic::codec::Encoder for RawEncoder {
         prost::bytes::BufMut::put_slice(buf, &item);
         Ok(())
     }
+}
+
+/// `/runtime.v1.SERVICE/METHOD`.
+fn method_path(service: &str, method: &str) -> tonic::codegen::http::uri::PathAndQuery {
+    format!("/runtime.v1.{service}/{method}")
+        .parse()
+        .expect("a method path")
 }
