@@ -564,9 +564,9 @@ fn to_cri(c: &Container<'_>, rec: &ContainerRecord, st: cri::ContainerState) -> 
 
 pub fn list(cri: &Cri, filter: Option<&cri::ContainerFilter>) -> Result<Vec<cri::Container>> {
     let mut out = Vec::new();
-    for e in cri.index.all(cri)? {
+    let mut gone = Vec::new();
+    for e in cri.index.known(cri)? {
         let (c, rec) = (&e.c, &e.rec);
-        let st = e.state();
         if let Some(f) = filter {
             if !f.id.is_empty() && !c.id().starts_with(&f.id) {
                 continue;
@@ -577,15 +577,20 @@ pub fn list(cri: &Cri, filter: Option<&cri::ContainerFilter>) -> Result<Vec<cri:
             if !records::labels_match(&rec.config.labels, &f.label_selector) {
                 continue;
             }
-            let x = to_cri(c, rec, st);
-            if f.state.as_ref().is_some_and(|s| s.state != x.state) {
-                continue;
-            }
-            out.push(x);
-        } else {
-            out.push(to_cri(c, rec, st));
         }
+        let Some(st) = e.listed_state() else {
+            gone.push(c.id().to_owned());
+            continue;
+        };
+        if filter
+            .and_then(|f| f.state.as_ref())
+            .is_some_and(|s| s.state != st as i32)
+        {
+            continue;
+        }
+        out.push(to_cri(c, rec, st));
     }
+    cri.index.forget_gone(&gone);
     out.sort_by_key(|c| std::cmp::Reverse(c.created_at));
     Ok(out)
 }
