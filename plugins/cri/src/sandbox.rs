@@ -463,7 +463,17 @@ pub fn stop(cri: &Cri, id: &str) -> Result<()> {
             Ok(())
         })?;
         let (stopped, released) = std::thread::scope(|sc| {
-            let net = sc.spawn(|| teardown(cri, &s));
+            let net = sc.spawn(|| {
+                let t = std::time::Instant::now();
+                let r = teardown(cri, &s);
+                crate::log::debug(format_args!(
+                    "pod {}: network released in {:.1?}",
+                    s.id,
+                    t.elapsed()
+                ));
+                r
+            });
+            let t = std::time::Instant::now();
             let stopped = match engine.container(&pod.infra) {
                 Ok(infra)
                     if infra
@@ -477,6 +487,11 @@ pub fn stop(cri: &Cri, id: &str) -> Result<()> {
                 }
                 _ => Ok(()),
             };
+            crate::log::debug(format_args!(
+                "pod {}: infra container stopped in {:.1?}",
+                s.id,
+                t.elapsed()
+            ));
             let released = net
                 .join()
                 .unwrap_or_else(|_| Err(anyhow::anyhow!("the CNI detach thread failed")));
