@@ -95,6 +95,11 @@ pub fn spdy_attach(url: &str, stdin: &[u8]) -> Output {
     spdy_session(url, Some(stdin), false, false, true, None)
 }
 
+/// Attach over SPDY that sends `stdin` and then closes it.
+pub fn spdy_attach_closing(url: &str, stdin: &[u8]) -> Output {
+    spdy_session(url, Some(stdin), true, false, true, None)
+}
+
 fn spdy_session(
     url: &str,
     stdin: Option<&[u8]>,

@@ -631,6 +631,25 @@ fn pod_scenario(
     );
     let o = streaming::spdy_attach(&at.url, b"hello\n");
     assert!(o.stdout().contains("got-hello"), "{o:?}");
+    // With stdin_once, the client closing its stdin closes the container's: cat ends.
+    let mut cc = cri::container_config("once", image, &["cat"]);
+    cc.stdin = true;
+    cc.stdin_once = true;
+    let once = c.create(&pod, &pc, cc);
+    c.start(&once);
+    let at = c.ok(
+        "Attach",
+        c.runtime().attach(api::AttachRequest {
+            container_id: once.clone(),
+            stdin: true,
+            tty: false,
+            stdout: true,
+            stderr: true,
+        }),
+    );
+    let o = streaming::spdy_attach_closing(&at.url, b"echoed-once\n");
+    assert!(o.stdout().contains("echoed-once"), "{o:?}");
+    assert_eq!(o.exit_code(), Some(0), "{o:?}");
     if ours {
         let o = streaming::websocket_exec(
             &exec_url(&["sh", "-c", "cat; exit 4"], false, true),
@@ -757,7 +776,7 @@ fn pod_scenario(
             pod_sandbox_id: pod.clone(),
             ..Default::default()
         }),
-        ["client", "failing", "reader", "server", "talker"]
+        ["client", "failing", "once", "reader", "server", "talker"]
     );
     assert_eq!(
         list(api::ContainerFilter {

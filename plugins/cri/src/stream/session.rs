@@ -264,7 +264,7 @@ fn run_attach(
     out: Arc<dyn Out>,
     events: Receiver<Event>,
 ) -> Result<Option<i32>> {
-    let (c, _) = crate::container::find(cri, &req.container_id)?
+    let (c, rec) = crate::container::find(cri, &req.container_id)?
         .with_context(|| format!("container {} not found", req.container_id))?;
     if c.state()?.status != Status::Running {
         anyhow::bail!("container {} is not running", req.container_id);
@@ -273,13 +273,22 @@ fn run_attach(
         .context("reach the container's monitor")?;
     let mut writer = client.try_clone().context("attach")?;
     let want_stdin = req.stdin;
+    // The client closing its stdin, or leaving, closes the container's only when the
+    // container asked for that (`stdin_once`: stdin lasts one attach session); otherwise the
+    // next attach can still write to it (the kubelet's contract, containerd's behaviour).
+    let close_stdin = rec.config.stdin_once;
     std::thread::spawn(move || {
         for ev in events {
             let r = match ev {
                 Event::Stdin(b) if want_stdin => writer.send_stdin(&b),
-                Event::StdinEof if want_stdin => writer.send_eof(),
+                Event::StdinEof if want_stdin && close_stdin => writer.send_eof(),
                 Event::Resize { width, height } => writer.resize(height, width),
-                Event::Closed => return,
+                Event::Closed => {
+                    if want_stdin && close_stdin {
+                        let _ = writer.send_eof();
+                    }
+                    return;
+                }
                 _ => Ok(()),
             };
             if r.is_err() {
