@@ -281,6 +281,76 @@ pub fn websocket_exec(url: &str, stdin: Option<&[u8]>) -> Output {
     o
 }
 
+/// Port-forward over websocket with several ports and either framing (`base64`: the
+/// `v4.base64.channel.k8s.io` text frames): sends `request` to every port that opened, reads
+/// until the server closes; each port's (data, error) as text, channel-opening bytes checked
+/// and dropped.
+pub fn websocket_port_forward_ports(
+    url: &str,
+    ports: &[u16],
+    base64: bool,
+    request: &[u8],
+) -> Vec<(String, String)> {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let query: Vec<String> = ports.iter().map(|p| format!("port={p}")).collect();
+    let protocol = if base64 {
+        "v4.base64.channel.k8s.io"
+    } else {
+        "v4.channel.k8s.io"
+    };
+    let (mut ws, _) =
+        ws_connect(url, &format!("?{}", query.join("&")), protocol).expect("websocket handshake");
+    let mut channels: Vec<Vec<u8>> = vec![Vec::new(); ports.len() * 2];
+    let mut sent = false;
+    loop {
+        let (ch, data) = match ws.read() {
+            Ok(tungstenite::Message::Binary(b)) if !base64 && !b.is_empty() => {
+                (usize::from(b[0]), b[1..].to_vec())
+            }
+            Ok(tungstenite::Message::Text(t)) if base64 && !t.is_empty() => {
+                let b = t.as_bytes();
+                let data = b64.decode(&b[1..]).expect("base64 frame");
+                (usize::from(b[0] - b'0'), data)
+            }
+            Ok(tungstenite::Message::Close(_)) | Err(_) => break,
+            Ok(other) => panic!("unexpected frame {other:?}"),
+        };
+        channels[ch].extend_from_slice(&data);
+        if !sent && channels.iter().all(|c| c.len() >= 2) {
+            for (i, c) in channels.iter().enumerate() {
+                assert_eq!(
+                    c[..2],
+                    ports[i / 2].to_le_bytes(),
+                    "channel {i} opens with its port"
+                );
+            }
+            for i in 0..ports.len() {
+                let msg = if base64 {
+                    tungstenite::Message::Text(
+                        format!("{}{}", char::from(b'0' + 2 * i as u8), b64.encode(request)).into(),
+                    )
+                } else {
+                    let mut m = vec![2 * i as u8];
+                    m.extend_from_slice(request);
+                    tungstenite::Message::Binary(m.into())
+                };
+                // A port whose dial failed may already be closed on the server's side.
+                let _ = ws.send(msg);
+            }
+            sent = true;
+        }
+    }
+    channels
+        .chunks(2)
+        .map(|c| {
+            let text =
+                |v: &Vec<u8>| String::from_utf8_lossy(v.get(2..).unwrap_or_default()).into_owned();
+            (text(&c[0]), text(&c[1]))
+        })
+        .collect()
+}
+
 /// Port-forward over websocket (`v4.channel.k8s.io`, the kubelet's port-forward protocol):
 /// channel 0 carries `port`'s data and channel 1 its errors, each opened by the server with
 /// the port as two little-endian bytes. Sends `request`, reads until the server closes.

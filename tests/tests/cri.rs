@@ -401,10 +401,21 @@ fn images_are_the_cli_store_and_pulls_are_shared_and_named_as_asked() {
             }),
         )
     };
+    // Credentials naming another registry are not sent to this one.
+    let e = c.fails(
+        "PullImage",
+        c.images().pull_image(request(api::AuthConfig {
+            identity_token: tokens.identity_token(),
+            server_address: "https://elsewhere.example:5000/v2/".into(),
+            ..Default::default()
+        })),
+    );
+    assert!(e.message().contains("unauthorized"), "{}", e.message());
     let r = c.ok(
         "PullImage",
         c.images().pull_image(request(api::AuthConfig {
             identity_token: tokens.identity_token(),
+            server_address: format!("http://{thost}"),
             ..Default::default()
         })),
     );
@@ -660,6 +671,33 @@ fn pod_scenario(
             ("over-ws", Some(4)),
             "{o:?}"
         );
+        // Port-forward over websocket with base64 frames and two ports, one with nothing
+        // listening: its error channel says so, the other port answers.
+        let pf = c.ok(
+            "PortForward",
+            c.runtime().port_forward(api::PortForwardRequest {
+                pod_sandbox_id: pod.clone(),
+                port: vec![8080, 8089],
+            }),
+        );
+        let got = streaming::websocket_port_forward_ports(
+            &pf.url,
+            &[8080, 8089],
+            true,
+            b"GET /index.html HTTP/1.0\r\n\r\n",
+        );
+        assert!(got[0].0.contains("hello-from-pod"), "{got:?}");
+        assert!(got[1].0.is_empty() && !got[1].1.is_empty(), "{got:?}");
+        // A port the request did not name is refused.
+        let pf = c.ok(
+            "PortForward",
+            c.runtime().port_forward(api::PortForwardRequest {
+                pod_sandbox_id: pod.clone(),
+                port: vec![8080],
+            }),
+        );
+        let refused = streaming::websocket_port_forward(&pf.url, 9999, b"");
+        assert!(refused.is_err(), "{refused:?}");
         // A URL is single-use.
         let url = exec_url(&["true"], false, true);
         let _ = streaming::websocket_exec(&url, Some(b""));
@@ -1987,6 +2025,20 @@ fn image_volumes_mount_an_image_read_only() {
         return;
     }
     let s = store();
+    // An image whose links point out of it (absolute, and up past its root).
+    s.ok([
+        "run",
+        "--name",
+        "lnk",
+        "--network",
+        "none",
+        BUSYBOX,
+        "sh",
+        "-c",
+        "ln -s / /escape && ln -s ../../../.. /up && touch /marker-in-image",
+    ]);
+    s.ok(["commit", "lnk", "docker.io/library/links:latest"]);
+    s.ok(["rm", "lnk"]);
     let cni = s.base().join("cni");
     cri::write_bridge_conflist(&cni, "crinet", "cri-s4", "10.94.4.0/24");
     let mut srv = CriServer::start(&s, &cni, &[], &[]);
@@ -2068,6 +2120,29 @@ fn image_volumes_mount_an_image_read_only() {
     c.start(&sub);
     assert_eq!(c.exec(&sub, &["ls", "/mnt/image-volume/passwd"]).0, 0);
     assert_ne!(c.exec(&sub, &["ls", "/mnt/image-volume/etc"]).0, 0);
+    // Links in the image resolve inside it: both land on the image's root, not the host's.
+    for (i, link) in ["escape", "up"].iter().enumerate() {
+        let id = c
+            .create_with_sub_paths(
+                &pod,
+                &pc,
+                with_volume(&format!("link{i}"), true, "docker.io/library/links:latest"),
+                &[link],
+            )
+            .expect("create with a linked sub path");
+        c.start(&id);
+        assert_eq!(
+            c.exec(&id, &["ls", "/mnt/image-volume/marker-in-image"]).0,
+            0,
+            "{link} left the image"
+        );
+        c.ok(
+            "RemoveContainer",
+            c.runtime().remove_container(api::RemoveContainerRequest {
+                container_id: id.clone(),
+            }),
+        );
+    }
     for (i, bad) in ["not-existing", "../../../../etc", "/etc"]
         .iter()
         .enumerate()

@@ -36,6 +36,9 @@ pub struct Credentials {
     pub identity_token: Option<String>,
     /// A bearer token sent to the registry as it is (the CRI's `registry_token`).
     pub registry_token: Option<String>,
+    /// The one registry (`HOST[:PORT]`, Docker Hub as `docker.io`) these are for; `None`:
+    /// any. Another registry (a mirror, a search registry) gets its auth files' entry.
+    pub registry: Option<String>,
 }
 
 impl std::fmt::Debug for Credentials {
@@ -57,7 +60,24 @@ impl Credentials {
             password: password.into(),
             identity_token: None,
             registry_token: None,
+            registry: None,
         }
+    }
+
+    /// Only for `registry` (a host, or an auth.json-style key such as
+    /// `https://index.docker.io/v1/`).
+    pub fn for_registry(self, registry: &str) -> Credentials {
+        let key = normalize_key(registry);
+        let host = key.split('/').next().unwrap_or_default().to_owned();
+        Credentials {
+            registry: (!host.is_empty()).then_some(host),
+            ..self
+        }
+    }
+
+    /// Whether they are for `registry`.
+    pub fn applies_to(&self, registry: &str) -> bool {
+        self.registry.as_deref().is_none_or(|r| r == registry)
     }
 
     /// An identity (OAuth2 refresh) token, with the user name it was issued to (docker's
@@ -90,6 +110,17 @@ impl Credentials {
             });
         }
         Ok(Credentials::new(user, pass))
+    }
+
+    /// The Basic header's value: `base64(user:pass)`, the identity token standing for the
+    /// password when there is one and no password (containerd's rule).
+    pub fn basic(&self) -> String {
+        match (&self.identity_token, self.password.is_empty()) {
+            (Some(t), true) => {
+                base64::engine::general_purpose::STANDARD.encode(format!("{}:{t}", self.username))
+            }
+            _ => self.encoded(),
+        }
     }
 
     /// `base64(user:pass)`, the `auth` field of auth.json and the Basic header value.

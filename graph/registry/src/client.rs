@@ -132,8 +132,8 @@ impl Client {
     /// the auth files for the reference's repository).
     pub fn for_reference(reference: &Reference, opts: &ClientOptions) -> Result<Client> {
         let creds = match &opts.credentials {
-            Some(c) => Some(c.clone()),
-            None => opts.auth.lookup(&reference.name())?,
+            Some(c) if c.applies_to(reference.registry()) => Some(c.clone()),
+            _ => opts.auth.lookup(&reference.name())?,
         };
         Client::with_credentials(reference.registry(), reference.api_host(), creds, opts)
     }
@@ -143,8 +143,8 @@ impl Client {
     pub fn new(registry: &str, opts: &ClientOptions) -> Result<Client> {
         let reference = Reference::parse_name_or_ref(&format!("{registry}/x"))?;
         let creds = match &opts.credentials {
-            Some(c) => Some(c.clone()),
-            None => opts.auth.lookup(reference.registry())?,
+            Some(c) if c.applies_to(reference.registry()) => Some(c.clone()),
+            _ => opts.auth.lookup(reference.registry())?,
         };
         Client::with_credentials(reference.registry(), reference.api_host(), creds, opts)
     }
@@ -335,7 +335,7 @@ impl Client {
                 .inner
                 .creds
                 .as_ref()
-                .map(|c| format!("Basic {}", c.encoded()))),
+                .map(|c| format!("Basic {}", c.basic()))),
         }
     }
 

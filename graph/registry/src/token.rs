@@ -85,52 +85,69 @@ pub(crate) fn fetch(
     }
     let creds = client.inner.creds.as_ref();
     let identity = creds.and_then(|c| c.identity_token.as_deref());
-    let mut resp = if let Some(refresh) = identity {
-        // The OAuth2 form: everything in the body, the scopes space-separated.
-        let mut form = vec![
-            "grant_type=refresh_token".to_owned(),
-            format!("refresh_token={}", encode(refresh)),
-            format!("client_id={}", encode(CLIENT_ID)),
-        ];
-        if let Some(service) = challenge.param("service") {
-            form.push(format!("service={}", encode(service)));
+    // With an identity token: the OAuth2 form. A token server without that endpoint (404,
+    // 405: some registries' token servers) gets the GET below instead, with the identity
+    // token as the Basic password, as containerd falls back.
+    let oauth = match identity {
+        Some(refresh) => {
+            let mut form = vec![
+                "grant_type=refresh_token".to_owned(),
+                format!("refresh_token={}", encode(refresh)),
+                format!("client_id={}", encode(CLIENT_ID)),
+            ];
+            if let Some(service) = challenge.param("service") {
+                form.push(format!("service={}", encode(service)));
+            }
+            if !scopes.is_empty() {
+                // The scopes space-separated in one value, as OAuth2 has them.
+                form.push(format!("scope={}", encode(&scopes.join(" "))));
+            }
+            let req = ureq::http::Request::post(realm)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(form.join("&").into_bytes())
+                .map_err(|e| client.protocol("token request", e.to_string()))?;
+            tracing::debug!(
+                realm,
+                ?scopes,
+                "requesting a registry token with an identity token"
+            );
+            let resp = client
+                .run_raw_bytes(req)
+                .map_err(|e| client.transport_error(e, realm))?;
+            if matches!(resp.status().as_u16(), 404 | 405) {
+                tracing::debug!(realm, "no OAuth2 token endpoint; asking with GET instead");
+                None
+            } else {
+                Some(resp)
+            }
         }
-        if !scopes.is_empty() {
-            form.push(format!("scope={}", encode(&scopes.join(" "))));
+        None => None,
+    };
+    let posted = oauth.is_some();
+    let mut resp = match oauth {
+        Some(r) => r,
+        None => {
+            if let Some(c) = creds {
+                query.push(format!("account={}", encode(&c.username)));
+            }
+            let sep = if realm.contains('?') { '&' } else { '?' };
+            let url = if query.is_empty() {
+                realm.to_owned()
+            } else {
+                format!("{realm}{sep}{}", query.join("&"))
+            };
+            let mut builder = ureq::http::Request::get(&url);
+            if let Some(c) = creds {
+                builder = builder.header("authorization", format!("Basic {}", c.basic()));
+            }
+            let req = builder
+                .body(())
+                .map_err(|e| client.protocol("token request", e.to_string()))?;
+            tracing::debug!(realm, ?scopes, "requesting a registry token");
+            client
+                .run_raw(req)
+                .map_err(|e| client.transport_error(e, realm))?
         }
-        let req = ureq::http::Request::post(realm)
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(form.join("&").into_bytes())
-            .map_err(|e| client.protocol("token request", e.to_string()))?;
-        tracing::debug!(
-            realm,
-            ?scopes,
-            "requesting a registry token with an identity token"
-        );
-        client
-            .run_raw_bytes(req)
-            .map_err(|e| client.transport_error(e, realm))?
-    } else {
-        if let Some(c) = creds {
-            query.push(format!("account={}", encode(&c.username)));
-        }
-        let sep = if realm.contains('?') { '&' } else { '?' };
-        let url = if query.is_empty() {
-            realm.to_owned()
-        } else {
-            format!("{realm}{sep}{}", query.join("&"))
-        };
-        let mut builder = ureq::http::Request::get(&url);
-        if let Some(c) = creds {
-            builder = builder.header("authorization", format!("Basic {}", c.encoded()));
-        }
-        let req = builder
-            .body(())
-            .map_err(|e| client.protocol("token request", e.to_string()))?;
-        tracing::debug!(realm, ?scopes, "requesting a registry token");
-        client
-            .run_raw(req)
-            .map_err(|e| client.transport_error(e, realm))?
     };
     let status = resp.status().as_u16();
     let body = resp
@@ -150,7 +167,7 @@ pub(crate) fn fetch(
     if !(200..300).contains(&status) {
         return Err(RegistryError::Http {
             registry: client.inner.registry.clone(),
-            method: if identity.is_some() { "POST" } else { "GET" }.into(),
+            method: if posted { "POST" } else { "GET" }.into(),
             path: realm.to_owned(),
             status,
             code: None,

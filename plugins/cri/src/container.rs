@@ -294,6 +294,12 @@ pub fn create(cri: &Cri, req: cri::CreateContainerRequest, sub_paths: &[String])
         .collect::<Result<_>>()?;
     // A container shares its pod's user namespace (the kubelet repeats the pod's options).
     let id_map = crate::sandbox::pod_id_map(&sandbox.config)?;
+    // Held until the record naming the volumes exists (see `image_volume::sweep`).
+    let _making = config
+        .mounts
+        .iter()
+        .any(|m| m.image.is_some())
+        .then(|| cri.volumes.lock().unwrap_or_else(|p| p.into_inner()));
     let mut volumes = Volumes {
         cri,
         ids: Vec::new(),
@@ -527,7 +533,12 @@ pub fn remove(cri: &Cri, id: &str) -> Result<()> {
     let cid = c.id().to_owned();
     c.remove(true)?;
     cri.index.remove(&cid);
-    crate::image_volume::remove(cri, &rec.image_volumes)?;
+    // The container is gone whatever happens to its volumes: one left behind is swept later.
+    if let Err(e) = crate::image_volume::remove(cri, &rec.image_volumes) {
+        crate::log::warn(format_args!(
+            "container {cid}: image volumes left behind: {e:#}"
+        ));
+    }
     crate::events::emit_container(cri, &cid, cri::ContainerEventType::ContainerDeletedEvent);
     Ok(())
 }

@@ -272,15 +272,17 @@ fn status(cri: &Cri, req: cri::ImageStatusRequest) -> Result<cri::ImageStatusRes
     })
 }
 
-/// Registry credentials from the request's auth config: username and password, `auth`
-/// (base64 of `USER:PASSWORD`), an identity token (OAuth2 refresh token, traded for bearer
-/// tokens) or a registry token (a bearer token used as it is), in containerd's order.
+/// Registry credentials from the request's auth config, in containerd's order: username
+/// and password, an identity token (an OAuth2 refresh token, traded for bearer tokens), `auth`
+/// (base64 of `USER:PASSWORD`), a registry token (a bearer token used as it is). With a
+/// `server_address` they go to that registry only.
 fn credentials(auth: Option<&cri::AuthConfig>) -> Result<Option<Credentials>> {
     let Some(a) = auth else { return Ok(None) };
-    if !a.username.is_empty() {
-        return Ok(Some(Credentials::new(&a.username, &a.password)));
-    }
-    if !a.auth.is_empty() {
+    let creds = if !a.username.is_empty() {
+        Credentials::new(&a.username, &a.password)
+    } else if !a.identity_token.is_empty() {
+        Credentials::with_identity_token("", &a.identity_token)
+    } else if !a.auth.is_empty() {
         use base64::Engine as _;
         let raw = base64::engine::general_purpose::STANDARD
             .decode(a.auth.trim())
@@ -298,18 +300,17 @@ fn credentials(auth: Option<&cri::AuthConfig>) -> Result<Option<Credentials>> {
                 "auth is not USER:PASSWORD",
             ));
         };
-        return Ok(Some(Credentials::new(user, pass)));
-    }
-    if !a.identity_token.is_empty() {
-        return Ok(Some(Credentials::with_identity_token(
-            "",
-            &a.identity_token,
-        )));
-    }
-    if !a.registry_token.is_empty() {
-        return Ok(Some(Credentials::with_registry_token(&a.registry_token)));
-    }
-    Ok(None)
+        Credentials::new(user, pass)
+    } else if !a.registry_token.is_empty() {
+        Credentials::with_registry_token(&a.registry_token)
+    } else {
+        return Ok(None);
+    };
+    Ok(Some(if a.server_address.is_empty() {
+        creds
+    } else {
+        creds.for_registry(&a.server_address)
+    }))
 }
 
 fn pull(cri: &Cri, req: cri::PullImageRequest) -> Result<cri::PullImageResponse> {

@@ -4,8 +4,10 @@
 //! ps` and the CRI lists leave it out), mounted by the store and bind-mounted read-only (not
 //! `noexec`) at the container path. The CRI container's record lists its volumes; they are
 //! mounted again before a start (after a reboot) and removed with the container or its pod.
-//! A server killed between making a volume and recording its container leaves a volume no
-//! record names: the next server start removes it ([`sweep`]).
+//! A server killed between making a volume and recording its container, or a removal that
+//! failed half-way, leaves a volume no record names: [`sweep`] removes those, at server
+//! start and after each pod removal (under `Cri::volumes`, which a create holds while it
+//! makes volumes, so a volume being made is never taken for a leftover).
 //!
 //! Image volumes are read-only: a mount asking for a writable one is refused (the CRI's
 //! "runtimes SHOULD reject"). A mount's `image_sub_path` (newer than the `k8s-cri` proto: the
@@ -132,15 +134,21 @@ fn inside(root: &Path, sub_path: &str) -> Result<PathBuf> {
                 .with_context(|| format!("open the sub path {sub_path:?}"))
         }
     };
-    let real = rustix::fs::readlinkat(
-        CWD,
-        format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&fd)),
-        Vec::new(),
-    )
-    .context("read where the sub path is")?;
-    let real = PathBuf::from(std::ffi::OsString::from_vec(real.into_bytes()));
-    // RESOLVE_IN_ROOT keeps it inside; checked again as the bind source is a path.
-    if !real.starts_with(root) {
+    let real_path = |fd: &rustix::fd::OwnedFd| -> Result<PathBuf> {
+        let link = rustix::fs::readlinkat(
+            CWD,
+            format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(fd)),
+            Vec::new(),
+        )
+        .context("read where the sub path is")?;
+        Ok(PathBuf::from(std::ffi::OsString::from_vec(
+            link.into_bytes(),
+        )))
+    };
+    let real = real_path(&fd)?;
+    // RESOLVE_IN_ROOT keeps it inside; checked again as the bind source is a path (against
+    // the root as the kernel names it: the store's path may go through symlinks).
+    if !real.starts_with(real_path(&dir)?) {
         return Err(kinded(
             ErrorKind::InvalidArgument,
             format!("the sub path {sub_path:?} leaves the image"),
@@ -177,6 +185,7 @@ pub fn remove(cri: &Cri, ids: &[String]) -> Result<()> {
 /// Removes the volumes no CRI container's record names (left by a server killed mid-create,
 /// or by a container removed behind the server's back with `strata rm -f`).
 pub fn sweep(cri: &Cri) -> Result<()> {
+    let _making = cri.volumes.lock().unwrap_or_else(|p| p.into_inner());
     let volumes = cri.engine.store().containers(&[VOLUME_KEY])?;
     if volumes.is_empty() {
         return Ok(());

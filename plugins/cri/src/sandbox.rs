@@ -517,11 +517,7 @@ pub fn remove(cri: &Cri, id: &str) -> Result<()> {
     stop(cri, &s.id)?;
     let engine = cri.engine;
     if let Ok(pod) = pods::find(engine, &s.id) {
-        let mut volumes = Vec::new();
         for c in pods::members(engine, &pod)? {
-            if let Some(rec) = crate::container::record(&c) {
-                volumes.extend(rec.image_volumes);
-            }
             if c.id() != pod.infra {
                 cri.index.remove(c.id());
                 crate::events::emit_container(
@@ -531,8 +527,15 @@ pub fn remove(cri: &Cri, id: &str) -> Result<()> {
                 );
             }
         }
-        pods::remove(engine, &pod, true)?;
-        crate::image_volume::remove(cri, &volumes)?;
+        let removed = pods::remove(engine, &pod, true);
+        // The members' image volumes, and any other no container names any more.
+        if let Err(e) = crate::image_volume::sweep(cri) {
+            crate::log::warn(format_args!(
+                "pod {}: image volumes left behind: {e:#}",
+                s.id
+            ));
+        }
+        removed?;
     }
     records::remove(&cri.root, &s.id)
 }

@@ -37,6 +37,9 @@ pub struct Cri {
     /// The user each image runs as, by image ID (an image's config never changes), so that
     /// listing images reads no configs.
     pub image_users: Mutex<HashMap<String, (Option<i64>, String)>>,
+    /// Held while a container's image volumes are made and until its record names them,
+    /// and by the sweep of unnamed volumes, which must not take a volume being made.
+    pub volumes: Mutex<()>,
 }
 
 impl std::fmt::Debug for Cri {
@@ -65,7 +68,7 @@ pub fn serve(host: &Host, config: CriConfig) -> Result<()> {
     let runroot = engine.runroot().to_path_buf();
     let socket = config.socket_path()?;
     let mode = config.mode()?;
-    let listener = bind(&socket, mode)?;
+    refuse_live(&socket)?;
     let (streaming, stream_listener) =
         crate::stream::Streaming::bind(&config.stream_address, config.stream_port)?;
     let cri = Arc::new(Cri {
@@ -76,11 +79,18 @@ pub fn serve(host: &Host, config: CriConfig) -> Result<()> {
         runroot,
         events: crate::events::Events::new(),
         pulls: Mutex::new(HashMap::new()),
+        volumes: Mutex::new(()),
         pod_cidr: Mutex::new(String::new()),
         streaming: Some(streaming),
         image_users: Mutex::new(HashMap::new()),
         config,
     });
+    // Leftovers of a killed server go before the socket listens: a client that can connect
+    // sees the recovered state.
+    if let Err(e) = crate::image_volume::sweep(&cri) {
+        crate::log::warn(format_args!("image volumes left behind: {e:#}"));
+    }
+    let listener = bind(&socket, mode)?;
     crate::stream::serve(cri.clone(), stream_listener);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -94,18 +104,24 @@ pub fn serve(host: &Host, config: CriConfig) -> Result<()> {
     result
 }
 
+/// Fails when a live server listens on `socket` (checked before any recovery work).
+fn refuse_live(socket: &std::path::Path) -> Result<()> {
+    if socket.exists() && std::os::unix::net::UnixStream::connect(socket).is_ok() {
+        bail!(
+            "{} is in use: another CRI server listens there (stop it, or pick another --listen)",
+            socket.display()
+        );
+    }
+    Ok(())
+}
+
 /// Binds the socket: a leftover file nobody listens on is replaced, a live server refused.
 fn bind(socket: &std::path::Path, mode: u32) -> Result<std::os::unix::net::UnixListener> {
     if let Some(dir) = socket.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
     }
     if socket.exists() {
-        if std::os::unix::net::UnixStream::connect(socket).is_ok() {
-            bail!(
-                "{} is in use: another CRI server listens there (stop it, or pick another --listen)",
-                socket.display()
-            );
-        }
+        refuse_live(socket)?;
         std::fs::remove_file(socket)
             .with_context(|| format!("remove the stale socket {}", socket.display()))?;
     }
@@ -128,13 +144,6 @@ async fn run(
     // The generated services with the RPCs newer than their proto (`newer.rs`).
     let runtime = crate::newer::RuntimeV1::new(cri.clone());
     let images = crate::newer::ImageV1::new(cri.clone());
-    {
-        let cri = cri.clone();
-        let swept = tokio::task::spawn_blocking(move || crate::image_volume::sweep(&cri)).await;
-        if let Ok(Err(e)) = swept {
-            crate::log::warn(format_args!("image volumes left behind: {e:#}"));
-        }
-    }
     banner(&cri, &socket);
     crate::events::watch(cri.clone());
     // On SIGTERM or SIGINT: stop taking connections, let calls in flight finish, and leave

@@ -204,3 +204,19 @@ fn identity_tokens_are_read_with_their_user() {
         "tokens never reach logs"
     );
 }
+
+#[test]
+fn credentials_scoped_to_a_registry_and_basic_with_an_identity_token() {
+    let c = Credentials::new("u", "p").for_registry("https://index.docker.io/v1/");
+    assert_eq!(c.registry.as_deref(), Some("docker.io"));
+    assert!(c.applies_to("docker.io") && !c.applies_to("quay.io"));
+    let c = Credentials::new("u", "p").for_registry("http://127.0.0.1:5000");
+    assert!(c.applies_to("127.0.0.1:5000") && !c.applies_to("127.0.0.1"));
+    assert!(Credentials::new("u", "p").applies_to("anywhere.io"));
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    assert_eq!(Credentials::new("u", "p").basic(), b64("u:p"));
+    assert_eq!(
+        Credentials::with_identity_token("<token>", "refresh").basic(),
+        b64("<token>:refresh")
+    );
+}

@@ -542,35 +542,45 @@ fn ws_port_forward(
             return refuse(&mut conn, &format!("port {p} was not asked for\n"));
         }
     }
+    // Channels are one byte: at most 128 ports (channels 0..=255).
+    if ports.len() > 128 {
+        return refuse(&mut conn, "at most 128 ports per connection\n");
+    }
     let Some(ws) = accept(&mut conn, head, proto)? else {
         return Ok(());
     };
-    let out = Arc::new(PfOut {
-        ws: WsOut { ws: ws.clone() },
-        base64: proto == Some(PF_BASE64),
-    });
-    // Open every channel with its port, then dial each port inside the pod.
+    // One thread owns the websocket (reads and writes: no lock held across a read, so data
+    // from the pod never waits for the client); pumps hand it the pods' bytes through a
+    // bounded channel (backpressure), and a write that stalls 30 s ends the session.
+    conn.set_write_timeout(Some(Duration::from_secs(30)))?;
+    let base64 = proto == Some(PF_BASE64);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<(u8, Vec<u8>)>(64);
+    let session = PfSession {
+        ws: ws.clone(),
+        base64,
+        conns: Vec::new(),
+    };
+    let mut session = session;
     for (i, port) in ports.iter().enumerate() {
-        let ch = u8::try_from(2 * i).context("too many ports")?;
-        out.send(ch, &port.to_le_bytes())?;
-        out.send(ch + 1, &port.to_le_bytes())?;
+        let ch = (2 * i) as u8;
+        session.send(ch, &port.to_le_bytes())?;
+        session.send(ch + 1, &port.to_le_bytes())?;
     }
-    let mut conns: Vec<Option<TcpStream>> = Vec::new();
     let mut pumps = Vec::new();
     for (i, port) in ports.iter().enumerate() {
         let ch = (2 * i) as u8;
         match session::dial(cri, &pf.pod_sandbox_id, *port) {
             Ok(tcp) => {
                 let mut reader = tcp.try_clone()?;
-                conns.push(Some(tcp));
-                let out = out.clone();
+                session.conns.push(Some(tcp));
+                let tx = tx.clone();
                 pumps.push(std::thread::spawn(move || {
                     let mut buf = vec![0u8; 32 * 1024];
                     loop {
                         match io::Read::read(&mut reader, &mut buf) {
                             Ok(0) | Err(_) => return,
                             Ok(n) => {
-                                if out.send(ch, &buf[..n]).is_err() {
+                                if tx.send((ch, buf[..n].to_vec())).is_err() {
                                     return;
                                 }
                             }
@@ -579,54 +589,15 @@ fn ws_port_forward(
                 }));
             }
             Err(e) => {
-                let _ = out.send(ch + 1, format!("{e:#}").as_bytes());
-                conns.push(None);
+                session.send(ch + 1, format!("{e:#}").as_bytes())?;
+                session.conns.push(None);
             }
         }
     }
-    // Client messages go to their port's connection until the client closes or every pod
-    // connection has ended.
-    let base64 = out.base64;
-    loop {
-        if pumps.iter().all(|p| p.is_finished()) {
-            break;
-        }
-        let msg = ws_lock(&ws).read();
-        let (ch, data) = match msg {
-            Ok(tungstenite::Message::Binary(b)) if !base64 && !b.is_empty() => {
-                (b[0], b[1..].to_vec())
-            }
-            Ok(tungstenite::Message::Text(t)) if base64 && !t.is_empty() => {
-                use base64::Engine as _;
-                let t = t.as_str();
-                let ch = t.as_bytes()[0].wrapping_sub(b'0');
-                match base64::engine::general_purpose::STANDARD.decode(&t[1..]) {
-                    Ok(d) => (ch, d),
-                    Err(_) => continue,
-                }
-            }
-            Ok(tungstenite::Message::Close(_)) => break,
-            Ok(_) => continue,
-            Err(tungstenite::Error::Io(e))
-                if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::TimedOut =>
-            {
-                std::thread::sleep(Duration::from_millis(5));
-                continue;
-            }
-            Err(_) => break,
-        };
-        // Data channels are even; what arrives on an error channel is ignored, as the kubelet does.
-        if ch % 2 == 0 {
-            if let Some(Some(tcp)) = conns.get_mut(usize::from(ch / 2)) {
-                if !data.is_empty() && tcp.write_all(&data).is_err() {
-                    let _ = tcp.shutdown(Shutdown::Both);
-                }
-            }
-        }
-    }
-    for tcp in conns.into_iter().flatten() {
-        let _ = tcp.shutdown(Shutdown::Both);
-    }
+    drop(tx);
+    session.run(&rx, &pumps);
+    // The session's drop shuts the pod connections, which ends the pumps.
+    drop(session);
     for p in pumps {
         let _ = p.join();
     }
@@ -640,25 +611,101 @@ fn ws_port_forward(
     Ok(())
 }
 
-/// Port-forward's sender: binary channel messages, or the base64 protocol's text ones.
-struct PfOut {
-    ws: WsOut,
+/// A port-forward connection: the websocket (read and written by one thread) and the pod
+/// connections by port index. Dropping it shuts those connections.
+struct PfSession {
+    ws: Ws,
     base64: bool,
+    conns: Vec<Option<TcpStream>>,
 }
 
-impl PfOut {
+impl Drop for PfSession {
+    fn drop(&mut self) {
+        for tcp in self.conns.iter().flatten() {
+            let _ = tcp.shutdown(Shutdown::Both);
+        }
+    }
+}
+
+impl PfSession {
+    /// Sends `data` on `channel`: a binary message, or the base64 protocol's text one.
     fn send(&self, channel: u8, data: &[u8]) -> io::Result<()> {
+        let out = WsOut {
+            ws: self.ws.clone(),
+        };
         if !self.base64 {
-            return self.ws.send(channel, data);
+            return out.send(channel, data);
         }
         use base64::Engine as _;
         let text = format!(
             "{}{}",
-            char::from(b'0' + channel),
+            char::from(b'0'.wrapping_add(channel)),
             base64::engine::general_purpose::STANDARD.encode(data)
         );
-        self.ws
-            .send_message(tungstenite::Message::Text(text.into()))
+        out.send_message(tungstenite::Message::Text(text.into()))
+    }
+
+    /// Forwards both ways until the client closes or every pod connection has ended.
+    fn run(
+        &mut self,
+        from_pods: &std::sync::mpsc::Receiver<(u8, Vec<u8>)>,
+        pumps: &[std::thread::JoinHandle<()>],
+    ) {
+        loop {
+            // What the pods sent, all of it, before waiting on the client again.
+            loop {
+                match from_pods.try_recv() {
+                    Ok((ch, data)) => {
+                        if self.send(ch, &data).is_err() {
+                            return;
+                        }
+                    }
+                    Err(std::sync::mpsc::TryRecvError::Empty) => break,
+                    Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                        // Every pump ended and everything they sent is out.
+                        if pumps.iter().all(|p| p.is_finished()) {
+                            return;
+                        }
+                        break;
+                    }
+                }
+            }
+            // Reads time out after 20 ms (the socket's timeout), so the pods' data waits at
+            // most that long when the client is quiet.
+            let msg = ws_lock(&self.ws).read();
+            let (ch, data) = match msg {
+                Ok(tungstenite::Message::Binary(b)) if !self.base64 && !b.is_empty() => {
+                    (b[0], b[1..].to_vec())
+                }
+                Ok(tungstenite::Message::Text(t)) if self.base64 && !t.is_empty() => {
+                    use base64::Engine as _;
+                    let b = t.as_bytes();
+                    let ch = b[0].wrapping_sub(b'0');
+                    match base64::engine::general_purpose::STANDARD.decode(&b[1..]) {
+                        Ok(d) => (ch, d),
+                        Err(_) => continue,
+                    }
+                }
+                Ok(tungstenite::Message::Close(_)) => return,
+                Ok(_) => continue,
+                Err(tungstenite::Error::Io(e))
+                    if e.kind() == io::ErrorKind::WouldBlock
+                        || e.kind() == io::ErrorKind::TimedOut =>
+                {
+                    continue
+                }
+                Err(_) => return,
+            };
+            // Data channels are even; what arrives on an error channel is ignored, as the
+            // kubelet does.
+            if ch % 2 == 0 {
+                if let Some(Some(tcp)) = self.conns.get_mut(usize::from(ch / 2)) {
+                    if !data.is_empty() && tcp.write_all(&data).is_err() {
+                        let _ = tcp.shutdown(Shutdown::Both);
+                    }
+                }
+            }
+        }
     }
 }
 
