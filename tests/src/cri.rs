@@ -545,3 +545,33 @@ fn method_path(service: &str, method: &str) -> tonic::codegen::http::uri::PathAn
         .parse()
         .expect("a method path")
 }
+
+/// `ContainerStatusResponse` as far as the mounts' `ImageSpec.image_ref` (field 20, newer
+/// than the `k8s-cri` proto).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct StatusImageRefs {
+    #[prost(message, optional, tag = "1")]
+    pub status: Option<StatusMounts>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct StatusMounts {
+    #[prost(message, repeated, tag = "14")]
+    pub mounts: Vec<MountImage>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct MountImage {
+    #[prost(string, tag = "1")]
+    pub container_path: String,
+    #[prost(message, optional, tag = "9")]
+    pub image: Option<ImageRef>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ImageRef {
+    #[prost(string, tag = "1")]
+    pub image: String,
+    #[prost(string, tag = "20")]
+    pub image_ref: String,
+}

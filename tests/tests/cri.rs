@@ -2083,6 +2083,43 @@ fn image_volumes_mount_an_image_read_only() {
             && m.image.as_ref().is_some_and(|i| i.image == BUSYBOX)),
         "{m:?}"
     );
+    // The mount's image reference (a newer field) is the image's ID, as PullImage answers.
+    let refs: cri::StatusImageRefs = c
+        .unary(
+            "RuntimeService",
+            "ContainerStatus",
+            api::ContainerStatusRequest {
+                container_id: id.clone(),
+                verbose: false,
+            },
+        )
+        .expect("ContainerStatus");
+    let busybox_id = c
+        .ok(
+            "ImageStatus",
+            c.images().image_status(api::ImageStatusRequest {
+                image: Some(api::ImageSpec {
+                    image: BUSYBOX.into(),
+                    ..Default::default()
+                }),
+                verbose: false,
+            }),
+        )
+        .image
+        .expect("busybox")
+        .id;
+    let volume = refs
+        .status
+        .expect("status")
+        .mounts
+        .into_iter()
+        .find(|m| m.container_path == "/mnt/image-volume")
+        .and_then(|m| m.image)
+        .expect("the image volume's mount");
+    assert_eq!(
+        (volume.image.as_str(), volume.image_ref.as_str()),
+        (BUSYBOX, busybox_id.as_str())
+    );
     // The volume is the store's (a container of the image), not a container `ps` shows.
     assert_eq!(store_containers(), before + 2);
     let ps = s.json(["ps", "-a", "--format", "json"]);

@@ -15,7 +15,8 @@
 //!
 //! - `CreateContainer` itself, to read the mounts' `image_sub_path` (an image volume's sub
 //!   path), which the crate's types drop: the request's bytes are decoded twice, once as the
-//!   crate's request and once as a shadow message holding only that field.
+//!   crate's request and once as a shadow message holding only that field; and
+//!   `ContainerStatus`, to add the image volumes' `ImageSpec.image_ref` to the reply's bytes.
 //!
 //! The messages are declared here with prost's derive (the wire format is the field numbers
 //! and types of cri-api's proto) rather than by regenerating the whole API from a copy of
@@ -172,6 +173,7 @@ impl Newer for RuntimeServiceServer<Runtime> {
                     "StreamPodSandboxMetrics",
                     "UpdatePodSandboxResources",
                     "CreateContainer",
+                    "ContainerStatus",
                 ]
                 .contains(&m)
             })
@@ -264,8 +266,121 @@ impl Newer for RuntimeServiceServer<Runtime> {
                     Ok(grpc.unary(CreateCall(cri), req).await)
                 })
             }
+            "/runtime.v1.RuntimeService/ContainerStatus" => {
+                let cri = cri.clone();
+                Box::pin(async move {
+                    let mut grpc = tonic::server::Grpc::new(StatusCodec)
+                        .apply_max_message_size_config(Some(limit), Some(limit));
+                    Ok(grpc.unary(StatusCall(cri), req).await)
+                })
+            }
             _ => unimplemented_reply(),
         }
+    }
+}
+
+/// ContainerStatus, served here to add each image volume's `ImageSpec.image_ref` (field 20,
+/// newer than the `k8s-cri` proto): the image's ID as PullImage answered it, which a newer
+/// kubelet reports as the volume's digest. The reply is encoded around the crate's messages.
+struct StatusCodec;
+
+/// The reply and, by mount, the image reference of each image volume (empty for others).
+struct StatusReply {
+    reply: cri::ContainerStatusResponse,
+    image_refs: Vec<String>,
+}
+
+impl tonic::codec::Codec for StatusCodec {
+    type Encode = StatusReply;
+    type Decode = cri::ContainerStatusRequest;
+    type Encoder = StatusEncoder;
+    type Decoder = tonic_prost::ProstDecoder<cri::ContainerStatusRequest>;
+
+    fn encoder(&mut self) -> StatusEncoder {
+        StatusEncoder
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        Default::default()
+    }
+}
+
+struct StatusEncoder;
+
+impl tonic::codec::Encoder for StatusEncoder {
+    type Item = StatusReply;
+    type Error = Status;
+
+    fn encode(
+        &mut self,
+        item: StatusReply,
+        buf: &mut tonic::codec::EncodeBuf<'_>,
+    ) -> Result<(), Status> {
+        prost::bytes::BufMut::put_slice(buf, &encode_status(item));
+        Ok(())
+    }
+}
+
+/// The reply's bytes: the crate's encoding, with `image_ref` added to the mounts' images
+/// (`ContainerStatusResponse.status` 1 → `ContainerStatus.mounts` 14 → `Mount.image` 9 →
+/// `ImageSpec.image_ref` 20). Fields may come in any order on the wire.
+fn encode_status(item: StatusReply) -> Vec<u8> {
+    use prost::Message;
+    let StatusReply {
+        mut reply,
+        image_refs,
+    } = item;
+    let Some(mut status) = reply.status.take() else {
+        return reply.encode_to_vec();
+    };
+    let mounts = std::mem::take(&mut status.mounts);
+    let mut st = status.encode_to_vec();
+    for (i, mut m) in mounts.into_iter().enumerate() {
+        let image = m.image.take();
+        let mut mb = m.encode_to_vec();
+        if let Some(img) = image {
+            let mut ib = img.encode_to_vec();
+            if let Some(r) = image_refs.get(i).filter(|r| !r.is_empty()) {
+                prost::encoding::string::encode(20, r, &mut ib);
+            }
+            prost::encoding::bytes::encode(9, &ib, &mut mb);
+        }
+        prost::encoding::bytes::encode(14, &mb, &mut st);
+    }
+    let mut out = reply.encode_to_vec();
+    prost::encoding::bytes::encode(1, &st, &mut out);
+    out
+}
+
+struct StatusCall(Arc<Cri>);
+
+impl tonic::server::UnaryService<cri::ContainerStatusRequest> for StatusCall {
+    type Response = StatusReply;
+    type Future = BoxFuture<tonic::Response<StatusReply>, Status>;
+
+    fn call(&mut self, request: tonic::Request<cri::ContainerStatusRequest>) -> Self::Future {
+        let cri = self.0.clone();
+        Box::pin(async move {
+            let req = request.into_inner();
+            let reply = blocking("ContainerStatus", false, move || {
+                let reply = crate::container::status(&cri, &req.container_id, req.verbose)?;
+                let image_refs = reply
+                    .status
+                    .iter()
+                    .flat_map(|s| &s.mounts)
+                    .map(|m| {
+                        m.image
+                            .as_ref()
+                            .and_then(|i| crate::image::lookup(&cri, &i.image).ok().flatten())
+                            .map(|info| crate::image::image_ref(&info.id))
+                            .unwrap_or_default()
+                    })
+                    .collect();
+                Ok(StatusReply { reply, image_refs })
+            })
+            .await?;
+            Ok(tonic::Response::new(reply))
+        })
     }
 }
 
@@ -543,4 +658,96 @@ where
             .apply_max_message_size_config(Some(limit), Some(limit));
         Ok(grpc.unary(UnaryCall(Some(f), PhantomData), req).await)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prost::Message;
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct Refs {
+        #[prost(message, optional, tag = "1")]
+        status: Option<Mounts>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct Mounts {
+        #[prost(message, repeated, tag = "14")]
+        mounts: Vec<MountRef>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct MountRef {
+        #[prost(message, optional, tag = "9")]
+        image: Option<SpecRef>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct SpecRef {
+        #[prost(string, tag = "20")]
+        image_ref: String,
+    }
+
+    #[test]
+    fn status_replies_are_the_crates_bytes_plus_image_refs() {
+        let reply = cri::ContainerStatusResponse {
+            status: Some(cri::ContainerStatus {
+                id: "c1".into(),
+                log_path: "/var/log/c1.log".into(),
+                mounts: vec![
+                    cri::Mount {
+                        container_path: "/data".into(),
+                        host_path: "/srv".into(),
+                        ..Default::default()
+                    },
+                    cri::Mount {
+                        container_path: "/vol".into(),
+                        readonly: true,
+                        image: Some(cri::ImageSpec {
+                            image: "sha256:abc".into(),
+                            user_specified_image: "busybox".into(),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    },
+                ],
+                ..Default::default()
+            }),
+            info: [("info".to_owned(), "{}".to_owned())].into(),
+        };
+        let bytes = encode_status(StatusReply {
+            reply: reply.clone(),
+            image_refs: vec![String::new(), "sha256:abc".into()],
+        });
+        let decoded = cri::ContainerStatusResponse::decode(&bytes[..]).expect("decodes");
+        assert_eq!(
+            decoded, reply,
+            "the crate's reader sees the reply unchanged"
+        );
+        let refs = Refs::decode(&bytes[..]).expect("decodes");
+        let got: Vec<String> = refs
+            .status
+            .expect("status")
+            .mounts
+            .into_iter()
+            .map(|m| m.image.map(|i| i.image_ref).unwrap_or_default())
+            .collect();
+        assert_eq!(got, ["", "sha256:abc"]);
+        let empty = encode_status(StatusReply {
+            reply: cri::ContainerStatusResponse::default(),
+            image_refs: Vec::new(),
+        });
+        assert!(cri::ContainerStatusResponse::decode(&empty[..])
+            .expect("decodes")
+            .status
+            .is_none());
+    }
+
+    #[test]
+    fn lists_are_cut_into_batches() {
+        let batches = items((0..250).collect(), |b: Vec<i32>| b.len());
+        assert_eq!(batches, [100, 100, 50]);
+        assert!(items(Vec::<i32>::new(), |b| b.len()).is_empty());
+    }
 }
