@@ -42,6 +42,9 @@ pub struct RegistryOptions {
     pub htpasswd: Option<(String, String)>,
     /// Use token auth (needs `htpasswd` for the user the token server accepts).
     pub token_auth: bool,
+    /// The token server has no OAuth2 endpoint (`POST` answers 404) and takes the user's
+    /// identity token as a Basic password instead, as some registries' token servers do.
+    pub token_without_oauth: bool,
 }
 
 /// A running registry; stopped on drop.
@@ -76,7 +79,13 @@ impl Registry {
         if let Some((user, pass)) = &opts.htpasswd {
             if opts.token_auth {
                 let signer = pki::make_token_signer(dir.path());
-                let server = TokenServer::start(&signer.key_der, &signer.cert_der, user, pass);
+                let server = TokenServer::start_with(
+                    &signer.key_der,
+                    &signer.cert_der,
+                    user,
+                    pass,
+                    !opts.token_without_oauth,
+                );
                 auth = format!(
                     "auth:\n  token:\n    realm: {}\n    service: {}\n    issuer: {}\n    \
                      rootcertbundle: {}\n",

@@ -465,6 +465,45 @@ fn identity_tokens_from_auth_files_are_traded_for_bearer_tokens() {
     one_line(&err);
 }
 
+/// A token server without the OAuth2 endpoint (POST answers 404): the identity token goes
+/// as the Basic password of a GET instead (containerd's fallback).
+#[test]
+fn identity_tokens_fall_back_to_basic_without_an_oauth_endpoint() {
+    let reg = Registry::start(RegistryOptions {
+        htpasswd: Some(("bob".into(), "pw".into())),
+        token_auth: true,
+        token_without_oauth: true,
+        ..RegistryOptions::default()
+    });
+    let host = reg.host();
+    let tokens = reg.token_server().expect("a token server");
+    let s = Strata::new("vfs");
+    let authfile = s.scratch().join("auth.json");
+    std::fs::write(
+        &authfile,
+        serde_json::json!({"auths": {host.clone(): {"identitytoken": tokens.identity_token()}}})
+            .to_string(),
+    )
+    .expect("auth.json");
+    s.ok([
+        "copy",
+        "--quiet",
+        "--dest-tls-verify=false",
+        "--authfile",
+        authfile.to_str().expect("utf-8"),
+        &fixtures::oci("busybox"),
+        &format!("docker://{host}/fallback/busybox:1"),
+    ]);
+    let seen = tokens.requests();
+    assert!(
+        seen.iter().any(|r| r == "POST refused")
+            && seen
+                .iter()
+                .any(|r| r.contains("scope=repository%3Afallback")),
+        "the token server saw: {seen:?}"
+    );
+}
+
 /// TLS with a custom CA: trusted through --cert-dir it works; untrusted it fails naming the
 /// fix; with verification off it works.
 #[test]

@@ -39,12 +39,25 @@ struct Signer {
     user: String,
     password: String,
     jti: AtomicU64,
+    oauth: bool,
 }
 
 impl TokenServer {
     /// Starts on a free port of 127.0.0.1, signing with `key_pkcs8` whose certificate is
     /// `cert_der`, accepting `user`/`password`.
     pub fn start(key_pkcs8: &[u8], cert_der: &[u8], user: &str, password: &str) -> TokenServer {
+        TokenServer::start_with(key_pkcs8, cert_der, user, password, true)
+    }
+
+    /// [`TokenServer::start`]; without `oauth`, `POST` answers 404 and a Basic password may
+    /// be the user's identity token.
+    pub fn start_with(
+        key_pkcs8: &[u8],
+        cert_der: &[u8],
+        user: &str,
+        password: &str,
+        oauth: bool,
+    ) -> TokenServer {
         let rng = SystemRandom::new();
         let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, key_pkcs8, &rng)
             .expect("the token key is a P-256 PKCS#8 key");
@@ -55,6 +68,7 @@ impl TokenServer {
             user: user.to_owned(),
             password: password.to_owned(),
             jti: AtomicU64::new(1),
+            oauth,
         };
         let identity = signer.identity_token();
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind the token server");
@@ -133,6 +147,12 @@ fn serve(conn: TcpStream, signer: &Signer, log: &Mutex<Vec<String>>) -> std::io:
         }
     }
     let target = request_line.split_whitespace().nth(1).unwrap_or("");
+    if request_line.starts_with("POST ") && !signer.oauth {
+        if let Ok(mut l) = log.lock() {
+            l.push("POST refused".into());
+        }
+        return respond(conn, "404 Not Found", r#"{"details":"no OAuth2 endpoint"}"#);
+    }
     if request_line.starts_with("POST ") {
         // The OAuth2 form (distribution's oauth.md): a refresh token for an access token.
         let mut body = vec![0u8; length];
@@ -215,7 +235,10 @@ fn check_basic(header: &str, signer: &Signer) -> Option<String> {
         .ok()?;
     let text = String::from_utf8(raw).ok()?;
     let (u, p) = text.split_once(':')?;
-    (u == signer.user && p == signer.password).then(|| u.to_owned())
+    // Without OAuth2, an identity token is taken as the password (for the user, or for the
+    // `<token>` user docker logins store).
+    let identity = !signer.oauth && p == signer.identity_token();
+    ((u == signer.user && p == signer.password) || identity).then(|| signer.user.clone())
 }
 
 fn sign(signer: &Signer, subject: &str, access: Vec<serde_json::Value>) -> String {
