@@ -129,7 +129,8 @@ impl Credentials {
             .encode(format!("{}:{}", self.username, self.password))
     }
 
-    fn decode(auth: &str) -> Option<Credentials> {
+    /// Reads an `auth` value (base64 of `USER:PASSWORD`, as auth.json and the CRI carry it).
+    pub fn decode(auth: &str) -> Option<Credentials> {
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(auth.trim())
             .ok()?;

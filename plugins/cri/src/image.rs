@@ -283,24 +283,12 @@ fn credentials(auth: Option<&cri::AuthConfig>) -> Result<Option<Credentials>> {
     } else if !a.identity_token.is_empty() {
         Credentials::with_identity_token("", &a.identity_token)
     } else if !a.auth.is_empty() {
-        use base64::Engine as _;
-        let raw = base64::engine::general_purpose::STANDARD
-            .decode(a.auth.trim())
-            .map_err(|e| {
-                kinded(
-                    ErrorKind::InvalidArgument,
-                    format!("auth is not base64: {e}"),
-                )
-            })?;
-        let text = String::from_utf8(raw)
-            .map_err(|_| kinded(ErrorKind::InvalidArgument, "auth is not USER:PASSWORD text"))?;
-        let Some((user, pass)) = text.split_once(':') else {
-            return Err(kinded(
+        Credentials::decode(&a.auth).ok_or_else(|| {
+            kinded(
                 ErrorKind::InvalidArgument,
-                "auth is not USER:PASSWORD",
-            ));
-        };
-        Credentials::new(user, pass)
+                "auth is not base64 of USER:PASSWORD",
+            )
+        })?
     } else if !a.registry_token.is_empty() {
         Credentials::with_registry_token(&a.registry_token)
     } else {

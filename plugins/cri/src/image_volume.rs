@@ -6,8 +6,8 @@
 //! mounted again before a start (after a reboot) and removed with the container or its pod.
 //! A server killed between making a volume and recording its container, or a removal that
 //! failed half-way, leaves a volume no record names: [`sweep`] removes those, at server
-//! start and after each pod removal (under `Cri::volumes`, which a create holds while it
-//! makes volumes, so a volume being made is never taken for a leftover).
+//! start and after the removal of a pod that had some (under `Cri::volumes`, which a create
+//! holds while it makes volumes, so a volume being made is never taken for a leftover).
 //!
 //! Image volumes are read-only: a mount asking for a writable one is refused (the CRI's
 //! "runtimes SHOULD reject"). A mount's `image_sub_path` (newer than the `k8s-cri` proto: the

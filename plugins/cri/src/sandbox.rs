@@ -517,7 +517,10 @@ pub fn remove(cri: &Cri, id: &str) -> Result<()> {
     stop(cri, &s.id)?;
     let engine = cri.engine;
     if let Ok(pod) = pods::find(engine, &s.id) {
+        let mut had_volumes = false;
         for c in pods::members(engine, &pod)? {
+            had_volumes |=
+                crate::container::record(&c).is_some_and(|rec| !rec.image_volumes.is_empty());
             if c.id() != pod.infra {
                 cri.index.remove(c.id());
                 crate::events::emit_container(
@@ -528,12 +531,15 @@ pub fn remove(cri: &Cri, id: &str) -> Result<()> {
             }
         }
         let removed = pods::remove(engine, &pod, true);
-        // The members' image volumes, and any other no container names any more.
-        if let Err(e) = crate::image_volume::sweep(cri) {
-            crate::log::warn(format_args!(
-                "pod {}: image volumes left behind: {e:#}",
-                s.id
-            ));
+        // The members' image volumes (and any other no container names any more), swept
+        // whether or not every member went; pods without any skip the store query.
+        if had_volumes {
+            if let Err(e) = crate::image_volume::sweep(cri) {
+                crate::log::warn(format_args!(
+                    "pod {}: image volumes left behind: {e:#}",
+                    s.id
+                ));
+            }
         }
         removed?;
     }
