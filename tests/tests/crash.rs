@@ -279,3 +279,126 @@ fn kill_during_rm() {
         "only {killed} of {KILLS} kills landed while rm ran ({full:?})"
     );
 }
+
+/// The entries of `dir` (none when it does not exist).
+fn entries(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(dir)
+        .map(|rd| rd.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default()
+}
+
+/// The front ends' `rm` defers deletion: the row goes with an unsynced commit and a note is
+/// left; the collector makes the deletion durable, then moves the payload into the trash and
+/// deletes it, all before the command ends. A kill at any point of that leaves either the
+/// container (whole: it starts) or trash that nothing counts as live, and the next front-end
+/// command, whatever it is, deletes that trash (no gc needed). The one exception is a kill in
+/// the microseconds between the row's deletion and the note: payload without a row, which
+/// fsck reports as garbage and gc removes, as after a kill during a create.
+#[test]
+fn kill_during_deferred_rm() {
+    if !require_privileged("crash::kill_during_deferred_rm", "overlay mounts, crun") {
+        return;
+    }
+    let s = strata_tests::containers::busybox_store();
+    let create = |name: &str| -> String {
+        let id = s.ok([
+            "create",
+            "--name",
+            name,
+            "--network",
+            "none",
+            "busybox",
+            "true",
+        ]);
+        make_changes(&s, name, 1, 2000);
+        s.ok(["storage", "umount", name]);
+        id.trim().to_owned()
+    };
+    create("probe");
+    let full = timed(&s, &["rm", "probe"]);
+    let trash = [
+        s.root.join("trash"),
+        s.runroot.join("trash"),
+        s.driver_home().join("staging"),
+    ];
+    let assert_empty = |what: &str| {
+        for dir in &trash {
+            assert!(
+                entries(dir).is_empty(),
+                "{what}: {:?} left in {}",
+                entries(dir),
+                dir.display()
+            );
+        }
+    };
+    assert_empty("the unkilled rm");
+    // Garbage allowed after a kill: only the killed container's payload, and only from the
+    // kill between its row and its note.
+    let garbage_of = |id: &str, report: &serde_json::Value| -> bool {
+        match report["garbage"].as_array().map(Vec::as_slice) {
+            Some([]) | None => false,
+            Some([one]) if one.as_str().is_some_and(|g| g.contains(&format!("c-{id}"))) => true,
+            _ => panic!("garbage other than the killed container's payload: {report:#}"),
+        }
+    };
+    let mut killed = 0;
+    let mut left_trash = 0;
+    let mut between = 0;
+    for i in 0..KILLS {
+        let name = format!("c{i}");
+        let id = create(&name);
+        let at = full * i / KILLS;
+        if kill_after(&s, &["rm", &name], at) {
+            killed += 1;
+        }
+        let what = format!("rm killed at {at:?} of {full:?}");
+        // Before anything collects: consistent, and whatever the trash holds is not live.
+        let report = s.fsck();
+        assert_eq!(
+            report["problems"],
+            serde_json::json!([]),
+            "{what}: {report:#}"
+        );
+        let orphan = garbage_of(&id, &report);
+        let listed = s
+            .list("containers")
+            .iter()
+            .any(|c| c["name"] == name.as_str());
+        assert!(
+            !(orphan && listed),
+            "{what}: listed and garbage at once: {report:#}"
+        );
+        if trash.iter().any(|d| !entries(d).is_empty()) {
+            left_trash += 1;
+        }
+        // Any front-end command empties the trash of a killed process.
+        s.ok(["ps", "-a"]);
+        assert_empty(&format!("{what}, after the next command"));
+        if orphan {
+            between += 1;
+            assert!(garbage_of(&id, &s.fsck()), "{what}");
+        } else {
+            assert_eq!(s.fsck()["garbage"], serde_json::json!([]), "{what}");
+        }
+        if listed {
+            // Not removed: still whole.
+            s.ok(["start", &name]);
+            s.ok(["wait", &name]);
+            s.ok(["rm", &name]);
+        }
+        assert!(s.list("containers").is_empty(), "{what}");
+        assert_recovers(&s, &what);
+    }
+    eprintln!(
+        "deferred rm: {killed} of {KILLS} kills landed mid-run, {left_trash} left trash, \
+         {between} between row and note (full run {full:?})"
+    );
+    assert!(
+        killed >= KILLS / 3,
+        "only {killed} of {KILLS} kills landed while rm ran ({full:?})"
+    );
+    assert!(
+        left_trash >= 3,
+        "only {left_trash} of {KILLS} kills left trash to collect ({full:?}): the deletion after the row went unkilled"
+    );
+}

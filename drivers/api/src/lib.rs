@@ -155,6 +155,14 @@ pub trait Driver: Send + Sync + std::fmt::Debug {
     /// Removes `key`'s payload. Removing a missing key is not an error.
     fn remove(&self, key: &Key) -> Result<()>;
 
+    /// Takes `key`'s payload out of sight in constant time and leaves its bytes for the next
+    /// [`Driver::cleanup_staging`] to delete (the store's deferred deletion). After it returns
+    /// the key does not exist. Drivers whose removal is not a rename (devicemapper) remove
+    /// now. Retiring a missing key is not an error.
+    fn retire(&self, key: &Key) -> Result<()> {
+        self.remove(key)
+    }
+
     /// Whether `key`'s payload exists.
     fn exists(&self, key: &Key) -> bool;
 

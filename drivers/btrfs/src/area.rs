@@ -22,7 +22,8 @@
 //!   directory, and remove the lock file while still holding the lock.
 //! - **Cleanup**: a lock file that can be locked without waiting belongs to a dead process:
 //!   delete its area, then the lock file. An area without a lock file is debris too.
-//! - **Retire**: a key is renamed to `+<random>-removed` (gone in one atomic step), then deleted.
+//! - **Retire**: a key is renamed to `+<random>-removed` (gone in one atomic step), then deleted
+//!   (at once, or by the next cleanup when the store defers deletion).
 //!
 //! What it does not do: decide what goes into an area (the driver does).
 
@@ -159,7 +160,11 @@ pub fn cleanup(dir: &Path) -> Result<usize> {
         }
         match std::fs::symlink_metadata(path) {
             Ok(m) if m.is_dir() => {
-                tracing::info!(area = %path.display(), "deleting an unlocked staging area");
+                if path.to_string_lossy().ends_with(GRAVE_SUFFIX) {
+                    tracing::debug!(grave = %path.display(), "deleting a retired subvolume");
+                } else {
+                    tracing::info!(area = %path.display(), "deleting an unlocked staging area");
+                }
                 remove::delete(path)?;
                 removed += 1;
             }
@@ -175,6 +180,16 @@ pub fn retire(payload: &Path, dir: &Path) -> Result<()> {
     let grave = dir.join(format!("{}{GRAVE_SUFFIX}", random_name()?));
     match std::fs::rename(payload, &grave) {
         Ok(()) => remove::delete(&grave),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(DriverError::io("remove", payload)(e)),
+    }
+}
+
+/// Renames `payload` to a grave and leaves it for the next [`cleanup`] (deferred deletion).
+pub fn retire_deferred(payload: &Path, dir: &Path) -> Result<()> {
+    let grave = dir.join(format!("{}{GRAVE_SUFFIX}", random_name()?));
+    match std::fs::rename(payload, &grave) {
+        Ok(()) => Ok(()),
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
         Err(e) => Err(DriverError::io("remove", payload)(e)),
     }

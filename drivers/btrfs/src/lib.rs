@@ -234,6 +234,12 @@ impl Driver for BtrfsDriver {
         area::retire(&dir, &self.subvolumes())
     }
 
+    fn retire(&self, key: &Key) -> Result<()> {
+        let dir = self.dir(key);
+        home::refuse_if_mounted(&dir)?;
+        area::retire_deferred(&dir, &self.subvolumes())
+    }
+
     fn exists(&self, key: &Key) -> bool {
         self.dir(key).is_dir()
     }

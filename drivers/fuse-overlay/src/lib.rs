@@ -178,6 +178,10 @@ impl Driver for FuseOverlayDriver {
         self.layout.remove(key)
     }
 
+    fn retire(&self, key: &Key) -> Result<()> {
+        self.layout.retire(key)
+    }
+
     fn exists(&self, key: &Key) -> bool {
         self.layout.exists(key)
     }

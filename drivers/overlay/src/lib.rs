@@ -258,6 +258,12 @@ impl Driver for OverlayDriver {
         area::retire(&dir, &self.staging_dir())
     }
 
+    fn retire(&self, key: &Key) -> Result<()> {
+        let dir = self.layer_dir(key);
+        home::refuse_if_mounted(&dir)?;
+        area::retire_deferred(&dir, &self.staging_dir())
+    }
+
     fn exists(&self, key: &Key) -> bool {
         self.diff_dir(key).is_dir()
     }

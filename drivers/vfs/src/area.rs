@@ -16,8 +16,10 @@
 //! - **Cleanup**: a lock file that can be locked without waiting belongs to a dead process:
 //!   remove its area, then the lock file (still holding the lock). An area without a lock file
 //!   is debris too (a crash during cleanup, or a retired payload).
-//! - **Retire**: payload is removed by renaming it into the staging directory first (without a
-//!   lock file, so cleanup finishes the job after a crash), then deleting it.
+//! - **Retire**: payload is removed by renaming it into the staging directory first (a grave,
+//!   `<random>-removed`, without a lock file, so cleanup finishes the job after a crash), then
+//!   deleting it; deferred retirement stops after the rename and leaves the deletion to the
+//!   next cleanup (the store's trash collector).
 //!
 //! What it does not do: decide what goes inside an area (the drivers do).
 
@@ -31,6 +33,8 @@ use rustix::io::Errno;
 use strata_driver_api::{DriverError, Result};
 
 const LOCK_SUFFIX: &str = ".lock";
+/// The suffix of a retired payload waiting for deletion.
+const GRAVE_SUFFIX: &str = "-removed";
 
 /// The lock file of an area.
 pub fn lock_path(area: &Path) -> PathBuf {
@@ -172,7 +176,11 @@ pub fn cleanup(staging_dir: &Path) -> Result<usize> {
         }
         match std::fs::symlink_metadata(path) {
             Ok(m) if m.is_dir() => {
-                tracing::info!(area = %path.display(), "removing an unlocked staging area");
+                if path.to_string_lossy().ends_with(GRAVE_SUFFIX) {
+                    tracing::debug!(grave = %path.display(), "deleting a retired payload");
+                } else {
+                    tracing::info!(area = %path.display(), "removing an unlocked staging area");
+                }
                 remove_tree(path)?;
                 removed += 1;
             }
@@ -186,9 +194,21 @@ pub fn cleanup(staging_dir: &Path) -> Result<usize> {
 /// `staging_dir` first, then deleted. Missing payload is fine.
 pub fn retire(payload: &Path, staging_dir: &Path) -> Result<()> {
     std::fs::create_dir_all(staging_dir).map_err(DriverError::io("create", staging_dir))?;
-    let grave = staging_dir.join(format!("{}-removed", random_name("")?));
+    let grave = staging_dir.join(format!("{}{GRAVE_SUFFIX}", random_name("")?));
     match std::fs::rename(payload, &grave) {
         Ok(()) => remove_tree(&grave),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(DriverError::io("remove", payload)(e)),
+    }
+}
+
+/// Renames `payload` into `staging_dir` as a grave and leaves it there: the next [`cleanup`]
+/// deletes it (deferred deletion). Missing payload is fine.
+pub fn retire_deferred(payload: &Path, staging_dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(staging_dir).map_err(DriverError::io("create", staging_dir))?;
+    let grave = staging_dir.join(format!("{}{GRAVE_SUFFIX}", random_name("")?));
+    match std::fs::rename(payload, &grave) {
+        Ok(()) => Ok(()),
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
         Err(e) => Err(DriverError::io("remove", payload)(e)),
     }

@@ -161,6 +161,12 @@ impl Driver for VfsDriver {
         area::retire(&dir, &self.staging_dir())
     }
 
+    fn retire(&self, key: &Key) -> Result<()> {
+        let dir = self.dir(key);
+        home::refuse_if_mounted(&dir)?;
+        area::retire_deferred(&dir, &self.staging_dir())
+    }
+
     fn exists(&self, key: &Key) -> bool {
         self.dir(key).is_dir()
     }

@@ -14,9 +14,20 @@ impl Container<'_> {
     /// Cleans up after an exit; removes the container if it was made with `--rm`. Safe to
     /// run twice and from two processes at once.
     pub fn cleanup(&self) -> Result<()> {
+        // Whoever came first (usually the stop that made the container exit) cleaned up
+        // already: then the monitor's exit command ends here, without taking the lock a
+        // remove may be waiting for. A state file is replaced whole, so reading it unlocked
+        // is safe; `cleaned` is set only after the exit and cleared only by a new start.
+        let done = |st: &State| st.cleaned && st.status != Status::Running;
+        if !self.config.remove && self.saved_state().is_ok_and(|st| done(&st)) {
+            return Ok(());
+        }
         {
             let _lock = state::lock(&self.paths)?;
             let mut st = self.saved_state()?;
+            if done(&st) && !self.config.remove {
+                return Ok(());
+            }
             let rt = self.runtime(&st)?;
             st.refresh(&self.paths, || runtime_alive(&rt, self.id()));
             if st.status == Status::Running {

@@ -162,9 +162,24 @@ impl Store {
         let c = self.container(name)?;
         let _gc = self.gc_shared()?;
         self.unmount_container(&c)?;
-        self.meta.write_freeing(|tx| tx.delete_container(&c.id))?;
-        self.driver.remove(&container_key(&c.id))?;
-        self.remove_container_dirs(&c.id)?;
+        if self.trash.deferred() {
+            // The row goes now (unsynced); the payload once the collector has made that
+            // durable (see trash.rs).
+            self.meta.delete_unsynced(|tx| tx.delete_container(&c.id))?;
+            match self.trash.note_container(&c.id) {
+                Ok(()) => self.trash.wake(),
+                Err(e) => {
+                    tracing::warn!("cannot defer the deletion ({e}): deleting now");
+                    self.meta.sync()?;
+                    self.driver.remove(&container_key(&c.id))?;
+                    self.remove_container_dirs(&c.id)?;
+                }
+            }
+        } else {
+            self.meta.write_freeing(|tx| tx.delete_container(&c.id))?;
+            self.driver.remove(&container_key(&c.id))?;
+            self.remove_container_dirs(&c.id)?;
+        }
         // If the deletion needed the space reserve, the space it freed makes it again.
         self.meta.ensure_reserve();
         tracing::info!(container = %c.id.short(), "container removed");

@@ -218,7 +218,9 @@ impl Store {
         for key in self.driver.list()? {
             let known = match key_owner(&key) {
                 KeyOwner::Layer(l) => layer_ids.contains(&l),
-                KeyOwner::Container(c) => cids.contains(&c),
+                // A removed container whose payload the trash collector has yet to delete
+                // is neither live nor garbage.
+                KeyOwner::Container(c) => cids.contains(&c) || self.trash.noted(&c),
                 KeyOwner::Unknown => false,
             };
             if !known {
@@ -307,6 +309,9 @@ impl Store {
         for l in &bad_layers {
             self.remove_layer_payload(l)?;
             report.repaired.push(format!("removed layer {l}"));
+        }
+        if self.trash.deferred() && !bad_layers.is_empty() {
+            self.trash.wake();
         }
         Ok(())
     }

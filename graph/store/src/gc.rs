@@ -24,7 +24,8 @@ pub struct GcReport {
     pub orphan_tarsplits: usize,
     /// Blobs no image references.
     pub blobs: usize,
-    /// Staging areas and temporary files of dead processes.
+    /// Staging areas and temporary files of dead processes, and the trash (payload and
+    /// directories of removed layers and containers waiting for deletion).
     pub staging: usize,
     pub temp_files: usize,
     /// Mount points of containers that no longer exist.
@@ -50,6 +51,9 @@ impl Store {
     /// Removes unreferenced layers and blobs and all debris. See the module docs.
     pub fn gc(&self) -> Result<GcReport> {
         let _x = self.gc_exclusive()?;
+        // Deletions committed unsynced (deferred container removals) are made durable before
+        // gc acts on the payload they left.
+        self.meta.sync()?;
         // A deletion on a full disk may have used the space reserve: gc makes it again.
         self.meta.ensure_reserve();
         let mut r = GcReport::default();
@@ -113,7 +117,7 @@ impl Store {
             }
         }
         // 5. Staging areas, temporary files and layer lock files (nobody holds them now).
-        r.staging = self.driver.cleanup_staging()?;
+        r.staging = self.trash.collect_now()?;
         for entry in read_dir(&self.paths.tmp())? {
             let p = entry.path();
             if p.is_dir() {

@@ -141,6 +141,9 @@ impl Store {
         for id in &removed {
             self.remove_layer_payload(id)?;
         }
+        if self.trash.deferred() && !removed.is_empty() {
+            self.trash.wake();
+        }
         self.remove_unreferenced_blobs(&[img.id.0.clone(), img.manifest_digest.clone()])?;
         self.meta.ensure_reserve();
         tracing::info!(image = %img.id.0.short(), layers = removed.len(), "image removed");
@@ -150,8 +153,14 @@ impl Store {
         })
     }
 
+    /// Removes a layer's payload (retires it to the trash when deletion is deferred; the
+    /// caller wakes the collector).
     pub(crate) fn remove_layer_payload(&self, id: &LayerId) -> Result<()> {
-        self.driver.remove(&layer_key(id))?;
+        if self.trash.deferred() {
+            self.driver.retire(&layer_key(id))?;
+        } else {
+            self.driver.remove(&layer_key(id))?;
+        }
         let ts = self.paths.tarsplit(id);
         match std::fs::remove_file(&ts) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {

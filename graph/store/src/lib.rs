@@ -29,6 +29,7 @@ mod meta;
 mod oci;
 mod paths;
 mod store;
+mod trash;
 
 pub use blobs::Blobs;
 pub use commit::{CommitOptions, Committed};

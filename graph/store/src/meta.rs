@@ -299,6 +299,39 @@ impl Meta {
         self.write_with(Sync::Normal, f)
     }
 
+    /// Runs `f`, a transaction of deletions that nobody acts on before [`Meta::sync`], with
+    /// `synchronous=NORMAL`: atomic, visible to every process at once, and it survives any
+    /// process crash; only a power loss before the next synced commit can undo it, which
+    /// brings the rows back whole, because their payload is not touched until `sync` (the
+    /// store's trash collector calls it, once for many deletions). On a full disk the reserve
+    /// is released as for [`Meta::write_freeing`].
+    pub fn delete_unsynced<T>(&self, f: impl Fn(&WriteTxn<'_>) -> Result<T>) -> Result<T> {
+        match self.write_with(Sync::Normal, &f) {
+            Err(e) if e.is_disk_full() => match std::fs::remove_file(self.reserve_path()) {
+                Ok(()) => {
+                    tracing::warn!("the disk is full: released the store's reserve to delete");
+                    self.write_with(Sync::Normal, &f)
+                }
+                Err(_) => Err(e),
+            },
+            other => other,
+        }
+    }
+
+    /// Makes every commit so far durable: an fsync of the WAL, which holds every commit not
+    /// yet checkpointed (a checkpoint syncs the WAL before it copies frames and the database
+    /// after). Writes nothing, so it works on a full disk.
+    pub fn sync(&self) -> Result<()> {
+        let mut wal = self.path.clone().into_os_string();
+        wal.push("-wal");
+        let wal = PathBuf::from(wal);
+        match std::fs::File::open(&wal) {
+            Ok(f) => f.sync_all().map_err(StoreError::io("fsync", &wal)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StoreError::io("open", &wal)(e)),
+        }
+    }
+
     fn write_with<T>(&self, sync: Sync, f: impl FnOnce(&WriteTxn<'_>) -> Result<T>) -> Result<T> {
         let mut conn = self.lock();
         let err = |source| StoreError::Db {

@@ -11,12 +11,15 @@
 //! │   └── <chain-hex>.lock         held while a layer is being imported (one extraction per layer)
 //! ├── containers/<container-id>/   the front end's persistent files of a container (logs,
 //! │                                runtime bundle); made before its row, removed after it
+//! ├── trash/                       removed containers' directories, deleted in the background
+//! │                                when the store defers deletion (see trash.rs)
 //! └── <driver>/                    the driver's home: payload keyed by opaque keys (fuse-overlay
 //!                                  shares overlay/: one layout, two ways to mount it)
 //! <runroot>/                       --runroot, default /run/strata (tmpfs: gone after reboot)
 //! ├── mounts/<container-id>/       mount points of mounted containers
 //! ├── mounts/<container-id>.server pid of the FUSE server serving that mount (fuse-overlay)
-//! └── containers/<container-id>/   the front end's volatile files (sockets, pid and exit files)
+//! ├── containers/<container-id>/   the front end's volatile files (sockets, pid and exit files)
+//! └── trash/                       their volatile directories, waiting for the collector
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -89,6 +92,15 @@ impl Paths {
     /// A container's volatile directory (on the runroot's tmpfs), owned by its front end.
     pub fn container_rundir(&self, c: &ContainerId) -> PathBuf {
         self.container_rundirs().join(c.as_str())
+    }
+
+    /// Removed containers' directories waiting for the trash collector (`trash.rs`).
+    pub fn trash(&self) -> PathBuf {
+        self.root.join("trash")
+    }
+    /// The same for their volatile directories (the runroot may be another filesystem).
+    pub fn runtrash(&self) -> PathBuf {
+        self.runroot.join("trash")
     }
 
     /// Creates every directory of the layout.

@@ -3,6 +3,7 @@
 //! `image_ops`, `oci`, `gc`, `fsck`).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::Serialize;
 use strata_driver_api::{Driver, DriverConfig, DriverStatus, Key};
@@ -16,6 +17,7 @@ use crate::layers::Layer;
 use crate::locks::{self, Lock};
 use crate::meta::{Meta, ReadTxn};
 use crate::paths::{layer_key, Paths};
+use crate::trash::Trash;
 
 /// Where a store lives.
 #[derive(Debug, Clone)]
@@ -46,10 +48,11 @@ pub type DriverFactory<'a> =
 #[derive(Debug)]
 pub struct Store {
     pub(crate) paths: Paths,
-    pub(crate) meta: Meta,
+    pub(crate) meta: Arc<Meta>,
     pub(crate) blobs: Blobs,
-    pub(crate) driver: Box<dyn Driver>,
+    pub(crate) driver: Arc<dyn Driver>,
     pub(crate) max_layer_size: u64,
+    pub(crate) trash: Trash,
 }
 
 /// What `storage info` shows.
@@ -108,13 +111,30 @@ impl Store {
         }
         let blobs = Blobs::new(paths.clone());
         tracing::debug!(root = %opts.root.display(), driver = %opts.driver, "store opened");
+        let meta = Arc::new(meta);
+        let driver: Arc<dyn Driver> = Arc::from(driver);
         Ok(Store {
+            trash: Trash::new(paths.clone(), Arc::clone(&meta), Arc::clone(&driver)),
             paths,
             meta,
             blobs,
             driver,
             max_layer_size: opts.max_layer_size,
         })
+    }
+
+    /// From now on, removals take rows out and leave payload to a collector thread, which
+    /// deletes the bytes afterwards (see `trash.rs`): `remove_container` costs one unsynced
+    /// commit and `remove_image` a synced one and a rename per layer, whatever the size. Trash left by a killed process is
+    /// collected now, in the background. Dropping the store waits for the collector.
+    pub fn defer_deletion(&self) {
+        self.trash.set_deferred();
+        self.trash.wake();
+    }
+
+    /// Waits until everything removed so far is deleted from disk (deferred deletion).
+    pub fn settle_trash(&self) {
+        self.trash.settle();
     }
 
     pub fn root(&self) -> &Path {

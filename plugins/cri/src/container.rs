@@ -527,11 +527,22 @@ pub fn stop(cri: &Cri, id: &str, timeout: i64) -> Result<()> {
 }
 
 pub fn remove(cri: &Cri, id: &str) -> Result<()> {
-    let Some((c, rec)) = find(cri, id)? else {
-        return Ok(());
+    // The index has the container and its record in memory (the kubelet names containers by
+    // full ID); only a container it does not know is looked up in the store.
+    let (c, rec) = match cri.index.get(id) {
+        Some(e) => (e.c.clone(), e.rec.clone()),
+        None => match find(cri, id)? {
+            Some((c, rec)) => (c, rec),
+            None => return Ok(()),
+        },
     };
     let cid = c.id().to_owned();
-    c.remove(true)?;
+    if let Err(e) = c.remove(true) {
+        // Removed behind the server's back meanwhile (`strata rm -f`): done.
+        if find(cri, &cid)?.is_some() {
+            return Err(e.into());
+        }
+    }
     cri.index.remove(&cid);
     // The container is gone whatever happens to its volumes: one left behind is swept later.
     if let Err(e) = crate::image_volume::remove(cri, &rec.image_volumes) {

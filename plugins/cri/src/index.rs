@@ -131,6 +131,11 @@ impl Index {
         }
     }
 
+    /// The container with this full ID, if the index is loaded and has it.
+    pub fn get(&self, id: &str) -> Option<Arc<Entry>> {
+        self.lock().as_ref().and_then(|m| m.get(id).cloned())
+    }
+
     pub fn insert(&self, c: Container<'static>, rec: ContainerRecord) {
         if let Some(m) = self.lock().as_mut() {
             m.insert(c.id().to_owned(), Arc::new(Entry::new(c, rec)));

@@ -55,7 +55,12 @@ impl HostCtx {
         self.store
             .get_or_init(|| {
                 crate::storage::open(&self.settings)
-                    .map(Arc::new)
+                    .map(|store| {
+                        // Removals answer after the renames; the bytes go in the background,
+                        // and before the command ends (the store's drop waits for them).
+                        store.defer_deletion();
+                        Arc::new(store)
+                    })
                     .map_err(|e| (anyhow_kind(&e), format!("{e:#}")))
             })
             .clone()

@@ -152,4 +152,20 @@ pub fn keys_are_created_listed_replaced_and_removed(make: MakeDriver<'_>) {
         0,
         "removal leaves no debris"
     );
+
+    // Retiring (the store's deferred deletion): gone at once, bytes left for the next cleanup.
+    let k2 = key("k2");
+    let s = d.stage(&[]).expect("stage");
+    std::fs::write(s.root.join("f"), vec![2u8; 100_000]).expect("write");
+    d.commit(s, &k2).expect("commit");
+    d.retire(&k2).expect("retire");
+    assert!(!d.exists(&k2), "a retired key does not exist");
+    assert!(d.list().expect("list").is_empty(), "nor is it listed");
+    d.retire(&k2).expect("retiring a missing key is fine");
+    d.cleanup_staging().expect("cleanup deletes what was retired");
+    assert_eq!(
+        d.cleanup_staging().expect("cleanup"),
+        0,
+        "after one cleanup nothing retired is left"
+    );
 }

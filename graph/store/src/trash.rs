@@ -1,0 +1,354 @@
+//! Deferred deletion (the trash): removing a container or an image costs a few renames and no
+//! wait for the disk, whatever its size; the bytes are deleted afterwards by a collector thread
+//! of the same process.
+//!
+//! ```text
+//! <root>/trash/<container-id>.container  a removed container whose payload is still in place
+//! <root>/trash/<name>-<random>           front-end directories of removed containers
+//! <runroot>/trash/<name>-<random>        their volatile directories (the runroot may be another
+//!                                        filesystem: each tree is renamed within its own)
+//! <driver staging>/<random>-removed      retired layer payload (the driver's graves)
+//! ```
+//!
+//! - Only a store told to [`Store::defer_deletion`](crate::Store::defer_deletion) defers (the
+//!   plugin host, so every front end and the CRI server); the `storage` plumbing deletes at once.
+//! - **Containers** (the CRI's hot path): the row is deleted with an unsynced commit
+//!   ([`Meta::delete_unsynced`]) and a `.container` note is left; nothing else happens before
+//!   the call returns. The collector first makes the deletions durable ([`Meta::sync`], one
+//!   fsync for every removal since the last pass), then, for each note whose row is gone,
+//!   retires the payload and renames the directories into the trash, and deletes them. A
+//!   power loss before that sync can only bring a container back whole (its payload was not
+//!   touched); a note whose row exists again is dropped.
+//! - **Images**: rows go with a synced commit (as before), then the layers are retired at once
+//!   (renamed into graves) and deleted by the collector.
+//! - Nothing in the trash is live: no row refers to it (fsck and every listing read rows). A
+//!   kill leaves notes, graves or trash directories, and the next process that opens the store
+//!   in deferred mode collects them in its first pass; `gc` collects them too. A kill between a
+//!   container's row deletion and its note (microseconds) leaves payload without a row: garbage
+//!   that `gc` removes, as a kill during a create can.
+//! - Dropping the store waits for the collector, so a short command has deleted everything it
+//!   removed (durably) before it exits; a long-running server answers first.
+//! - Collectors of several processes may run at once: every step tolerates another one having
+//!   done it first.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+
+use strata_driver_api::Driver;
+use strata_types::ContainerId;
+
+use crate::error::{Result, StoreError};
+use crate::meta::Meta;
+use crate::paths::{container_key, Paths};
+
+/// The suffix of a removed container's note.
+const NOTE_SUFFIX: &str = ".container";
+
+/// What the collector works with (shared with its thread).
+struct Parts {
+    paths: Paths,
+    meta: Arc<Meta>,
+    driver: Arc<dyn Driver>,
+}
+
+pub(crate) struct Trash {
+    parts: Arc<Parts>,
+    deferred: AtomicBool,
+    shared: Arc<Shared>,
+    worker: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Trash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Trash")
+            .field("deferred", &self.deferred.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Default)]
+struct Shared {
+    state: Mutex<State>,
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct State {
+    /// Something was put in the trash since the collector last started a pass.
+    pending: bool,
+    /// The collector is in a pass.
+    busy: bool,
+    /// The store is being dropped: finish the pending work, then end.
+    stop: bool,
+}
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Trash {
+    pub(crate) fn new(paths: Paths, meta: Arc<Meta>, driver: Arc<dyn Driver>) -> Trash {
+        Trash {
+            parts: Arc::new(Parts {
+                paths,
+                meta,
+                driver,
+            }),
+            deferred: AtomicBool::new(false),
+            shared: Arc::default(),
+            worker: Mutex::new(None),
+        }
+    }
+
+    pub(crate) fn deferred(&self) -> bool {
+        self.deferred.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_deferred(&self) {
+        self.deferred.store(true, Ordering::Relaxed);
+    }
+
+    /// Leaves the note that container `id` was removed (its row is deleted, unsynced): the
+    /// collector deletes its payload once the deletion is durable.
+    pub(crate) fn note_container(&self, id: &ContainerId) -> Result<()> {
+        let dir = self.parts.paths.trash();
+        let note = dir.join(format!("{}{NOTE_SUFFIX}", id.as_str()));
+        let create = || std::fs::File::create(&note).map(drop);
+        match create() {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::create_dir_all(&dir).map_err(StoreError::io("create", &dir))?;
+                create().map_err(StoreError::io("create", &note))
+            }
+            other => other.map_err(StoreError::io("create", &note)),
+        }
+    }
+
+    /// Whether container `id` was removed and its payload awaits the collector.
+    pub(crate) fn noted(&self, id: &ContainerId) -> bool {
+        self.parts
+            .paths
+            .trash()
+            .join(format!("{}{NOTE_SUFFIX}", id.as_str()))
+            .exists()
+    }
+
+    /// Asks the collector for a pass (starting it on first use).
+    pub(crate) fn wake(&self) {
+        self.shared.lock().pending = true;
+        self.shared.changed.notify_all();
+        let mut worker = self.worker.lock().unwrap_or_else(|p| p.into_inner());
+        if worker.is_none() {
+            let shared = Arc::clone(&self.shared);
+            let parts = Arc::clone(&self.parts);
+            let spawned = std::thread::Builder::new()
+                .name("strata-trash".into())
+                .spawn(move || collector(&shared, &parts));
+            match spawned {
+                Ok(h) => *worker = Some(h),
+                Err(e) => {
+                    // No thread: collect now, in the caller's time.
+                    tracing::warn!("cannot start the trash collector ({e}); deleting at once");
+                    drop(worker);
+                    self.shared.lock().pending = false;
+                    if let Err(e) = self.parts.collect() {
+                        tracing::warn!("emptying the trash: {e}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Waits until the collector has emptied everything put in the trash so far.
+    pub(crate) fn settle(&self) {
+        let mut st = self.shared.lock();
+        while (st.pending || st.busy) && self.running() {
+            st = self
+                .shared
+                .changed
+                .wait(st)
+                .unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    fn running(&self) -> bool {
+        self.worker
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .is_some_and(|h| !h.is_finished())
+    }
+
+    /// Empties the trash in the caller's thread (gc).
+    pub(crate) fn collect_now(&self) -> Result<usize> {
+        self.parts.collect()
+    }
+}
+
+impl Drop for Trash {
+    fn drop(&mut self) {
+        self.shared.lock().stop = true;
+        self.shared.changed.notify_all();
+        if let Some(h) = self
+            .worker
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            let _ = h.join();
+        }
+    }
+}
+
+fn collector(shared: &Shared, parts: &Parts) {
+    loop {
+        {
+            let mut st = shared.lock();
+            while !st.pending && !st.stop {
+                st = shared.changed.wait(st).unwrap_or_else(|p| p.into_inner());
+            }
+            if !st.pending {
+                return; // stopping with nothing left
+            }
+            st.pending = false;
+            st.busy = true;
+        }
+        let started = std::time::Instant::now();
+        match parts.collect() {
+            Ok(n) => tracing::debug!(removed = n, took = ?started.elapsed(), "trash emptied"),
+            Err(e) => tracing::warn!("emptying the trash: {e}"),
+        }
+        shared.lock().busy = false;
+        shared.changed.notify_all();
+    }
+}
+
+impl Parts {
+    fn dirs(&self) -> [PathBuf; 2] {
+        [self.paths.trash(), self.paths.runtrash()]
+    }
+
+    /// One pass: removed containers' payload (once their deletion is durable), then the trash
+    /// directories and the driver's graves and dead staging areas. Returns what it deleted.
+    fn collect(&self) -> Result<usize> {
+        let notes: Vec<PathBuf> = crate::gc::read_dir(&self.paths.trash())?
+            .into_iter()
+            .map(|e| e.path())
+            .filter(|p| p.to_string_lossy().ends_with(NOTE_SUFFIX))
+            .collect();
+        if !notes.is_empty() {
+            self.meta.sync()?;
+            for note in &notes {
+                let id = note
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .and_then(|n| n.strip_suffix(NOTE_SUFFIX))
+                    .and_then(ContainerId::parse);
+                if let Some(id) = id {
+                    self.retire_container(&id)?;
+                }
+                match std::fs::remove_file(note) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        return Err(StoreError::io("remove", note)(e))
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let n = self.empty_dirs()?;
+        Ok(notes.len() + n + self.driver.cleanup_staging()?)
+    }
+
+    /// Moves a removed container's payload and directories into the trash, unless its row
+    /// is there (a power loss undid the deletion: the container is whole again).
+    fn retire_container(&self, id: &ContainerId) -> Result<()> {
+        let live = self.meta.read(|tx| {
+            tx.sql()
+                .query_row(
+                    "SELECT EXISTS(SELECT 1 FROM containers WHERE id = ?1)",
+                    [id.as_str()],
+                    |r| r.get::<_, bool>(0),
+                )
+                .map_err(tx.err())
+        })?;
+        if live {
+            tracing::warn!(container = %id.short(), "a removal was undone (power loss?): kept");
+            return Ok(());
+        }
+        self.driver.retire(&container_key(id))?;
+        self.put(&self.paths.container_dir(id), false)?;
+        self.put(&self.paths.container_rundir(id), true)
+    }
+
+    /// Renames `path`, a directory of the store's root (or of its runroot, `volatile`), into
+    /// the trash of that filesystem. A missing path is fine.
+    fn put(&self, path: &Path, volatile: bool) -> Result<()> {
+        let dir = if volatile {
+            self.paths.runtrash()
+        } else {
+            self.paths.trash()
+        };
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let dest = dir.join(format!("{name}-{}", random_hex()?));
+        let mut made = false;
+        loop {
+            match std::fs::rename(path, &dest) {
+                Ok(()) => return Ok(()),
+                // The trash directory is made on first use.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && !made && path.exists() => {
+                    std::fs::create_dir_all(&dir).map_err(StoreError::io("create", &dir))?;
+                    made = true;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+                // A directory mounted from elsewhere: delete it where it is.
+                Err(e) if e.raw_os_error() == Some(rustix::io::Errno::XDEV.raw_os_error()) => {
+                    return match std::fs::remove_dir_all(path) {
+                        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                            Err(StoreError::io("remove", path)(e))
+                        }
+                        _ => Ok(()),
+                    };
+                }
+                Err(e) => return Err(StoreError::io("move to the trash", path)(e)),
+            }
+        }
+    }
+
+    fn empty_dirs(&self) -> Result<usize> {
+        let mut n = 0;
+        for dir in self.dirs() {
+            for entry in crate::gc::read_dir(&dir)? {
+                let p = entry.path();
+                if p.to_string_lossy().ends_with(NOTE_SUFFIX) {
+                    continue; // another process's removal, not yet durable
+                }
+                let gone = match entry.file_type() {
+                    Ok(t) if t.is_dir() => std::fs::remove_dir_all(&p),
+                    _ => std::fs::remove_file(&p),
+                };
+                match gone {
+                    Ok(()) => n += 1,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(StoreError::io("empty the trash", &p)(e)),
+                }
+            }
+        }
+        Ok(n)
+    }
+}
+
+fn random_hex() -> Result<String> {
+    let mut b = [0u8; 8];
+    let mut got = 0;
+    while got < b.len() {
+        got += rustix::rand::getrandom(&mut b[got..], rustix::rand::GetRandomFlags::empty())
+            .map_err(|e| StoreError::io("getrandom", "/dev/urandom")(e.into()))?;
+    }
+    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
+}
