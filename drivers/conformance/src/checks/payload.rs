@@ -162,7 +162,8 @@ pub fn keys_are_created_listed_replaced_and_removed(make: MakeDriver<'_>) {
     assert!(!d.exists(&k2), "a retired key does not exist");
     assert!(d.list().expect("list").is_empty(), "nor is it listed");
     d.retire(&k2).expect("retiring a missing key is fine");
-    d.cleanup_staging().expect("cleanup deletes what was retired");
+    d.cleanup_staging()
+        .expect("cleanup deletes what was retired");
     assert_eq!(
         d.cleanup_staging().expect("cleanup"),
         0,
