@@ -158,6 +158,8 @@ fn run(task: Task) -> Result<()> {
                 "-p",
                 "strata-plugin-cri",
                 "-p",
+                "strata-plugin-bench",
+                "-p",
                 "strata-tools-monitor",
                 "-p",
                 "strata-tools-fuse-overlay",
@@ -201,6 +203,8 @@ fn run(task: Task) -> Result<()> {
                 "-p",
                 "strata-plugin-cri",
                 "-p",
+                "strata-plugin-bench",
+                "-p",
                 "strata-tools-monitor",
                 "-p",
                 "strata-tools-fuse-overlay",
@@ -228,10 +232,11 @@ const PLUGINS: &[&str] = &[
     "strata_plugin_run",
     "strata_plugin_build",
     "strata_plugin_cri",
+    "strata_plugin_bench",
 ];
 
-/// Copies the built plugins of `profile_dir` into `dest` (atomically, file by file) and
-/// returns `dest`. `<profile dir>/lib/strata/plugins` is where that profile's `strata` looks.
+/// Copies the built plugins of `profile_dir` (those it has) into `dest` (atomically, file by
+/// file) and returns `dest`. `<profile dir>/lib/strata/plugins` is where that profile's `strata` looks.
 pub(crate) fn install_plugins(
     profile_dir: &std::path::Path,
     dest: &std::path::Path,
@@ -239,6 +244,10 @@ pub(crate) fn install_plugins(
     std::fs::create_dir_all(dest)?;
     for p in PLUGINS {
         let file = format!("lib{p}.so");
+        if !profile_dir.join(&file).exists() {
+            // A build of a few packages (the demo's) makes only the plugins it needs.
+            continue;
+        }
         let tmp = dest.join(format!(".{file}.tmp"));
         std::fs::copy(profile_dir.join(&file), &tmp)?;
         std::fs::rename(&tmp, dest.join(&file))?;

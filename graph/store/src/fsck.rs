@@ -307,11 +307,8 @@ impl Store {
             report.repaired.push(format!("removed image {i}"));
         }
         for l in &bad_layers {
-            self.remove_layer_payload(l)?;
+            self.remove_layer_payload(l, false)?;
             report.repaired.push(format!("removed layer {l}"));
-        }
-        if self.trash.deferred() && !bad_layers.is_empty() {
-            self.trash.wake();
         }
         Ok(())
     }

@@ -66,7 +66,7 @@ impl Store {
             Ok(dead)
         })?;
         for id in &dead {
-            self.remove_layer_payload(id)?;
+            self.remove_layer_payload(id, false)?;
         }
         r.layers = dead.len();
         // 2. Payload without rows.

@@ -138,11 +138,19 @@ impl Store {
             }
             Ok(removed)
         })?;
+        // Retired into graves when deletion is deferred, then marked for the collector; with
+        // no room even for the mark (a full disk) the graves are deleted now.
+        let defer = self.trash.deferred() && !removed.is_empty();
         for id in &removed {
-            self.remove_layer_payload(id)?;
+            self.remove_layer_payload(id, defer)?;
         }
-        if self.trash.deferred() && !removed.is_empty() {
-            self.trash.wake();
+        if defer {
+            match self.trash.mark_graves() {
+                Ok(()) => self.trash.wake(),
+                Err(_) => {
+                    self.driver.cleanup_staging()?;
+                }
+            }
         }
         self.remove_unreferenced_blobs(&[img.id.0.clone(), img.manifest_digest.clone()])?;
         self.meta.ensure_reserve();
@@ -153,10 +161,10 @@ impl Store {
         })
     }
 
-    /// Removes a layer's payload (retires it to the trash when deletion is deferred; the
-    /// caller wakes the collector).
-    pub(crate) fn remove_layer_payload(&self, id: &LayerId) -> Result<()> {
-        if self.trash.deferred() {
+    /// Removes a layer's payload, or with `retire` moves it into a grave for the trash
+    /// collector (the caller then marks the graves and wakes the collector).
+    pub(crate) fn remove_layer_payload(&self, id: &LayerId, retire: bool) -> Result<()> {
+        if retire {
             self.driver.retire(&layer_key(id))?;
         } else {
             self.driver.remove(&layer_key(id))?;

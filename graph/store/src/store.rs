@@ -129,7 +129,9 @@ impl Store {
     /// collected now, in the background. Dropping the store waits for the collector.
     pub fn defer_deletion(&self) {
         self.trash.set_deferred();
-        self.trash.wake();
+        if self.trash.has_leftovers() {
+            self.trash.wake();
+        }
     }
 
     /// Waits until everything removed so far is deleted from disk (deferred deletion).

@@ -7,6 +7,8 @@
 //! <root>/trash/<name>-<random>           front-end directories of removed containers
 //! <runroot>/trash/<name>-<random>        their volatile directories (the runroot may be another
 //!                                        filesystem: each tree is renamed within its own)
+//! <root>/trash/.graves-<random>          payload was retired into graves: the collector runs
+//!                                        the driver's cleanup (made after the renames)
 //! <driver staging>/<random>-removed      retired layer payload (the driver's graves)
 //! ```
 //!
@@ -22,10 +24,12 @@
 //! - **Images**: rows go with a synced commit (as before), then the layers are retired at once
 //!   (renamed into graves) and deleted by the collector.
 //! - Nothing in the trash is live: no row refers to it (fsck and every listing read rows). A
-//!   kill leaves notes, graves or trash directories, and the next process that opens the store
-//!   in deferred mode collects them in its first pass; `gc` collects them too. A kill between a
+//!   kill leaves notes, marked graves or trash directories, and the next process that opens
+//!   the store in deferred mode and finds its trash directories not empty (one `readdir`
+//!   each) collects them; `gc` collects them too. A kill between a
 //!   container's row deletion and its note (microseconds) leaves payload without a row: garbage
-//!   that `gc` removes, as a kill during a create can.
+//!   that `gc` removes, as a kill during a create can; so does a kill between a retire and its
+//!   mark (an unmarked grave).
 //! - Dropping the store waits for the collector, so a short command has deleted everything it
 //!   removed (durably) before it exits; a long-running server answers first.
 //! - Collectors of several processes may run at once: every step tolerates another one having
@@ -45,6 +49,11 @@ use crate::paths::{container_key, Paths};
 
 /// The suffix of a removed container's note.
 const NOTE_SUFFIX: &str = ".container";
+/// The prefix of a mark left after payload was retired into the driver's staging directory
+/// (graves) and removed by the collector once the driver's cleanup deleted them: so that
+/// graves a kill left are found by the next process without scanning the driver at every
+/// start. Each mark has its own name, so a collector removes only marks it has served.
+const GRAVES_MARK: &str = ".graves-";
 
 /// What the collector works with (shared with its thread).
 struct Parts {
@@ -127,6 +136,21 @@ impl Trash {
         }
     }
 
+    /// Notes that payload was retired into graves (see [`GRAVES_MARK`]). Call it after
+    /// retiring, before waking the collector.
+    pub(crate) fn mark_graves(&self) -> Result<()> {
+        self.parts.mark_graves().map(drop)
+    }
+
+    /// Whether anything waits for a collector (notes, marks, trash directories).
+    pub(crate) fn has_leftovers(&self) -> bool {
+        self.parts.dirs().iter().any(|d| {
+            std::fs::read_dir(d)
+                .map(|mut e| e.next().is_some())
+                .unwrap_or(false)
+        })
+    }
+
     /// Whether container `id` was removed and its payload awaits the collector.
     pub(crate) fn noted(&self, id: &ContainerId) -> bool {
         self.parts
@@ -154,7 +178,7 @@ impl Trash {
                     tracing::warn!("cannot start the trash collector ({e}); deleting at once");
                     drop(worker);
                     self.shared.lock().pending = false;
-                    if let Err(e) = self.parts.collect() {
+                    if let Err(e) = self.parts.collect(false) {
                         tracing::warn!("emptying the trash: {e}");
                     }
                 }
@@ -184,7 +208,7 @@ impl Trash {
 
     /// Empties the trash in the caller's thread (gc).
     pub(crate) fn collect_now(&self) -> Result<usize> {
-        self.parts.collect()
+        self.parts.collect(true)
     }
 }
 
@@ -217,7 +241,7 @@ fn collector(shared: &Shared, parts: &Parts) {
             st.busy = true;
         }
         let started = std::time::Instant::now();
-        match parts.collect() {
+        match parts.collect(false) {
             Ok(n) => tracing::debug!(removed = n, took = ?started.elapsed(), "trash emptied"),
             Err(e) => tracing::warn!("emptying the trash: {e}"),
         }
@@ -231,14 +255,35 @@ impl Parts {
         [self.paths.trash(), self.paths.runtrash()]
     }
 
+    fn mark_graves(&self) -> Result<PathBuf> {
+        let dir = self.paths.trash();
+        let mark = dir.join(format!("{GRAVES_MARK}{}", random_hex()?));
+        let create = || std::fs::File::create(&mark).map(drop);
+        match create() {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::create_dir_all(&dir).map_err(StoreError::io("create", &dir))?;
+                create().map_err(StoreError::io("create", &mark))?
+            }
+            other => other.map_err(StoreError::io("create", &mark))?,
+        }
+        Ok(mark)
+    }
+
     /// One pass: removed containers' payload (once their deletion is durable), then the trash
-    /// directories and the driver's graves and dead staging areas. Returns what it deleted.
-    fn collect(&self) -> Result<usize> {
-        let notes: Vec<PathBuf> = crate::gc::read_dir(&self.paths.trash())?
-            .into_iter()
-            .map(|e| e.path())
-            .filter(|p| p.to_string_lossy().ends_with(NOTE_SUFFIX))
-            .collect();
+    /// directories, then, when payload was retired (or `all`, for gc), the driver's graves and
+    /// dead staging areas. Returns what it deleted.
+    fn collect(&self, all: bool) -> Result<usize> {
+        let mut notes = Vec::new();
+        let mut marks = Vec::new();
+        for e in crate::gc::read_dir(&self.paths.trash())? {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.ends_with(NOTE_SUFFIX) {
+                notes.push(e.path());
+            } else if name.starts_with(GRAVES_MARK) {
+                marks.push(e.path());
+            }
+        }
+        let mut retired = false;
         if !notes.is_empty() {
             self.meta.sync()?;
             for note in &notes {
@@ -248,7 +293,7 @@ impl Parts {
                     .and_then(|n| n.strip_suffix(NOTE_SUFFIX))
                     .and_then(ContainerId::parse);
                 if let Some(id) = id {
-                    self.retire_container(&id)?;
+                    retired |= self.retire_container(&id)?;
                 }
                 match std::fs::remove_file(note) {
                     Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
@@ -257,14 +302,39 @@ impl Parts {
                     _ => {}
                 }
             }
+            if retired {
+                // Should this pass be killed while deleting, the next process finds the mark.
+                // No room for it (a full disk): the deletion below is all there is.
+                if let Ok(m) = self.mark_graves() {
+                    marks.push(m);
+                }
+            }
         }
-        let n = self.empty_dirs()?;
-        Ok(notes.len() + n + self.driver.cleanup_staging()?)
+        let mut n = notes.len() + self.empty_dirs()?;
+        if all || retired || !marks.is_empty() {
+            n += self.driver.cleanup_staging()?;
+            // Only the marks served: one made meanwhile stays for the next pass.
+            for m in &marks {
+                match std::fs::remove_file(m) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        return Err(StoreError::io("remove", m)(e))
+                    }
+                    _ => {}
+                }
+            }
+        }
+        if n > 0 {
+            // A removal on a full disk may have used the space reserve: the space freed
+            // here makes it again.
+            self.meta.ensure_reserve();
+        }
+        Ok(n)
     }
 
     /// Moves a removed container's payload and directories into the trash, unless its row
-    /// is there (a power loss undid the deletion: the container is whole again).
-    fn retire_container(&self, id: &ContainerId) -> Result<()> {
+    /// is there (a power loss undid the deletion: the container is whole again). Returns
+    /// whether it retired payload.
+    fn retire_container(&self, id: &ContainerId) -> Result<bool> {
         let live = self.meta.read(|tx| {
             tx.sql()
                 .query_row(
@@ -276,11 +346,12 @@ impl Parts {
         })?;
         if live {
             tracing::warn!(container = %id.short(), "a removal was undone (power loss?): kept");
-            return Ok(());
+            return Ok(false);
         }
         self.driver.retire(&container_key(id))?;
         self.put(&self.paths.container_dir(id), false)?;
-        self.put(&self.paths.container_rundir(id), true)
+        self.put(&self.paths.container_rundir(id), true)?;
+        Ok(true)
     }
 
     /// Renames `path`, a directory of the store's root (or of its runroot, `volatile`), into
@@ -296,27 +367,25 @@ impl Parts {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let dest = dir.join(format!("{name}-{}", random_hex()?));
-        let mut made = false;
-        loop {
-            match std::fs::rename(path, &dest) {
-                Ok(()) => return Ok(()),
+        let moved = std::fs::rename(path, &dest).or_else(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound && path.exists() {
                 // The trash directory is made on first use.
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound && !made && path.exists() => {
-                    std::fs::create_dir_all(&dir).map_err(StoreError::io("create", &dir))?;
-                    made = true;
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-                // A directory mounted from elsewhere: delete it where it is.
-                Err(e) if e.raw_os_error() == Some(rustix::io::Errno::XDEV.raw_os_error()) => {
-                    return match std::fs::remove_dir_all(path) {
-                        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                            Err(StoreError::io("remove", path)(e))
-                        }
-                        _ => Ok(()),
-                    };
-                }
-                Err(e) => return Err(StoreError::io("move to the trash", path)(e)),
+                std::fs::create_dir_all(&dir).and_then(|()| std::fs::rename(path, &dest))
+            } else {
+                Err(e)
             }
+        });
+        match moved {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !path.exists() => Ok(()),
+            // Mounted from elsewhere, or no room for the trash directory (a full disk):
+            // delete it where it is.
+            Err(_) => match std::fs::remove_dir_all(path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    Err(StoreError::io("remove", path)(e))
+                }
+                _ => Ok(()),
+            },
         }
     }
 
@@ -325,8 +394,9 @@ impl Parts {
         for dir in self.dirs() {
             for entry in crate::gc::read_dir(&dir)? {
                 let p = entry.path();
-                if p.to_string_lossy().ends_with(NOTE_SUFFIX) {
-                    continue; // another process's removal, not yet durable
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name.ends_with(NOTE_SUFFIX) || name.starts_with(GRAVES_MARK) {
+                    continue; // a removal not yet durable, or a mark of graves
                 }
                 let gone = match entry.file_type() {
                     Ok(t) if t.is_dir() => std::fs::remove_dir_all(&p),

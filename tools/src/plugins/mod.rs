@@ -50,6 +50,8 @@ const KNOWN: &[(&str, &str)] = &[
     ("ps", "run"),
     ("logs", "run"),
     ("pod", "run"),
+    ("cri", "cri"),
+    ("bench", "bench"),
 ];
 
 /// A plugin that loaded.
