@@ -77,6 +77,7 @@ const PLUGINS: &[&str] = &[
     "strata-plugin-run",
     "strata-plugin-build",
     "strata-plugin-cri",
+    "strata-plugin-bench",
 ];
 
 /// Copies the built plugins into `<profile dir>/lib/strata/plugins`, the directory next to
