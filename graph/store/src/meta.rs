@@ -246,11 +246,16 @@ impl Meta {
     /// transaction tried once more (the deletion then frees space; the remover, or `gc`, makes
     /// the reserve again).
     pub fn write_freeing<T>(&self, f: impl Fn(&WriteTxn<'_>) -> Result<T>) -> Result<T> {
-        match self.write(&f) {
+        self.freeing(Sync::Full, f)
+    }
+
+    /// Runs a deletion with `sync`, releasing the reserve and trying once more on a full disk.
+    fn freeing<T>(&self, sync: Sync, f: impl Fn(&WriteTxn<'_>) -> Result<T>) -> Result<T> {
+        match self.write_with(sync, &f) {
             Err(e) if e.is_disk_full() => match std::fs::remove_file(self.reserve_path()) {
                 Ok(()) => {
                     tracing::warn!("the disk is full: released the store's reserve to delete");
-                    self.write(&f)
+                    self.write_with(sync, &f)
                 }
                 Err(_) => Err(e),
             },
@@ -306,16 +311,7 @@ impl Meta {
     /// store's trash collector calls it, once for many deletions). On a full disk the reserve
     /// is released as for [`Meta::write_freeing`].
     pub fn delete_unsynced<T>(&self, f: impl Fn(&WriteTxn<'_>) -> Result<T>) -> Result<T> {
-        match self.write_with(Sync::Normal, &f) {
-            Err(e) if e.is_disk_full() => match std::fs::remove_file(self.reserve_path()) {
-                Ok(()) => {
-                    tracing::warn!("the disk is full: released the store's reserve to delete");
-                    self.write_with(Sync::Normal, &f)
-                }
-                Err(_) => Err(e),
-            },
-            other => other,
-        }
+        self.freeing(Sync::Normal, f)
     }
 
     /// Makes every commit so far durable: an fsync of the WAL, which holds every commit not

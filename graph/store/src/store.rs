@@ -125,18 +125,14 @@ impl Store {
 
     /// From now on, removals take rows out and leave payload to a collector thread, which
     /// deletes the bytes afterwards (see `trash.rs`): `remove_container` costs one unsynced
-    /// commit and `remove_image` a synced one and a rename per layer, whatever the size. Trash left by a killed process is
-    /// collected now, in the background. Dropping the store waits for the collector.
+    /// commit and `remove_image` a synced one and a rename per layer, whatever the size. Trash
+    /// left by a killed process is collected now, in the background. Dropping the store waits
+    /// for the collector.
     pub fn defer_deletion(&self) {
         self.trash.set_deferred();
         if self.trash.has_leftovers() {
             self.trash.wake();
         }
-    }
-
-    /// Waits until everything removed so far is deleted from disk (deferred deletion).
-    pub fn settle_trash(&self) {
-        self.trash.settle();
     }
 
     pub fn root(&self) -> &Path {

@@ -43,6 +43,7 @@ use std::thread::JoinHandle;
 use strata_driver_api::Driver;
 use strata_types::ContainerId;
 
+use crate::blobs::random_hex;
 use crate::error::{Result, StoreError};
 use crate::meta::Meta;
 use crate::paths::{container_key, Paths};
@@ -87,8 +88,6 @@ struct Shared {
 struct State {
     /// Something was put in the trash since the collector last started a pass.
     pending: bool,
-    /// The collector is in a pass.
-    busy: bool,
     /// The store is being dropped: finish the pending work, then end.
     stop: bool,
 }
@@ -124,16 +123,7 @@ impl Trash {
     /// Leaves the note that container `id` was removed (its row is deleted, unsynced): the
     /// collector deletes its payload once the deletion is durable.
     pub(crate) fn note_container(&self, id: &ContainerId) -> Result<()> {
-        let dir = self.parts.paths.trash();
-        let note = dir.join(format!("{}{NOTE_SUFFIX}", id.as_str()));
-        let create = || std::fs::File::create(&note).map(drop);
-        match create() {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                std::fs::create_dir_all(&dir).map_err(StoreError::io("create", &dir))?;
-                create().map_err(StoreError::io("create", &note))
-            }
-            other => other.map_err(StoreError::io("create", &note)),
-        }
+        self.parts.create_in_trash(&self.parts.note(id))
     }
 
     /// Notes that payload was retired into graves (see [`GRAVES_MARK`]). Call it after
@@ -153,11 +143,7 @@ impl Trash {
 
     /// Whether container `id` was removed and its payload awaits the collector.
     pub(crate) fn noted(&self, id: &ContainerId) -> bool {
-        self.parts
-            .paths
-            .trash()
-            .join(format!("{}{NOTE_SUFFIX}", id.as_str()))
-            .exists()
+        self.parts.note(id).exists()
     }
 
     /// Asks the collector for a pass (starting it on first use).
@@ -184,26 +170,6 @@ impl Trash {
                 }
             }
         }
-    }
-
-    /// Waits until the collector has emptied everything put in the trash so far.
-    pub(crate) fn settle(&self) {
-        let mut st = self.shared.lock();
-        while (st.pending || st.busy) && self.running() {
-            st = self
-                .shared
-                .changed
-                .wait(st)
-                .unwrap_or_else(|p| p.into_inner());
-        }
-    }
-
-    fn running(&self) -> bool {
-        self.worker
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-            .is_some_and(|h| !h.is_finished())
     }
 
     /// Empties the trash in the caller's thread (gc).
@@ -238,15 +204,12 @@ fn collector(shared: &Shared, parts: &Parts) {
                 return; // stopping with nothing left
             }
             st.pending = false;
-            st.busy = true;
         }
         let started = std::time::Instant::now();
         match parts.collect(false) {
             Ok(n) => tracing::debug!(removed = n, took = ?started.elapsed(), "trash emptied"),
             Err(e) => tracing::warn!("emptying the trash: {e}"),
         }
-        shared.lock().busy = false;
-        shared.changed.notify_all();
     }
 }
 
@@ -255,17 +218,32 @@ impl Parts {
         [self.paths.trash(), self.paths.runtrash()]
     }
 
-    fn mark_graves(&self) -> Result<PathBuf> {
-        let dir = self.paths.trash();
-        let mark = dir.join(format!("{GRAVES_MARK}{}", random_hex()?));
-        let create = || std::fs::File::create(&mark).map(drop);
+    /// The note of a removed container.
+    fn note(&self, id: &ContainerId) -> PathBuf {
+        self.paths
+            .trash()
+            .join(format!("{}{NOTE_SUFFIX}", id.as_str()))
+    }
+
+    /// Creates the empty file `path` in the trash directory (made on first use).
+    fn create_in_trash(&self, path: &Path) -> Result<()> {
+        let create = || std::fs::File::create(path).map(drop);
         match create() {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let dir = self.paths.trash();
                 std::fs::create_dir_all(&dir).map_err(StoreError::io("create", &dir))?;
-                create().map_err(StoreError::io("create", &mark))?
+                create().map_err(StoreError::io("create", path))
             }
-            other => other.map_err(StoreError::io("create", &mark))?,
+            other => other.map_err(StoreError::io("create", path)),
         }
+    }
+
+    fn mark_graves(&self) -> Result<PathBuf> {
+        let mark = self
+            .paths
+            .trash()
+            .join(format!("{GRAVES_MARK}{}", random_hex(8)));
+        self.create_in_trash(&mark)?;
         Ok(mark)
     }
 
@@ -366,7 +344,7 @@ impl Parts {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let dest = dir.join(format!("{name}-{}", random_hex()?));
+        let dest = dir.join(format!("{name}-{}", random_hex(8)));
         let moved = std::fs::rename(path, &dest).or_else(|e| {
             if e.kind() == std::io::ErrorKind::NotFound && path.exists() {
                 // The trash directory is made on first use.
@@ -411,14 +389,4 @@ impl Parts {
         }
         Ok(n)
     }
-}
-
-fn random_hex() -> Result<String> {
-    let mut b = [0u8; 8];
-    let mut got = 0;
-    while got < b.len() {
-        got += rustix::rand::getrandom(&mut b[got..], rustix::rand::GetRandomFlags::empty())
-            .map_err(|e| StoreError::io("getrandom", "/dev/urandom")(e.into()))?;
-    }
-    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
 }

@@ -295,8 +295,8 @@ pub fn generate(spec: &Spec, dir: &Path, reference: &str) -> Result<Image, Synth
             "created_by": format!("strata bench images {spec} (layer {i})"),
         })).collect::<Vec<_>>(),
     });
-    let config_bytes = serde_json::to_vec(&config)
-        .map_err(|e| io("encode", dir)(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?;
+    // A JSON value always serializes (compact, keys sorted): no error to handle.
+    let config_bytes = config.to_string().into_bytes();
     let config_digest = put_blob(&blobs, &config_bytes)?;
     let manifest = json!({
         "schemaVersion": 2,
@@ -312,8 +312,7 @@ pub fn generate(spec: &Spec, dir: &Path, reference: &str) -> Result<Image, Synth
             "size": l.size,
         })).collect::<Vec<_>>(),
     });
-    let manifest_bytes = serde_json::to_vec(&manifest)
-        .map_err(|e| io("encode", dir)(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?;
+    let manifest_bytes = manifest.to_string().into_bytes();
     let manifest_digest = put_blob(&blobs, &manifest_bytes)?;
     let index = json!({
         "schemaVersion": 2,
