@@ -155,10 +155,12 @@ fn bench_compare_marks_significant_changes() {
         schema: SCHEMA.into(),
         started: "2026-12-07T16:00:00Z".into(),
         machine: Machine::this(),
+        settings: Default::default(),
         measurements: vec![
             Measurement::new("pull", "strata", "s", pull).expect("samples"),
             Measurement::new("rmi", "strata", "s", base.clone()).expect("samples"),
         ],
+        skipped: Vec::new(),
     };
     let dir = s.scratch();
     std::fs::create_dir_all(&dir).expect("scratch");

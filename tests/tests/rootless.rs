@@ -1509,3 +1509,83 @@ fn privileged_rootless_build_runs_steps_and_caches() {
         "a rootless rebuild is fully cached: {again}"
     );
 }
+
+/// `strata bench run` as a rootless user (issue 16): the drivers that work rootless are
+/// measured (overlay with userxattr, fuse-overlay, vfs, with containers started), btrfs and
+/// the cache dropping are skipped with why, and nothing is left: no scratch directory, no
+/// runroot, no mount.
+#[test]
+fn privileged_rootless_bench_runs_the_rootless_drivers_and_leaves_nothing() {
+    if !require_privileged(
+        "rootless_bench",
+        "runs strata bench as a rootless user (runuser, newuidmap)",
+    ) {
+        return;
+    }
+    let s = Session::new(USER, true);
+    let out = s.path("work/out");
+    let o = s.run(&[
+        "bench",
+        "run",
+        "--profile",
+        "quick",
+        "--drivers",
+        "overlay,fuse-overlay,vfs,btrfs",
+        "--workloads",
+        "empty,apply,create+mount,start,io",
+        "--cold",
+        "--scratch",
+        &s.path("work").to_string_lossy(),
+        "-o",
+        &out.to_string_lossy(),
+    ]);
+    assert!(
+        o.status.success(),
+        "rootless strata bench run: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let file = strata_plugin_benchkit::results::ResultFile::read(&out.join("results.json"))
+        .expect("a valid result file");
+    for d in ["overlay", "fuse-overlay", "vfs"] {
+        for w in [
+            "apply",
+            "create+mount",
+            "start",
+            "io-seq-write",
+            "copy-up-small",
+        ] {
+            assert!(
+                file.measurements.iter().any(|m| m.workload == w
+                    && m.tool == "strata"
+                    && m.driver.as_deref() == Some(d)),
+                "no {w} on {d}; skipped: {:?}",
+                file.skipped
+            );
+        }
+    }
+    let why = |what: &str| {
+        file.skipped
+            .iter()
+            .find(|s| s.what == what)
+            .map(|s| s.why.clone())
+            .unwrap_or_else(|| panic!("{what} is not skipped: {:?}", file.skipped))
+    };
+    assert!(why("driver btrfs").contains("needs root"));
+    assert!(why("cold caches").contains("drop_caches"));
+    assert!(why("tool podman").contains("rootless"));
+    let left: Vec<_> = std::fs::read_dir(s.path("work"))
+        .expect("work")
+        .flatten()
+        .map(|e| e.file_name())
+        .filter(|n| n != "out")
+        .collect();
+    assert!(left.is_empty(), "the run left {left:?}");
+    let runroots: Vec<_> = std::fs::read_dir(s.path("run"))
+        .expect("run")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("strata-bench-"))
+        .collect();
+    assert!(runroots.is_empty(), "runroots left: {runroots:?}");
+    assert!(s.mounts_left().is_empty(), "{:?}", s.mounts_left());
+}

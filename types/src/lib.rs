@@ -8,7 +8,8 @@
 //! - user-namespace id maps ([`IdMap`]) with the pure parsers of `/proc/PID/uid_map` and
 //!   `/etc/subuid` text ([`idmap`]).
 //!
-//! - this machine's architecture in OCI's spelling ([`arch`]).
+//! - this machine's architecture in OCI's spelling ([`arch`]);
+//! - RFC 3339 times ([`time`]).
 //!
 //! It is deliberately tiny and dependency-light, and does no I/O: callers read the files.
 
@@ -19,6 +20,7 @@ pub mod idmap;
 mod ids;
 mod kind;
 mod mounts;
+pub mod time;
 mod whiteout;
 
 pub use change::{Change, ChangeKind};

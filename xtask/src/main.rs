@@ -73,9 +73,11 @@ enum Task {
         #[arg(long, default_value = "/usr/local")]
         prefix: PathBuf,
     },
-    /// The benchmarks (as root): storage (Strata vs containers-storage vs GNU tar) and pulls
-    /// (Strata vs podman and skopeo), side by side.
-    /// Extra arguments go to `strata-bench` (see `cargo xtask bench -- --help`).
+    /// The benchmark, as users run it: builds the release binary and plugins and runs
+    /// `strata bench run` (default: `--profile standard -o <target>/bench`); extra arguments
+    /// go to it (`cargo xtask bench -- --profile full`). `cargo xtask bench legacy -- ARGS`
+    /// runs the older developer harness (`benches/`: build, CRI, bare crun, before/after
+    /// builds) with ARGS (see `cargo xtask bench legacy -- --help`).
     Bench {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
@@ -213,15 +215,35 @@ fn run(task: Task) -> Result<()> {
             ]))?;
             let release = ws.target.join("release");
             install_plugins(&release, &release.join("lib/strata/plugins"))?;
-            let json = ws.target.join("bench-results.json");
-            process::run(
-                std::process::Command::new(ws.target.join("release/strata-bench"))
-                    .arg("--strata")
-                    .arg(ws.target.join("release/strata"))
-                    .arg("--json")
-                    .arg(&json)
-                    .args(args),
-            )
+            if args.first().map(String::as_str) == Some("legacy") {
+                let json = ws.target.join("bench-results.json");
+                return process::run(
+                    std::process::Command::new(ws.target.join("release/strata-bench"))
+                        .arg("--strata")
+                        .arg(ws.target.join("release/strata"))
+                        .arg("--json")
+                        .arg(&json)
+                        .args(args.iter().skip(1).filter(|a| *a != "--")),
+                );
+            }
+            // The same code users run: `strata bench run`, from the release build.
+            let given = |flag: &str| {
+                args.iter()
+                    .any(|a| a == flag || a.starts_with(&format!("{flag}=")))
+            };
+            let mut cmd = std::process::Command::new(release.join("strata"));
+            cmd.args(["bench", "run"]);
+            if !given("--profile") {
+                cmd.args(["--profile", "standard"]);
+            }
+            if !given("-o") && !given("--output") {
+                let out = ws.target.join("bench");
+                if out.exists() {
+                    std::fs::remove_dir_all(&out)?;
+                }
+                cmd.arg("-o").arg(&out);
+            }
+            process::run(cmd.args(args.iter().filter(|a| *a != "--")))
         }
     }
 }

@@ -73,6 +73,9 @@ pub const TEST_PACKAGES: &[&str] = &[
     // The seccomp tests' syscall probe is built static with the host's C compiler.
     "gcc",
     "libc6-dev",
+    // The bench report's browser test opens report.html in headless Chromium to prove it
+    // renders with no console errors (plugins/benchkit/tests/report_browser.rs).
+    "chromium",
 ];
 
 /// What `cargo xtask bench` needs beyond the test packages: the reference tools it compares

@@ -45,6 +45,98 @@ pub struct Machine {
     pub cpu: String,
     pub cpus: usize,
     pub memory_bytes: u64,
+    /// The filesystem the run's scratch directory was on (absent in files that measured no
+    /// storage, such as hand-made ones).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filesystem: Option<Filesystem>,
+}
+
+/// A mounted filesystem, as `/proc/self/mountinfo` describes it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Filesystem {
+    /// The directory measured.
+    pub path: String,
+    /// Where the filesystem holding it is mounted.
+    pub mount_point: String,
+    /// `ext4`, `xfs`, `btrfs`, `tmpfs`, ...
+    pub fstype: String,
+    /// The mount's options and the filesystem's own (`rw,relatime` and `rw,errors=remount-ro`).
+    pub options: String,
+    /// What is mounted: a block device (`/dev/loop3`, `/dev/vda`) or a name (`tmpfs`).
+    pub source: String,
+    /// For a loop device, the file behind it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backing_file: Option<String>,
+}
+
+impl Filesystem {
+    /// The filesystem holding `path` (the mount with the longest mount point that is a prefix
+    /// of it); `None` when mountinfo cannot be read or `path` is not absolute.
+    pub fn of(path: &Path) -> Option<Filesystem> {
+        let path = std::fs::canonicalize(path).ok()?;
+        let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+        let mut best: Option<Filesystem> = None;
+        for line in info.lines() {
+            // id parent major:minor root mount-point mount-options [optional...] - fstype source super-options
+            let Some((left, right)) = line.split_once(" - ") else {
+                continue;
+            };
+            let l: Vec<&str> = left.split(' ').collect();
+            let r: Vec<&str> = right.split(' ').collect();
+            if l.len() < 6 || r.len() < 3 {
+                continue;
+            }
+            let mount_point = unescape(l[4]);
+            if !path.starts_with(&mount_point) {
+                continue;
+            }
+            if best
+                .as_ref()
+                .is_some_and(|b| b.mount_point.len() > mount_point.len())
+            {
+                continue;
+            }
+            let source = unescape(r[1]);
+            let backing_file = source
+                .strip_prefix("/dev/")
+                .filter(|d| d.starts_with("loop"))
+                .and_then(|d| {
+                    std::fs::read_to_string(format!("/sys/block/{d}/loop/backing_file")).ok()
+                })
+                .map(|f| f.trim().to_owned());
+            best = Some(Filesystem {
+                path: path.to_string_lossy().into_owned(),
+                mount_point,
+                fstype: r[0].to_owned(),
+                options: format!("{},{}", l[5], r[2]),
+                source,
+                backing_file,
+            });
+        }
+        best
+    }
+}
+
+/// Undoes mountinfo's octal escapes (`\040` for a space).
+fn unescape(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 4 <= b.len() {
+            if let Some(v) = s
+                .get(i + 1..i + 4)
+                .and_then(|o| u8::from_str_radix(o, 8).ok())
+            {
+                out.push(v);
+                i += 4;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 impl Machine {
@@ -68,6 +160,7 @@ impl Machine {
             cpu,
             cpus: std::thread::available_parallelism().map_or(0, usize::from),
             memory_bytes,
+            filesystem: None,
         }
     }
 }
@@ -122,7 +215,22 @@ pub struct ResultFile {
     pub schema: String,
     pub started: String,
     pub machine: Machine,
+    /// How the run was asked for (`runs`, `warmup`, `cold`, `profile`, `image`, ...), as the
+    /// user gave it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub settings: BTreeMap<String, String>,
     pub measurements: Vec<Measurement>,
+    /// Drivers, tools and workloads the run could not measure, with why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<Skipped>,
+}
+
+/// Something a run left out.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Skipped {
+    /// `driver btrfs`, `tool podman`, `workload pull on vfs`, ...
+    pub what: String,
+    pub why: String,
 }
 
 impl ResultFile {
@@ -239,7 +347,9 @@ mod tests {
             schema: SCHEMA.into(),
             started: "2026-12-07T16:00:00Z".into(),
             machine: Machine::this(),
+            settings: BTreeMap::new(),
             measurements,
+            skipped: Vec::new(),
         }
     }
 

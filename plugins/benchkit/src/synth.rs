@@ -263,6 +263,16 @@ fn oci_arch() -> &'static str {
 /// Writes the image `spec` describes into `dir` (made if missing; it must be empty) as an OCI
 /// layout whose index names it `reference`.
 pub fn generate(spec: &Spec, dir: &Path, reference: &str) -> Result<Image, SynthError> {
+    generate_with(spec, None, dir, reference)
+}
+
+/// [`generate`], with `extra`'s layer on top when given.
+pub fn generate_with(
+    spec: &Spec,
+    extra: Option<&Extra>,
+    dir: &Path,
+    reference: &str,
+) -> Result<Image, SynthError> {
     if dir.exists() {
         let empty = std::fs::read_dir(dir)
             .map_err(io("read", dir))?
@@ -282,7 +292,10 @@ pub fn generate(spec: &Spec, dir: &Path, reference: &str) -> Result<Image, Synth
     for i in 0..spec.layers {
         layers.push(write_layer(spec, i, &blobs, &mut contents, &mut live)?);
     }
-    let config = json!({
+    if let Some(extra) = extra {
+        layers.push(write_extra_layer(spec, extra, &blobs)?);
+    }
+    let mut config = json!({
         "architecture": oci_arch(),
         "os": "linux",
         "config": {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]},
@@ -295,6 +308,9 @@ pub fn generate(spec: &Spec, dir: &Path, reference: &str) -> Result<Image, Synth
             "created_by": format!("strata bench images {spec} (layer {i})"),
         })).collect::<Vec<_>>(),
     });
+    if extra.is_some_and(|e| e.busybox.is_some()) {
+        config["config"]["Cmd"] = json!(["/bin/sh"]);
+    }
     // A JSON value always serializes (compact, keys sorted): no error to handle.
     let config_bytes = config.to_string().into_bytes();
     let config_digest = put_blob(&blobs, &config_bytes)?;
@@ -366,12 +382,7 @@ fn write_layer(
     contents: &mut Vec<u64>,
     live: &mut Vec<String>,
 ) -> Result<LayerInfo, SynthError> {
-    let tmp = blobs.join(format!(".layer-{i}-{}.tmp", std::process::id()));
-    let file = File::create(&tmp).map_err(io("create", &tmp))?;
-    let compressed = HashingWriter::new(BufWriter::with_capacity(1 << 20, file));
-    let gz = GzEncoder::new(compressed, flate2::Compression::default());
-    let mut tar = tar::Builder::new(HashingWriter::new(gz));
-    let fail = io("write", &tmp);
+    let LayerSink { mut tar, tmp } = LayerSink::create(blobs, &format!("layer-{i}"))?;
     let mut choose = SplitMix64::derive(spec.seed ^ CHOICE_STREAM, u64::from(i));
 
     // Whiteouts first in the layer's own order: pick among files of lower layers.
@@ -427,23 +438,102 @@ fn write_layer(
         Ok((spec.files, bytes))
     })();
     let (files, content_bytes) = entries.map_err(io("write", &tmp))?;
-    let raw = tar.into_inner().map_err(io("write", &tmp))?;
-    let (diff_id, tar_size, gz) = raw.finish();
-    let compressed = gz.finish().map_err(io("compress", &tmp))?;
-    let (digest, size, mut out) = compressed.finish();
-    out.flush().map_err(fail)?;
-    drop(out);
-    let dest = blobs.join(digest.hex());
-    std::fs::rename(&tmp, &dest).map_err(io("rename", &dest))?;
-    Ok(LayerInfo {
-        digest,
-        size,
-        diff_id,
-        tar_size,
-        files,
-        whiteouts: deleted.len() as u32,
-        content_bytes,
-    })
+    let mut info = LayerSink { tar, tmp }.finish(blobs)?;
+    info.files = files;
+    info.whiteouts = deleted.len() as u32;
+    info.content_bytes = content_bytes;
+    Ok(info)
+}
+
+/// A layer being written: a tar stream, hashed (diff ID), gzipped, hashed again (digest), into
+/// a temporary file among the blobs that [`LayerSink::finish`] renames to its digest.
+struct LayerSink {
+    tar: tar::Builder<HashingWriter<GzEncoder<HashingWriter<BufWriter<File>>>>>,
+    tmp: PathBuf,
+}
+
+impl LayerSink {
+    fn create(blobs: &Path, name: &str) -> Result<LayerSink, SynthError> {
+        let tmp = blobs.join(format!(".{name}-{}.tmp", std::process::id()));
+        let file = File::create(&tmp).map_err(io("create", &tmp))?;
+        let compressed = HashingWriter::new(BufWriter::with_capacity(1 << 20, file));
+        let gz = GzEncoder::new(compressed, flate2::Compression::default());
+        Ok(LayerSink {
+            tar: tar::Builder::new(HashingWriter::new(gz)),
+            tmp,
+        })
+    }
+
+    /// Ends the tar and stores the blob; the counts of the returned info are zero.
+    fn finish(self, blobs: &Path) -> Result<LayerInfo, SynthError> {
+        let tmp = self.tmp;
+        let raw = self.tar.into_inner().map_err(io("write", &tmp))?;
+        let (diff_id, tar_size, gz) = raw.finish();
+        let compressed = gz.finish().map_err(io("compress", &tmp))?;
+        let (digest, size, mut out) = compressed.finish();
+        out.flush().map_err(io("write", &tmp))?;
+        drop(out);
+        let dest = blobs.join(digest.hex());
+        std::fs::rename(&tmp, &dest).map_err(io("rename", &dest))?;
+        Ok(LayerInfo {
+            digest,
+            size,
+            diff_id,
+            tar_size,
+            files: 0,
+            whiteouts: 0,
+            content_bytes: 0,
+        })
+    }
+}
+
+/// What `strata bench run` adds on top of a synthetic image, in one more layer: a file to
+/// copy up and read (`bench/large`, `large_file` bytes drawn from the seed), and, given a
+/// static busybox from the host, `/bin/busybox` with `/bin/sh` and `/bin/true` linked to it
+/// so that containers of the image can start.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Extra {
+    pub large_file: u64,
+    pub busybox: Option<PathBuf>,
+}
+
+const EXTRA_STREAM: u64 = 0x4558;
+
+fn write_extra_layer(spec: &Spec, extra: &Extra, blobs: &Path) -> Result<LayerInfo, SynthError> {
+    let LayerSink { mut tar, tmp } = LayerSink::create(blobs, "extra")?;
+    let mut files = 0;
+    let written = (|| -> std::io::Result<u64> {
+        let mut h = header(tar::EntryType::Directory, 0o755, 0);
+        tar.append_data(&mut h, "bench/", std::io::empty())?;
+        let mut h = header(tar::EntryType::Regular, 0o644, extra.large_file);
+        let data = Content {
+            rng: SplitMix64::derive(spec.seed ^ EXTRA_STREAM, 0),
+            left: extra.large_file,
+        };
+        tar.append_data(&mut h, "bench/large", data)?;
+        files += 1;
+        let mut bytes = extra.large_file;
+        if let Some(busybox) = &extra.busybox {
+            let f = File::open(busybox)?;
+            let len = f.metadata()?.len();
+            let mut h = header(tar::EntryType::Directory, 0o755, 0);
+            tar.append_data(&mut h, "bin/", std::io::empty())?;
+            let mut h = header(tar::EntryType::Regular, 0o755, len);
+            tar.append_data(&mut h, "bin/busybox", f)?;
+            for link in ["sh", "true"] {
+                let mut h = header(tar::EntryType::Symlink, 0o777, 0);
+                tar.append_link(&mut h, format!("bin/{link}"), "busybox")?;
+            }
+            files += 1;
+            bytes += len;
+        }
+        Ok(bytes)
+    })();
+    let content_bytes = written.map_err(io("write", &tmp))?;
+    let mut info = LayerSink { tar, tmp }.finish(blobs)?;
+    info.files = files;
+    info.content_bytes = content_bytes;
+    Ok(info)
 }
 
 #[cfg(test)]

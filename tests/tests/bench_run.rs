@@ -1,0 +1,375 @@
+//! `strata bench run` end to end (issue 16): the one-minute profile measures every workload on
+//! the drivers this host runs, beside skopeo, containers-storage, podman, buildah and
+//! fuse-overlayfs, writes a valid result file and its report, says what it skipped and why,
+//! and leaves nothing behind: no mounts, no loop devices, no directories, also when
+//! interrupted with Ctrl-C.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use strata_plugin_benchkit::results::ResultFile;
+use strata_tests::cli::mounts_below;
+use strata_tests::{require_privileged, Strata};
+
+/// Loop devices whose backing file is below `dir`.
+fn loops_below(dir: &Path) -> Vec<String> {
+    std::fs::read_dir("/sys/block")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let f = std::fs::read_to_string(e.path().join("loop/backing_file")).ok()?;
+            f.trim()
+                .starts_with(&*dir.to_string_lossy())
+                .then(|| e.file_name().to_string_lossy().into_owned())
+        })
+        .collect()
+}
+
+/// The runs' runroot directories in /run.
+fn strata_bench_dirs() -> BTreeSet<String> {
+    std::fs::read_dir("/run")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("strata-bench-"))
+        .collect()
+}
+
+fn assert_nothing_left(scratch: &Path) {
+    let left: Vec<String> = std::fs::read_dir(scratch)
+        .expect("read the scratch")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(left.is_empty(), "the run left {left:?} in its scratch");
+    assert!(
+        mounts_below(scratch).is_empty(),
+        "{:?}",
+        mounts_below(scratch)
+    );
+    assert!(
+        loops_below(scratch).is_empty(),
+        "{:?}",
+        loops_below(scratch)
+    );
+}
+
+#[test]
+fn the_quick_profile_measures_every_workload_beside_the_reference_tools() {
+    if !require_privileged(
+        "bench_run::the_quick_profile_measures_every_workload_beside_the_reference_tools",
+        "overlay and btrfs loop mounts, podman and containers-storage as root",
+    ) {
+        return;
+    }
+    let s = Strata::new("overlay");
+    let scratch = s.scratch().join("bench-scratch");
+    std::fs::create_dir_all(&scratch).expect("scratch");
+    let out = s.scratch().join("out");
+    let t = Instant::now();
+    let runs_before = strata_bench_dirs();
+    let o = s
+        .bare_command()
+        .args(["bench", "run", "--profile", "quick"])
+        .args(["--drivers", "overlay,fuse-overlay,vfs,btrfs,devicemapper"])
+        .args([
+            "--against",
+            "skopeo,containers-storage,podman,buildah,fuse-overlayfs",
+        ])
+        .arg("--scratch")
+        .arg(&scratch)
+        .arg("-o")
+        .arg(&out)
+        .output()
+        .expect("run strata bench");
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "strata bench run failed: {stderr}");
+    eprintln!("quick profile: {:.0} s", t.elapsed().as_secs_f64());
+    assert_nothing_left(&scratch);
+    assert_eq!(
+        strata_bench_dirs(),
+        runs_before,
+        "the run left its runroots in /run"
+    );
+
+    let file = ResultFile::read(&out.join("results.json")).expect("a valid result file");
+    assert_eq!(
+        file.settings.get("profile").map(String::as_str),
+        Some("quick")
+    );
+    let fs = file
+        .machine
+        .filesystem
+        .as_ref()
+        .expect("the scratch's filesystem");
+    assert!(!fs.fstype.is_empty() && !fs.source.is_empty(), "{fs:?}");
+    assert!(file.machine.cpus > 0 && file.machine.memory_bytes > 0);
+
+    let has = |workload: &str, tool: &str, driver: Option<&str>| {
+        file.measurements
+            .iter()
+            .any(|m| m.workload == workload && m.tool == tool && m.driver.as_deref() == driver)
+    };
+    // Strata on every driver this machine runs, every workload.
+    for d in ["overlay", "fuse-overlay", "vfs", "btrfs"] {
+        for w in [
+            "pull",
+            "apply",
+            "apply-rate",
+            "create+mount",
+            "start",
+            "io-seq-write",
+            "io-seq-read",
+            "io-seq-read-rate",
+            "io-small-files",
+            "io-find",
+            "io-tar",
+            "copy-up-large",
+            "copy-up-small",
+            "copy-up-meta",
+            "depth",
+            "concurrency",
+            "space-image",
+            "space-container",
+            "rmi",
+            "gc",
+        ] {
+            assert!(
+                has(w, "strata", Some(d)),
+                "no {w} of strata on {d}; skipped: {:?}",
+                file.skipped
+            );
+        }
+    }
+    // The reference tools beside it.
+    for (w, tool) in [
+        ("pull", "skopeo"),
+        ("pull", "podman"),
+        ("apply", "skopeo"),
+        ("create+mount", "containers-storage"),
+        ("create+mount", "buildah"),
+        ("start", "podman"),
+        ("depth", "containers-storage"),
+        ("space-image", "containers-storage"),
+        ("rmi", "podman"),
+    ] {
+        for d in ["overlay", "vfs"] {
+            assert!(
+                has(w, tool, Some(d)),
+                "no {w} of {tool} on {d}; skipped: {:?}",
+                file.skipped
+            );
+        }
+    }
+    assert!(has("io-seq-read", "fuse-overlayfs", Some("fuse-overlay")));
+    assert!(
+        has("empty", "harness", None),
+        "the harness's overhead is measured"
+    );
+    // Nothing of Strata or of a reference tool on a driver it supports failed.
+    let failed: Vec<_> = file
+        .skipped
+        .iter()
+        .filter(|s| !s.what.starts_with("driver ") && !s.what.starts_with("tool "))
+        .collect();
+    assert!(failed.is_empty(), "sides failed: {failed:?}");
+    // What this machine cannot do is said, with why.
+    let dm = file
+        .skipped
+        .iter()
+        .find(|s| s.what == "driver devicemapper")
+        .expect("devicemapper is skipped here (no device-mapper in this kernel)");
+    assert!(dm.why.contains("device-mapper"), "{dm:?}");
+
+    // Scaling points, statistics and sanity of the numbers.
+    let depths: BTreeSet<String> = file
+        .measurements
+        .iter()
+        .filter(|m| {
+            m.workload == "depth" && m.tool == "strata" && m.driver.as_deref() == Some("overlay")
+        })
+        .filter_map(|m| m.params.get("depth").cloned())
+        .collect();
+    assert_eq!(depths, ["1", "2", "4", "8"].map(String::from).into());
+    let ns: BTreeSet<String> = file
+        .measurements
+        .iter()
+        .filter(|m| m.workload == "concurrency" && m.tool == "strata")
+        .filter_map(|m| m.params.get("n").cloned())
+        .collect();
+    assert_eq!(ns, ["1", "2", "4"].map(String::from).into());
+    for m in &file.measurements {
+        assert!(
+            m.summary.n >= 1 && m.samples.iter().all(|v| *v >= 0.0),
+            "{}",
+            m.key()
+        );
+        if m.unit == "s" && m.workload != "empty" {
+            assert!(
+                (3..=5).contains(&m.summary.n),
+                "{}: {} samples, the quick profile takes 3 to 5",
+                m.key(),
+                m.summary.n
+            );
+        }
+        let (lo, hi) = m.summary.median_ci;
+        assert!(
+            lo <= m.summary.median && m.summary.median <= hi,
+            "{}",
+            m.key()
+        );
+    }
+    let image = file
+        .measurements
+        .iter()
+        .find(|m| {
+            m.workload == "space-image" && m.tool == "strata" && m.driver.as_deref() == Some("vfs")
+        })
+        .expect("space of the image on vfs");
+    // The quick image holds 3 x 200 files of 1 to 16 KiB and an 8 MiB file.
+    assert!(
+        image.summary.median > 8.0 * 1024.0 * 1024.0,
+        "{}",
+        image.summary.median
+    );
+
+    // The report.
+    for f in ["report.html", "summary.md"] {
+        let p = out.join(f);
+        assert!(p.is_file(), "{} is missing", p.display());
+    }
+    let html = std::fs::read_to_string(out.join("report.html")).expect("report");
+    assert!(html.contains("<svg"), "the report has its plots inline");
+    let plots = std::fs::read_dir(out.join("plots")).expect("plots").count();
+    assert!(plots >= 5, "{plots} plots");
+}
+
+#[test]
+fn ctrl_c_stops_the_run_and_cleans_up() {
+    if !require_privileged(
+        "bench_run::ctrl_c_stops_the_run_and_cleans_up",
+        "a loop-mounted scratch filesystem",
+    ) {
+        return;
+    }
+    let s = Strata::new("overlay");
+    let scratch = s.scratch().join("bench-scratch");
+    std::fs::create_dir_all(&scratch).expect("scratch");
+    let mut child = s
+        .bare_command()
+        .args([
+            "bench",
+            "run",
+            "--profile",
+            "standard",
+            "--scratch-fs",
+            "ext4",
+        ])
+        .args(["--drivers", "overlay,vfs", "--against", "none"])
+        .args(["--workloads", "create+mount,depth"])
+        .arg("--scratch")
+        .arg(&scratch)
+        .arg("-o")
+        .arg(s.scratch().join("out"))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start strata bench");
+    // Interrupt once containers are mounted (their runroots are in /run/strata-bench-PID:
+    // podman needs short runroot paths) and the scratch filesystem is loop-mounted.
+    let runroots = Path::new("/run").join(format!("strata-bench-{}", child.id()));
+    let t = Instant::now();
+    while mounts_below(&scratch).is_empty() || mounts_below(&runroots).len() < 2 {
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "the run mounted nothing in a minute"
+        );
+        assert!(
+            child.try_wait().ok().flatten().is_none(),
+            "the run ended early"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let pid = rustix::process::Pid::from_child(&child);
+    rustix::process::kill_process(pid, rustix::process::Signal::INT).expect("send SIGINT");
+    let t = Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("wait") {
+            break st;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "the run did not stop within a minute of Ctrl-C"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut e, &mut err);
+    }
+    assert_eq!(status.code(), Some(130), "{err}");
+    assert!(err.contains("interrupted"), "{err}");
+    assert_nothing_left(&scratch);
+    assert!(
+        mounts_below(&runroots).is_empty(),
+        "{:?}",
+        mounts_below(&runroots)
+    );
+    assert!(!runroots.exists(), "{} is left", runroots.display());
+    assert!(
+        !s.scratch().join("out").join("results.json").exists(),
+        "an interrupted run writes no results"
+    );
+}
+
+#[test]
+fn bad_requests_get_clear_errors() {
+    let s = Strata::new("vfs");
+    let out = s.scratch().join("out");
+    for (args, want) in [
+        (vec!["--drivers", "zfs"], "unknown driver"),
+        (vec!["--workloads", "nope"], "unknown workload"),
+        (vec!["--against", "docker"], "unknown reference tool"),
+        (
+            vec!["--profile", "huge"],
+            "possible values: quick, standard, full",
+        ),
+        (vec!["--synthetic", "layers=0"], "layers"),
+        (vec!["--image", "docker://busybox"], "OCI layout"),
+        (vec!["--image", "oci:/nonexistent"], "not an OCI layout"),
+    ] {
+        let o = s
+            .bare_command()
+            .args(["bench", "run", "--scratch"])
+            .arg(s.scratch())
+            .arg("-o")
+            .arg(&out)
+            .args(&args)
+            .output()
+            .expect("run strata bench");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{args:?} succeeded");
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
+    // An occupied output directory is refused before anything runs.
+    std::fs::create_dir_all(&out).expect("out");
+    std::fs::write(out.join("results.json"), "{}").expect("write");
+    let o = s
+        .bare_command()
+        .args([
+            "bench",
+            "run",
+            "--profile",
+            "quick",
+            "--workloads",
+            "empty",
+            "-o",
+        ])
+        .arg(&out)
+        .output()
+        .expect("run strata bench");
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not empty"));
+}
