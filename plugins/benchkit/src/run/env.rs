@@ -498,11 +498,15 @@ impl Env {
         })
     }
 
-    /// `strata` with no store options, for what needs none (`copy` between layouts and
-    /// registries).
+    /// `strata` for what needs no store (`copy` between a layout and a registry), pointed at
+    /// the run's directories all the same, so that the user's store is never opened.
     fn strata_global(&self) -> Command {
         let mut c = Command::new(&self.strata);
-        c.env("STRATA_CONFIG", self.work.join("strata.toml"));
+        c.arg("--root")
+            .arg(self.work.join("client"))
+            .arg("--runroot")
+            .arg(self.short.join("client"))
+            .env("STRATA_CONFIG", self.work.join("strata.toml"));
         c
     }
 

@@ -188,8 +188,8 @@ impl Profile {
             name: "standard",
             policy: RunPolicy {
                 min_runs: 10,
-                max_runs: 30,
-                target: 0.03,
+                max_runs: 20,
+                target: 0.05,
             },
             warmup: 2,
             image: "layers=5,files=1000,dirs=50,size=1k..128k,dup=0.1,whiteouts=0.02,seed=1",

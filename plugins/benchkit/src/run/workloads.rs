@@ -221,12 +221,20 @@ fn apply(env: &Env, ctx: &Ctx<'_>, out: &mut Outcome) -> Result<(), RunError> {
     measure(ctx, &|| env.drop_caches(), "apply", sides, out)
 }
 
-/// Creates a container of `bench` and mounts it with `tool` on `s`; its mount point.
-fn create_and_mount(tool: &str, s: &Store) -> Result<PathBuf, RunError> {
-    let path = match tool {
+/// A container a sample made, to remove after it (untimed), so that every sample finds the
+/// store as the first did and vfs copies do not pile up until the disk is full.
+struct Made {
+    id: String,
+    path: PathBuf,
+}
+
+/// Creates a container of `bench` and mounts it with `tool` on `s`.
+fn create_and_mount(tool: &str, s: &Store) -> Result<Made, RunError> {
+    let (id, path) = match tool {
         "strata" => {
             let id = last_line(&output(s.strata().args(["storage", "create", NAME]))?);
-            output(s.strata().args(["storage", "mount", &id]))?
+            let path = output(s.strata().args(["storage", "mount", &id]))?;
+            (id, path)
         }
         "buildah" => {
             let id = last_line(&output(s.buildah().args([
@@ -235,15 +243,41 @@ fn create_and_mount(tool: &str, s: &Store) -> Result<PathBuf, RunError> {
                 "--quiet",
                 CS_NAME,
             ]))?);
-            output(s.buildah().args(["mount", &id]))?
+            let path = output(s.buildah().args(["mount", &id]))?;
+            (id, path)
         }
         _ => {
             let id = last_line(&output(s.cs().args(["create-container", CS_NAME]))?);
             let id = id.split_whitespace().last().unwrap_or_default().to_owned();
-            output(s.cs().args(["mount", &id]))?
+            let path = output(s.cs().args(["mount", &id]))?;
+            (id, path)
         }
     };
-    Ok(PathBuf::from(last_line(&path)))
+    Ok(Made {
+        id,
+        path: PathBuf::from(last_line(&path)),
+    })
+}
+
+/// Removes what [`create_and_mount`] made.
+fn remove(tool: &str, s: &Store, made: &Made) -> Result<(), RunError> {
+    match tool {
+        "strata" => output(s.strata().args(["storage", "rm", &made.id])).map(drop),
+        "buildah" => output(s.buildah().args(["rm", &made.id])).map(drop),
+        _ => {
+            output(s.cs().args(["unmount", &made.id]))?;
+            output(s.cs().args(["delete-container", &made.id])).map(drop)
+        }
+    }
+}
+
+/// Times a create + mount, then removes the container.
+fn timed_create_mount(tool: &str, s: &Store) -> Result<f64, RunError> {
+    let t0 = Instant::now();
+    let made = create_and_mount(tool, s)?;
+    let secs = t0.elapsed().as_secs_f64();
+    remove(tool, s, &made)?;
+    Ok(secs)
 }
 
 /// Stores of the image for strata and `refs` on every driver (those that failed skipped).
@@ -283,9 +317,7 @@ fn create_mount(env: &Env, ctx: &Ctx<'_>, out: &mut Outcome) -> Result<(), RunEr
         .iter()
         .map(|(t, d, s)| {
             Side::new("create+mount", t, Some(d.as_str()), move || {
-                let t0 = Instant::now();
-                create_and_mount(t, s)?;
-                Ok(t0.elapsed().as_secs_f64())
+                timed_create_mount(t, s)
             })
         })
         .collect();
@@ -355,7 +387,7 @@ fn io(env: &Env, ctx: &Ctx<'_>, out: &mut Outcome) -> Result<(), RunError> {
                 continue;
             };
             match create_and_mount(t, &s) {
-                Ok(m) => stores.push((t, d.clone(), s, m)),
+                Ok(m) => stores.push((t, d.clone(), s, m.path)),
                 Err(e) => {
                     out.skip(what, format!("setup failed: {e}"));
                     s.remove();
@@ -418,7 +450,9 @@ fn io(env: &Env, ctx: &Ctx<'_>, out: &mut Outcome) -> Result<(), RunError> {
                     let files = lower_files(m, k);
                     let side = Side::new(op, t, Some(d.as_str()), move || {
                         let fresh = create_and_mount(t, s)?;
-                        copy_up(op, &fresh, &files)
+                        let secs = copy_up(op, &fresh.path, &files);
+                        remove(t, s, &fresh)?;
+                        secs
                     });
                     if op == "copy-up-large" {
                         side
@@ -612,9 +646,7 @@ fn depth(env: &Env, ctx: &Ctx<'_>, out: &mut Outcome) -> Result<(), RunError> {
             .iter()
             .map(|(t, d, s)| {
                 Side::new("depth", t, Some(d.as_str()), move || {
-                    let t0 = Instant::now();
-                    create_and_mount(t, s)?;
-                    Ok(t0.elapsed().as_secs_f64())
+                    timed_create_mount(t, s)
                 })
                 .param("depth", depth)
             })
@@ -649,7 +681,16 @@ fn concurrency(env: &Env, ctx: &Ctx<'_>, out: &mut Outcome) -> Result<(), RunErr
                 if *t != "podman" {
                     sides.push(
                         Side::new("concurrency", t, Some(d.as_str()), move || {
-                            batch(n, || create_and_mount(t, s).map(drop))
+                            let made = std::sync::Mutex::new(Vec::new());
+                            let secs = batch(n, || {
+                                let m = create_and_mount(t, s)?;
+                                made.lock().unwrap_or_else(|e| e.into_inner()).push(m);
+                                Ok(())
+                            });
+                            for m in made.into_inner().unwrap_or_else(|e| e.into_inner()) {
+                                remove(t, s, &m)?;
+                            }
+                            secs
                         })
                         .param("n", n)
                         .param("op", "create+mount"),
@@ -698,14 +739,26 @@ fn batch(n: usize, f: impl Fn() -> Result<(), RunError> + Sync) -> Result<f64, R
     Ok(secs)
 }
 
-/// Bytes allocated below `dir` (each inode once; other filesystems mounted inside skipped:
-/// container mounts count in their layers, not twice).
+/// Bytes the store at `dir` takes on disk. On btrfs, `btrfs filesystem du` (extents shared
+/// by snapshots and reflinks counted once: a file walk would count a layer's snapshot as a
+/// full copy); elsewhere a walk adding each inode's blocks once. Container root filesystems
+/// mounted inside (overlay, FUSE) are not walked: their files are the layers'. Bind mounts
+/// (containers/storage mounts its own home) are walked; their inodes count once.
 fn disk_usage(dir: &Path) -> Result<u64, RunError> {
+    let on_btrfs = crate::results::Filesystem::of(dir).is_some_and(|f| f.fstype == "btrfs");
+    if on_btrfs {
+        return btrfs_usage(dir);
+    }
     let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let mounts: HashSet<PathBuf> = info
+    let views: HashSet<PathBuf> = info
         .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .map(|p| PathBuf::from(p.replace("\\040", " ")))
+        .filter_map(|l| {
+            let (left, right) = l.split_once(" - ")?;
+            let point = left.split(' ').nth(4)?;
+            let fstype = right.split(' ').next()?;
+            (fstype == "overlay" || fstype.starts_with("fuse"))
+                .then(|| PathBuf::from(point.replace("\\040", " ")))
+        })
         .filter(|p| p.starts_with(dir) && p != dir)
         .collect();
     let mut seen = HashSet::new();
@@ -718,7 +771,7 @@ fn disk_usage(dir: &Path) -> Result<u64, RunError> {
         }
         for e in std::fs::read_dir(&d).map_err(io_err("read", &d))? {
             let p = e.map_err(io_err("read", &d))?.path();
-            if mounts.contains(&p) {
+            if views.contains(&p) {
                 continue;
             }
             let md = std::fs::symlink_metadata(&p).map_err(io_err("stat", &p))?;
@@ -730,6 +783,32 @@ fn disk_usage(dir: &Path) -> Result<u64, RunError> {
         }
     }
     Ok(total)
+}
+
+/// `btrfs filesystem du -s --raw DIR`: its exclusive bytes plus the bytes shared within the
+/// set, which is what the directory takes on disk.
+fn btrfs_usage(dir: &Path) -> Result<u64, RunError> {
+    let out = output(
+        Command::new("btrfs")
+            .args(["filesystem", "du", "-s", "--raw"])
+            .arg(dir),
+    )?;
+    // "     Total   Exclusive  Set shared  Filename" then the numbers.
+    let numbers: Vec<u64> = out
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    match numbers[..] {
+        [_, exclusive, shared] => Ok(exclusive + shared),
+        _ => Err(RunError::Command {
+            command: format!("btrfs filesystem du -s {}", dir.display()),
+            why: format!("unexpected output {out:?}"),
+        }),
+    }
 }
 
 /// Containers each space sample creates (the per-container figure is their mean).
