@@ -269,7 +269,7 @@ fn ctrl_c_stops_the_run_and_cleans_up() {
             "ext4",
         ])
         .args(["--drivers", "overlay,vfs", "--against", "none"])
-        .args(["--workloads", "create+mount,depth"])
+        .args(["--workloads", "create+mount,depth,concurrency"])
         .arg("--scratch")
         .arg(&scratch)
         .arg("-o")
@@ -277,14 +277,18 @@ fn ctrl_c_stops_the_run_and_cleans_up() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("start strata bench");
-    // Interrupt once containers are mounted (their runroots are in /run/strata-bench-PID:
-    // podman needs short runroot paths) and the scratch filesystem is loop-mounted.
+    // Interrupt once the loop-mounted scratch holds the run's first stores (each sample
+    // removes the container it made, so mounts come and go). Runroots are in
+    // /run/strata-bench-PID: podman needs short runroot paths.
     let runroots = Path::new("/run").join(format!("strata-bench-{}", child.id()));
+    let stores = scratch.join(format!("strata-bench-{}/ext4/work/stores", child.id()));
     let t = Instant::now();
-    while mounts_below(&scratch).is_empty() || mounts_below(&runroots).len() < 2 {
+    while mounts_below(&scratch).is_empty()
+        || std::fs::read_dir(&stores).map_or(0, |d| d.count()) < 2
+    {
         assert!(
-            t.elapsed() < Duration::from_secs(60),
-            "the run mounted nothing in a minute"
+            t.elapsed() < Duration::from_secs(180),
+            "the run made no store in three minutes"
         );
         assert!(
             child.try_wait().ok().flatten().is_none(),
@@ -292,6 +296,8 @@ fn ctrl_c_stops_the_run_and_cleans_up() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    // Into the measuring.
+    std::thread::sleep(Duration::from_millis(500));
     let pid = rustix::process::Pid::from_child(&child);
     rustix::process::kill_process(pid, rustix::process::Signal::INT).expect("send SIGINT");
     let t = Instant::now();
