@@ -740,13 +740,19 @@ fn privileged_a_full_disk_fails_cleanly_and_removal_frees_it() {
         "-c",
         "head -c 100000000 /dev/zero > /fill",
     ];
-    let _ = s.run(fill);
+    let filled = s.run(fill);
     let free = |p: &Path| {
         rustix::fs::statvfs(p)
             .map(|v| v.f_bavail * v.f_frsize)
             .unwrap()
     };
-    assert!(free(&disk.mnt) < 1 << 20, "the container filled the disk");
+    assert!(
+        free(&disk.mnt) < 1 << 20,
+        "the container filled the disk ({} bytes free; the container: {:?}, {})",
+        free(&disk.mnt),
+        filled.status,
+        String::from_utf8_lossy(&filled.stderr)
+    );
     s.ok(["rm", "-f", "filler"]);
     assert!(free(&disk.mnt) > 40 << 20, "removing it freed the space");
     // --rm on a full disk removes the container too.
