@@ -74,30 +74,19 @@ impl Filesystem {
     /// of it); `None` when mountinfo cannot be read or `path` is not absolute.
     pub fn of(path: &Path) -> Option<Filesystem> {
         let path = std::fs::canonicalize(path).ok()?;
-        let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
         let mut best: Option<Filesystem> = None;
-        for line in info.lines() {
-            // id parent major:minor root mount-point mount-options [optional...] - fstype source super-options
-            let Some((left, right)) = line.split_once(" - ") else {
-                continue;
-            };
-            let l: Vec<&str> = left.split(' ').collect();
-            let r: Vec<&str> = right.split(' ').collect();
-            if l.len() < 6 || r.len() < 3 {
-                continue;
-            }
-            let mount_point = unescape(l[4]);
-            if !path.starts_with(&mount_point) {
+        for m in mountinfo() {
+            if !path.starts_with(&m.point) {
                 continue;
             }
             if best
                 .as_ref()
-                .is_some_and(|b| b.mount_point.len() > mount_point.len())
+                .is_some_and(|b| b.mount_point.len() > m.point.len())
             {
                 continue;
             }
-            let source = unescape(r[1]);
-            let backing_file = source
+            let backing_file = m
+                .source
                 .strip_prefix("/dev/")
                 .filter(|d| d.starts_with("loop"))
                 .and_then(|d| {
@@ -106,15 +95,47 @@ impl Filesystem {
                 .map(|f| f.trim().to_owned());
             best = Some(Filesystem {
                 path: path.to_string_lossy().into_owned(),
-                mount_point,
-                fstype: r[0].to_owned(),
-                options: format!("{},{}", l[5], r[2]),
-                source,
+                mount_point: m.point,
+                fstype: m.fstype,
+                options: m.options,
+                source: m.source,
                 backing_file,
             });
         }
         best
     }
+}
+
+/// One line of `/proc/self/mountinfo`.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct MountEntry {
+    pub point: String,
+    pub fstype: String,
+    pub source: String,
+    /// The mount's options, then the filesystem's.
+    pub options: String,
+}
+
+/// This process's mounts (none when mountinfo cannot be read).
+pub(crate) fn mountinfo() -> Vec<MountEntry> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    info.lines()
+        .filter_map(|line| {
+            // id parent major:minor root mount-point mount-options [optional...] - fstype source super-options
+            let (left, right) = line.split_once(" - ")?;
+            let l: Vec<&str> = left.split(' ').collect();
+            let r: Vec<&str> = right.split(' ').collect();
+            if l.len() < 6 || r.len() < 3 {
+                return None;
+            }
+            Some(MountEntry {
+                point: unescape(l[4]),
+                fstype: r[0].to_owned(),
+                source: unescape(r[1]),
+                options: format!("{},{}", l[5], r[2]),
+            })
+        })
+        .collect()
 }
 
 /// Undoes mountinfo's octal escapes (`\040` for a space).

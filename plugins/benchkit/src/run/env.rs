@@ -311,11 +311,10 @@ impl Env {
                 continue;
             }
             match which(t) {
-                Some(p) if t == "containerd" => {
-                    let _ = p;
+                Some(_) if t == "containerd" => {
                     skip(
                         "tool containerd".into(),
-                        "no storage workload of this version drives containerd (its CRI is compared by `cargo xtask bench -- --only cri`)".into(),
+                        "no storage workload of this version drives containerd (its CRI is compared by `cargo xtask bench legacy -- --only cri`)".into(),
                     );
                 }
                 Some(p) => {
@@ -794,11 +793,9 @@ fn describe(cmd: &Command) -> String {
 /// Unmounts everything mounted at or below `dir`, deepest first (containers/storage leaves its
 /// overlay home and container mounts; FUSE servers exit when unmounted).
 pub(crate) fn unmount_below(dir: &Path) {
-    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let mut points: Vec<PathBuf> = info
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .map(|p| PathBuf::from(p.replace("\\040", " ")))
+    let mut points: Vec<PathBuf> = crate::results::mountinfo()
+        .into_iter()
+        .map(|m| PathBuf::from(m.point))
         .filter(|p| p.starts_with(dir))
         .collect();
     points.sort_by_key(|p| std::cmp::Reverse(p.as_os_str().len()));

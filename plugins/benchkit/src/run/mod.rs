@@ -46,8 +46,8 @@ pub enum RunError {
     Interrupted,
 }
 
-/// An I/O error with what was being done.
 impl RunError {
+    /// An I/O error, with what was being done.
     pub fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> RunError {
         let what = what.into();
         move |source| RunError::Io { what, source }

@@ -749,16 +749,10 @@ fn disk_usage(dir: &Path) -> Result<u64, RunError> {
     if on_btrfs {
         return btrfs_usage(dir);
     }
-    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let views: HashSet<PathBuf> = info
-        .lines()
-        .filter_map(|l| {
-            let (left, right) = l.split_once(" - ")?;
-            let point = left.split(' ').nth(4)?;
-            let fstype = right.split(' ').next()?;
-            (fstype == "overlay" || fstype.starts_with("fuse"))
-                .then(|| PathBuf::from(point.replace("\\040", " ")))
-        })
+    let views: HashSet<PathBuf> = crate::results::mountinfo()
+        .into_iter()
+        .filter(|m| m.fstype == "overlay" || m.fstype.starts_with("fuse"))
+        .map(|m| PathBuf::from(m.point))
         .filter(|p| p.starts_with(dir) && p != dir)
         .collect();
     let mut seen = HashSet::new();
