@@ -27,22 +27,14 @@
 //!   on the same layers (a distro rootfs of host files in three lowers, a big file), with the
 //!   issue's targets checked (see `fuse`).
 //!
-//! - **builds** (`--only build`): `strata build` against `buildah bud --layers` and `podman
-//!   build --layers`: cold and fully cached 5-step builds, a cached 50-step build, a cached
-//!   build with 300 other images in the store, a 1 GiB 30,000-file COPY cold and cached (see
-//!   `build`).
-//!
-//! - **CRI** (`--only cri`): `strata cri serve` against containerd's CRI plugin: the pod and
-//!   container lifecycle call by call over 100 pods, ListImages/ImageStatus with 200 images,
-//!   ListContainers with 500 containers (see `cri`).
+//! Builds and the CRI are measured by `strata bench run --workloads build,cri` (the bench
+//! plugin), beside buildah, podman and containerd.
 //!
 //! Everything but the depth section runs as whole commands (process start included, as users run them) on a
 //! loop-mounted ext4 image, because the root filesystem's timings swing widely on this machine
 //! (see shared/notes/MACHINE.md). It needs root. It is a benchmark, not a test: it asserts
 //! nothing and only reports.
 
-mod build;
-mod cri;
 mod depth;
 mod engines;
 mod fuse;
@@ -80,12 +72,11 @@ struct Args {
     /// Which benchmarks: storage (apply, create+mount), pull (registry pulls and copies), run
     /// (containers: run, create, ps against podman and bare crun), depth (layer create and
     /// container create+mount vs chain depth, per driver), fuse (kernel overlay vs
-    /// fuse-overlayfs vs strata-fuse-overlay on the same layers), build (strata build vs
-    /// buildah bud and podman build), all
+    /// fuse-overlayfs vs strata-fuse-overlay on the same layers), all
     #[arg(
         long,
         default_value = "all",
-        value_parser = ["storage", "pull", "run", "depth", "fuse", "build", "cri", "all"]
+        value_parser = ["storage", "pull", "run", "depth", "fuse", "all"]
     )]
     only: String,
     /// Timed samples per depth and operation in the depth benchmark (after one warm-up)
@@ -117,18 +108,6 @@ struct Args {
     /// Files the fuse benchmark's metadata workload creates, stats and unlinks
     #[arg(long, default_value_t = 10_000)]
     fuse_files: usize,
-    /// Timed runs of each cached build case (cold cases run a third as many)
-    #[arg(long, default_value_t = 10)]
-    build_runs: usize,
-    /// Size of the big build context, in MiB
-    #[arg(long, default_value_t = 1024)]
-    build_big_mib: u64,
-    /// Files in the big build context
-    #[arg(long, default_value_t = 30_000)]
-    build_big_files: usize,
-    /// Pods each CRI server runs through the lifecycle (`--only cri`)
-    #[arg(long, default_value_t = 100)]
-    cri_pods: usize,
     /// Repetitions of each pull measurement (the median is reported)
     #[arg(long, default_value_t = 3)]
     pull_runs: usize,
@@ -165,10 +144,7 @@ fn main() -> Result<()> {
     }
     let want = |section: &str| args.only == "all" || args.only == section;
     // The depth and fuse sections do not run the strata binary.
-    let strata = if ["storage", "pull", "run", "build", "cri"]
-        .into_iter()
-        .any(want)
-    {
+    let strata = if ["storage", "pull", "run"].into_iter().any(want) {
         std::fs::canonicalize(&args.strata).with_context(|| {
             format!(
                 "strata binary {} not found; build it with cargo build --release -p strata-tools",
@@ -281,40 +257,11 @@ fn main() -> Result<()> {
         results.extend(measured);
         fuse_summary = Some(summary);
     }
-    let mut build_summary = None;
-    if want("build") {
-        let opts = build::BuildOptions {
-            runs: args.build_runs,
-            layout: busybox_layout(args.busybox.as_deref(), &strata)?,
-            big_mib: args.build_big_mib,
-            big_files: args.build_big_files,
-            unrelated: 300,
-        };
-        let (measured, summary) = build::build_benchmarks(&scratch.path, &strata, &opts)?;
-        build::print(&summary);
-        results.extend(measured);
-        build_summary = Some(summary);
-    }
-    let mut cri_summary = None;
-    if want("cri") {
-        let opts = cri::CriOptions {
-            pods: args.cri_pods,
-            layout: busybox_layout(args.busybox.as_deref(), &strata)?,
-            images: 200,
-            containers: 500,
-        };
-        let (measured, summary) = cri::cri_benchmarks(&scratch.path, &strata, &opts)?;
-        cri::print(&summary);
-        results.extend(measured);
-        cri_summary = Some(summary);
-    }
     if let Some(p) = &args.json {
         let all = Results {
             measurements: results,
             run: run_summary,
             fuse: fuse_summary,
-            build: build_summary,
-            cri: cri_summary,
         };
         std::fs::write(p, serde_json::to_vec_pretty(&all)?)?;
     }
@@ -330,10 +277,6 @@ struct Results {
     run: Option<run::RunSummary>,
     /// The FUSE section's layers, rows, targets and problems (`--only fuse` or `all`).
     fuse: Option<fuse::FuseSummary>,
-    /// The build section's versions, ratios and targets (`--only build` or `all`).
-    build: Option<build::BuildSummary>,
-    /// The CRI section's ratios to containerd (`--only cri` or `all`).
-    cri: Option<cri::CriSummary>,
 }
 
 /// `--busybox`, else the fixture of the target directory the strata binary was built in

@@ -5,7 +5,8 @@
 //! interrupted with Ctrl-C.
 
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use strata_plugin_benchkit::results::ResultFile;
@@ -75,6 +76,11 @@ fn the_quick_profile_measures_every_workload_beside_the_reference_tools() {
         .bare_command()
         .args(["bench", "run", "--profile", "quick"])
         .args(["--drivers", "overlay,fuse-overlay,vfs,btrfs,devicemapper"])
+        // Every workload but build, which its own test runs on fewer drivers (CI's time).
+        .args([
+            "--workloads",
+            "empty,pull,apply,create+mount,start,io,depth,concurrency,space,rmi,gc",
+        ])
         .args([
             "--against",
             "skopeo,containers-storage,podman,buildah,fuse-overlayfs",
@@ -245,6 +251,180 @@ fn the_quick_profile_measures_every_workload_beside_the_reference_tools() {
     assert!(html.contains("<svg"), "the report has its plots inline");
     let plots = std::fs::read_dir(out.join("plots")).expect("plots").count();
     assert!(plots >= 5, "{plots} plots");
+}
+
+/// A bench run's directories in a fresh test store's scratch.
+struct BenchDirs {
+    s: Strata,
+    scratch: PathBuf,
+    out: PathBuf,
+}
+
+impl BenchDirs {
+    fn new() -> BenchDirs {
+        let s = Strata::new("overlay");
+        let scratch = s.scratch().join("bench-scratch");
+        std::fs::create_dir_all(&scratch).expect("scratch");
+        let out = s.scratch().join("out");
+        BenchDirs { s, scratch, out }
+    }
+
+    /// `strata bench run ARGS --scratch SCRATCH -o OUT`.
+    fn command(&self, args: &[&str]) -> Command {
+        let mut c = self.s.bare_command();
+        c.args(["bench", "run"])
+            .args(args)
+            .arg("--scratch")
+            .arg(&self.scratch)
+            .arg("-o")
+            .arg(&self.out);
+        c
+    }
+
+    /// The result file of a run that succeeded and left nothing in its scratch.
+    fn results(&self, o: &std::process::Output) -> ResultFile {
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success(), "strata bench run failed: {stderr}");
+        assert_nothing_left(&self.scratch);
+        ResultFile::read(&self.out.join("results.json")).expect("a valid result file")
+    }
+}
+
+/// The median of the measurement of `workload` by `tool` on `driver` with `param`.
+fn median(file: &ResultFile, workload: &str, tool: &str, driver: &str, param: (&str, &str)) -> f64 {
+    file.measurements
+        .iter()
+        .find(|m| {
+            m.workload == workload
+                && m.tool == tool
+                && m.driver.as_deref() == Some(driver)
+                && m.params.get(param.0).map(String::as_str) == Some(param.1)
+        })
+        .unwrap_or_else(|| panic!("no {workload} {param:?} of {tool} on {driver}"))
+        .summary
+        .median
+}
+
+/// The build workload: strata build beside buildah bud and podman build, cold, cached (5
+/// and the profile's many steps) and a big context, on the kernel overlay and on vfs (where
+/// every step image is a whole copy, so a cold sample must remove what it made).
+#[test]
+fn builds_are_measured_beside_buildah_and_podman() {
+    if !require_privileged(
+        "bench_run::builds_are_measured_beside_buildah_and_podman",
+        "overlay, buildah and podman builds as root",
+    ) {
+        return;
+    }
+    let dirs = BenchDirs::new();
+    let o = dirs
+        .command(&["--profile", "quick", "--workloads", "build"])
+        .args(["--drivers", "overlay,vfs", "--against", "buildah,podman"])
+        // No warm-up: the cached sides must still build their cache before the first sample.
+        .args(["--runs", "3", "--warmup", "0"])
+        .output()
+        .expect("run strata bench");
+    let file = dirs.results(&o);
+    assert!(file.skipped.is_empty(), "{:?}", file.skipped);
+    let find = |workload: &str, tool: &str, driver: &str, param: (&str, &str)| {
+        median(&file, workload, tool, driver, param)
+    };
+    for d in ["overlay", "vfs"] {
+        for t in ["strata", "buildah", "podman"] {
+            let cold = find("build-cold", t, d, ("steps", "5"));
+            let cached = find("build-cached", t, d, ("steps", "5"));
+            let many = find("build-cached", t, d, ("steps", "10"));
+            let context = find("build-context", t, d, ("cache", "cold"));
+            find("build-context", t, d, ("cache", "cached"));
+            find("build-context-rate", t, d, ("cache", "cold"));
+            // A cold build runs its RUN step in a container; a cached one does not.
+            assert!(
+                cold > cached,
+                "{t} on {d}: cold {cold} s, cached {cached} s"
+            );
+            // Copying 8 MiB of context into a layer is work on every side.
+            assert!(context > 0.005, "{t} on {d}: {context} s");
+            assert!(many > 0.0);
+        }
+    }
+}
+
+/// The cri workload: `strata cri serve` beside containerd's CRI plugin, call by call through
+/// the pod lifecycle and the list calls, and nothing left after: no pods, servers, shims,
+/// bridges or mounts.
+#[test]
+fn the_cri_is_measured_beside_containerd() {
+    if !require_privileged(
+        "bench_run::the_cri_is_measured_beside_containerd",
+        "CRI servers run pods as root",
+    ) {
+        return;
+    }
+    let dirs = BenchDirs::new();
+    let o = dirs
+        .command(&["--profile", "quick", "--workloads", "cri"])
+        .args(["--drivers", "overlay,vfs", "--against", "containerd"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run strata bench");
+    // The run names its bridges after its process (the plugin runs in it).
+    let bridges: Vec<String> = (0..3)
+        .map(|i| format!("sb{}-{i}", o.id() % 10_000_000))
+        .collect();
+    let runroots = format!("/strata-bench-{}/", o.id());
+    let o = o.wait_with_output().expect("wait for strata bench");
+    let file = dirs.results(&o);
+    assert!(file.skipped.is_empty(), "{:?}", file.skipped);
+    let of =
+        |tool: &str, driver: &str, call: &str| median(&file, "cri", tool, driver, ("call", call));
+    for (tool, driver) in [
+        ("strata", "overlay"),
+        ("strata", "vfs"),
+        ("containerd", "overlay"),
+    ] {
+        for call in [
+            "RunPodSandbox",
+            "CreateContainer",
+            "StartContainer",
+            "StopContainer",
+            "RemoveContainer",
+            "StopPodSandbox",
+            "RemovePodSandbox",
+            "ListImages",
+            "ImageStatus",
+            "ListContainers",
+        ] {
+            assert!(of(tool, driver, call) > 0.0, "{call} of {tool}");
+        }
+        // Starting a pod's infra container and network costs more than reading a list.
+        assert!(of(tool, driver, "RunPodSandbox") > of(tool, driver, "ImageStatus"));
+    }
+    let images = file
+        .measurements
+        .iter()
+        .find(|m| m.params.get("call").map(String::as_str) == Some("ListImages"))
+        .and_then(|m| m.params.get("images").cloned());
+    assert_eq!(
+        images.as_deref(),
+        Some("20"),
+        "the quick profile's image count"
+    );
+    // The servers, their shims, pods and bridges are gone.
+    let procs: Vec<String> = std::fs::read_dir("/proc")
+        .expect("/proc")
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains(&*dirs.scratch.to_string_lossy()) || c.contains(&runroots))
+        .collect();
+    assert!(procs.is_empty(), "left running: {procs:?}");
+    for b in bridges {
+        assert!(
+            !Path::new("/sys/class/net").join(&b).exists(),
+            "the bridge {b} is left"
+        );
+    }
 }
 
 #[test]

@@ -625,8 +625,14 @@ fn pod_scenario(
         "{}",
         String::from_utf8_lossy(&reply)
     );
-    // ... and attach to a container waiting for its stdin.
-    let mut cc = cri::container_config("reader", image, &["sh", "-c", "read line; echo got-$line"]);
+    // ... and attach to a container waiting for its stdin. It answers a moment after the
+    // line arrives, as a shell does for a person typing: an answer written at once can reach
+    // containerd before the attach's stdout is wired, and is lost there (it failed so in CI).
+    let mut cc = cri::container_config(
+        "reader",
+        image,
+        &["sh", "-c", "read line; sleep 0.5; echo got-$line"],
+    );
     cc.stdin = true;
     let reader = c.create(&pod, &pc, cc);
     c.start(&reader);

@@ -1532,7 +1532,7 @@ fn privileged_rootless_bench_runs_the_rootless_drivers_and_leaves_nothing() {
         "--drivers",
         "overlay,fuse-overlay,vfs,btrfs",
         "--workloads",
-        "empty,apply,create+mount,start,io",
+        "empty,apply,create+mount,start,io,cri",
         "--cold",
         "--scratch",
         &s.path("work").to_string_lossy(),
@@ -1573,6 +1573,7 @@ fn privileged_rootless_bench_runs_the_rootless_drivers_and_leaves_nothing() {
     assert!(why("driver btrfs").contains("needs root"));
     assert!(why("cold caches").contains("drop_caches"));
     assert!(why("tool podman").contains("rootless"));
+    assert!(why("workload cri").contains("as root"));
     let left: Vec<_> = std::fs::read_dir(s.path("work"))
         .expect("work")
         .flatten()

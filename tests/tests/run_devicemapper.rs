@@ -117,3 +117,77 @@ fn privileged_devicemapper_runs_containers_on_thin_devices() {
         });
     }
 }
+
+/// `strata bench run` on devicemapper (issue 16): the bench makes each store's thin pool on
+/// loop files of its own, measures the storage workloads on thin devices, and gives every
+/// device and loop back. The guest is emulated, so its numbers say that it works, not how fast.
+#[test]
+fn privileged_bench_measures_devicemapper_and_gives_the_devices_back() {
+    if !require_kernel(
+        "run_devicemapper::privileged_bench_measures_devicemapper_and_gives_the_devices_back",
+        KernelFeature::DeviceMapper,
+        "strata bench run on thin pools",
+    ) {
+        return;
+    }
+    let s = Strata::new("devicemapper");
+    let scratch = s.scratch().join("bench-scratch");
+    std::fs::create_dir_all(&scratch).expect("scratch");
+    let out = s.scratch().join("out");
+    let before = thin_devices();
+    let o = s
+        .bare_command()
+        .args([
+            "bench",
+            "run",
+            "--profile",
+            "quick",
+            "--drivers",
+            "devicemapper",
+        ])
+        .args([
+            "--workloads",
+            "apply,create+mount,io,space,rmi",
+            "--against",
+            "none",
+        ])
+        .args(["--runs", "3", "--warmup", "0"])
+        .arg("--scratch")
+        .arg(&scratch)
+        .arg("-o")
+        .arg(&out)
+        .output()
+        .expect("run strata bench");
+    assert!(
+        o.status.success(),
+        "strata bench run failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let file = strata_plugin_benchkit::results::ResultFile::read(&out.join("results.json"))
+        .expect("a valid result file");
+    assert!(file.skipped.is_empty(), "{:?}", file.skipped);
+    for w in [
+        "apply",
+        "create+mount",
+        "io-seq-write",
+        "io-small-files",
+        "copy-up-large",
+        "space-image",
+        "space-container",
+        "rmi",
+    ] {
+        let m = file
+            .measurements
+            .iter()
+            .find(|m| m.workload == w && m.driver.as_deref() == Some("devicemapper"))
+            .unwrap_or_else(|| panic!("no {w} on devicemapper"));
+        assert!(m.summary.median > 0.0, "{w}: {:?}", m.summary);
+    }
+    assert_eq!(thin_devices(), before, "the run left thin devices");
+    let left: Vec<_> = std::fs::read_dir(&scratch)
+        .expect("scratch")
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(left.is_empty(), "the run left {left:?}");
+}

@@ -76,8 +76,8 @@ enum Task {
     /// The benchmark, as users run it: builds the release binary and plugins and runs
     /// `strata bench run` (default: `--profile standard -o <target>/bench`); extra arguments
     /// go to it (`cargo xtask bench -- --profile full`). `cargo xtask bench legacy -- ARGS`
-    /// runs the older developer harness (`benches/`: build, CRI, bare crun, before/after
-    /// builds) with ARGS (see `cargo xtask bench legacy -- --help`).
+    /// runs the older developer harness (`benches/`: bare crun, before/after builds, the
+    /// perf timeline) with ARGS (see `cargo xtask bench legacy -- --help`).
     Bench {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,

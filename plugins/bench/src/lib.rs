@@ -24,7 +24,7 @@ use strata_plugin_benchkit::{report, run};
 #[derive(Debug, Parser)]
 #[command(
     name = "strata bench",
-    about = "Benchmark container storage: run workloads on every driver beside podman, skopeo, buildah and containers-storage; report; compare; synthetic images"
+    about = "Benchmark container storage: run workloads on every driver beside podman, skopeo, buildah, containers-storage and containerd; report; compare; synthetic images"
 )]
 struct Args {
     #[command(subcommand)]
@@ -94,11 +94,12 @@ struct RunArgs {
         default_value = "overlay,fuse-overlay,vfs,btrfs,devicemapper"
     )]
     drivers: Vec<String>,
-    /// Workloads: empty, pull, apply, create+mount, start, io, depth, concurrency, space,
-    /// rmi, gc [default: all]
+    /// Workloads: empty, pull, apply, create+mount, start, io, depth, concurrency, build, cri,
+    /// space, rmi, gc [default: all]
     #[arg(long, value_delimiter = ',')]
     workloads: Vec<String>,
-    /// The image: an OCI layout, oci:DIR[:REF] (used as it is; it should have /bin/true)
+    /// The image: an OCI layout, oci:DIR[:REF] (used as it is; starts, builds and the CRI
+    /// need its /bin/sh, /bin/true and /bin/sleep)
     #[arg(long, conflicts_with = "synthetic")]
     image: Option<String>,
     /// A synthetic image of this shape (see `strata bench images`) [default: the profile's]

@@ -489,8 +489,8 @@ impl LayerSink {
 
 /// What `strata bench run` adds on top of a synthetic image, in one more layer: a file to
 /// copy up and read (`bench/large`, `large_file` bytes drawn from the seed), and, given a
-/// static busybox from the host, `/bin/busybox` with `/bin/sh` and `/bin/true` linked to it
-/// so that containers of the image can start.
+/// static busybox from the host, `/bin/busybox` with `/bin/sh`, `/bin/true` and `/bin/sleep`
+/// linked to it so that containers of the image can start (and pods keep running).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Extra {
     pub large_file: u64,
@@ -520,7 +520,7 @@ fn write_extra_layer(spec: &Spec, extra: &Extra, blobs: &Path) -> Result<LayerIn
             tar.append_data(&mut h, "bin/", std::io::empty())?;
             let mut h = header(tar::EntryType::Regular, 0o755, len);
             tar.append_data(&mut h, "bin/busybox", f)?;
-            for link in ["sh", "true"] {
+            for link in ["sh", "true", "sleep"] {
                 let mut h = header(tar::EntryType::Symlink, 0o777, 0);
                 tar.append_link(&mut h, format!("bin/{link}"), "busybox")?;
             }

@@ -311,12 +311,6 @@ impl Env {
                 continue;
             }
             match which(t) {
-                Some(_) if t == "containerd" => {
-                    skip(
-                        "tool containerd".into(),
-                        "no storage workload of this version drives containerd (its CRI is compared by `cargo xtask bench legacy -- --only cri`)".into(),
-                    );
-                }
                 Some(p) => {
                     tools.insert(t.clone(), p);
                 }
@@ -326,10 +320,12 @@ impl Env {
 
         // The image.
         let images = work.join("images");
-        let needs_run = opts
-            .workloads
-            .iter()
-            .any(|w| matches!(w, Workload::Start | Workload::Concurrency));
+        let needs_run = opts.workloads.iter().any(|w| {
+            matches!(
+                w,
+                Workload::Start | Workload::Concurrency | Workload::Build | Workload::Cri
+            )
+        });
         let image = match &opts.image {
             Some(ImageSource::Layout { dir, reference }) => {
                 // Its uncompressed size is not known without decompressing every layer
@@ -356,7 +352,7 @@ impl Env {
                 if busybox.is_none() && needs_run {
                     skip(
                         "runnable image".into(),
-                        "no static busybox on this host (install busybox-static, or give --image oci:DIR:REF of an image with /bin/true): start workloads are skipped".into(),
+                        "no static busybox on this host (install busybox-static, or give --image oci:DIR:REF of an image with /bin/sh and /bin/true): start, concurrent starts, build and cri are skipped".into(),
                     );
                 }
                 let extra = Extra {
@@ -572,10 +568,68 @@ pub(crate) struct Store {
     strata: PathBuf,
 }
 
+/// Removes the device-mapper devices of a strata store below `dir` on devicemapper (its
+/// thin devices, then its pool) and detaches the loop devices of the pool's files. A real
+/// store keeps its devices active between processes; the bench's stores are thrown away.
+/// The names are the driver's (`drivers/devicemapper/src/layout.rs`):
+/// `strata-MAJOR:MINOR-INODE-{ID,pool}` of the driver's home, `ROOT/devicemapper`.
+fn release_thin_pool(dir: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    let home = dir.join("root").join("devicemapper");
+    if let Ok(m) = std::fs::metadata(&home) {
+        let prefix = format!(
+            "strata-{}:{}-{}-",
+            rustix::fs::major(m.dev()),
+            rustix::fs::minor(m.dev()),
+            m.ino()
+        );
+        let listed = Command::new("dmsetup")
+            .arg("ls")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        let mut names: Vec<&str> = listed
+            .lines()
+            .filter_map(|l| l.split_whitespace().next())
+            .filter(|n| n.starts_with(&prefix))
+            .collect();
+        // The pool goes last: its thin devices hold it.
+        names.sort_by_key(|n| n.ends_with("-pool"));
+        for n in names {
+            let _ = Command::new("dmsetup")
+                .args(["remove", "--retry", n])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+    for e in std::fs::read_dir("/sys/block")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let backing =
+            std::fs::read_to_string(e.path().join("loop/backing_file")).unwrap_or_default();
+        if Path::new(backing.trim()).starts_with(dir) {
+            let _ = Command::new("losetup")
+                .arg("-d")
+                .arg(Path::new("/dev").join(e.file_name()))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
 /// Where Debian puts fuse-overlayfs.
 const FUSE_OVERLAYFS: &str = "/usr/bin/fuse-overlayfs";
 
 impl Store {
+    /// The store's runroot (short: socket paths below it fit `sun_path`).
+    pub fn run_dir(&self) -> &Path {
+        &self.run
+    }
+
     /// `strata` on this store.
     pub fn strata(&self) -> Command {
         let mut c = Command::new(&self.strata);
@@ -691,6 +745,9 @@ impl Store {
     pub fn remove(&self) {
         unmount_below(&self.run);
         unmount_below(&self.dir);
+        if self.driver == "devicemapper" {
+            release_thin_pool(&self.dir);
+        }
         let _ = std::fs::remove_dir_all(&self.dir);
         let _ = std::fs::remove_dir_all(&self.run);
     }

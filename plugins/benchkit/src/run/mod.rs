@@ -16,6 +16,8 @@
 //! - Stopping: the caller's `stop` flag (set on Ctrl-C) is checked before every sample; the
 //!   run then ends with [`RunError::Interrupted`] after the scratch is cleaned up.
 
+mod build;
+mod cri;
 mod env;
 mod measure;
 mod workloads;
@@ -75,6 +77,10 @@ pub enum Workload {
     Depth,
     /// Many creates + mounts (and starts) at once.
     Concurrency,
+    /// `build` beside `buildah bud` and `podman build`: cold, fully cached, a big context.
+    Build,
+    /// The CRI beside containerd's: the pod lifecycle call by call, image and container lists.
+    Cri,
     /// Disk space per image and per container.
     Space,
     /// Removing the image.
@@ -84,7 +90,7 @@ pub enum Workload {
 }
 
 impl Workload {
-    pub const ALL: [Workload; 11] = [
+    pub const ALL: [Workload; 13] = [
         Workload::Empty,
         Workload::Pull,
         Workload::Apply,
@@ -93,6 +99,8 @@ impl Workload {
         Workload::Io,
         Workload::Depth,
         Workload::Concurrency,
+        Workload::Build,
+        Workload::Cri,
         Workload::Space,
         Workload::Rmi,
         Workload::Gc,
@@ -108,6 +116,8 @@ impl Workload {
             Workload::Io => "io",
             Workload::Depth => "depth",
             Workload::Concurrency => "concurrency",
+            Workload::Build => "build",
+            Workload::Cri => "cri",
             Workload::Space => "space",
             Workload::Rmi => "rmi",
             Workload::Gc => "gc",
@@ -159,6 +169,14 @@ pub struct Profile {
     pub copy_up_files: usize,
     pub max_depth: usize,
     pub max_concurrency: usize,
+    /// Steps of the many-step cached build.
+    pub build_steps: usize,
+    /// Bytes and files of the build context the `COPY` case copies.
+    pub build_context: u64,
+    pub build_files: usize,
+    /// Images in each CRI store for ListImages and ImageStatus, containers for ListContainers.
+    pub cri_images: usize,
+    pub cri_containers: usize,
 }
 
 impl Profile {
@@ -179,6 +197,11 @@ impl Profile {
             copy_up_files: 50,
             max_depth: 8,
             max_concurrency: 4,
+            build_steps: 10,
+            build_context: 8 << 20,
+            build_files: 200,
+            cri_images: 20,
+            cri_containers: 50,
         }
     }
 
@@ -199,6 +222,11 @@ impl Profile {
             copy_up_files: 200,
             max_depth: 64,
             max_concurrency: 16,
+            build_steps: 50,
+            build_context: 256 << 20,
+            build_files: 5000,
+            cri_images: 200,
+            cri_containers: 500,
         }
     }
 
@@ -219,6 +247,11 @@ impl Profile {
             copy_up_files: 500,
             max_depth: 128,
             max_concurrency: 64,
+            build_steps: 50,
+            build_context: 1 << 30,
+            build_files: 30_000,
+            cri_images: 200,
+            cri_containers: 500,
         }
     }
 

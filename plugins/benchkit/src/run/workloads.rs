@@ -17,9 +17,9 @@ use super::{Outcome, RunError, Workload};
 use crate::synth::{self, Spec};
 
 /// The name images get in every store.
-const NAME: &str = "bench";
+pub(super) const NAME: &str = "bench";
 /// The same, as containers/storage tools spell it (they qualify short names).
-const CS_NAME: &str = "localhost/bench:latest";
+pub(super) const CS_NAME: &str = "localhost/bench:latest";
 
 /// Runs one workload into `out`.
 pub(crate) fn run(
@@ -53,6 +53,8 @@ pub(crate) fn run(
         Workload::Io => io(env, ctx, out),
         Workload::Depth => depth(env, ctx, out),
         Workload::Concurrency => concurrency(env, ctx, out),
+        Workload::Build => super::build::build(env, ctx, out),
+        Workload::Cri => super::cri::cri(env, ctx, out),
         Workload::Space => space(env, ctx, out),
         Workload::Rmi => rmi(env, ctx, out),
         Workload::Gc => gc(env, ctx, out),
@@ -281,7 +283,7 @@ fn timed_create_mount(tool: &str, s: &Store) -> Result<f64, RunError> {
 }
 
 /// Stores of the image for strata and `refs` on every driver (those that failed skipped).
-fn loaded_stores<'e>(
+pub(super) fn loaded_stores<'e>(
     env: &'e Env,
     out: &mut Outcome,
     workload: &str,
@@ -326,7 +328,7 @@ fn create_mount(env: &Env, ctx: &Ctx<'_>, out: &mut Outcome) -> Result<(), RunEr
     r
 }
 
-fn remove_all(stores: Vec<(&str, String, Store)>) {
+pub(super) fn remove_all(stores: Vec<(&str, String, Store)>) {
     for (_, _, s) in stores {
         s.remove();
     }
