@@ -436,20 +436,25 @@ fn run_error(e: run::RunError) -> Outcome {
     }
 }
 
-/// The live view: a progress bar per workload on a terminal, a line per result either way.
+/// The live view: on a terminal, a bar for the whole run (workloads done, elapsed time and an
+/// estimate of what is left, from the pace so far) above a bar for the current step (its
+/// samples; the count is the most it may take, as the policy may stop early); a line per
+/// result either way.
 struct Live {
+    multi: indicatif::MultiProgress,
+    run: std::sync::Mutex<Option<indicatif::ProgressBar>>,
     bar: std::sync::Mutex<Option<indicatif::ProgressBar>>,
     terminal: bool,
-    /// When the current workload began.
+    /// When the current step began.
     began: std::sync::Mutex<std::time::Instant>,
 }
 
 impl Live {
     fn line(&self, s: &str) {
-        let bar = self.bar.lock().unwrap_or_else(|e| e.into_inner());
-        match bar.as_ref() {
-            Some(b) if self.terminal => b.println(s),
-            _ => eprintln!("{s}"),
+        if self.terminal {
+            let _ = self.multi.println(s);
+        } else {
+            eprintln!("{s}");
         }
     }
 }
@@ -476,6 +481,27 @@ fn value(v: f64, unit: &str) -> String {
 }
 
 impl run::Observer for Live {
+    fn workload(&self, index: usize, total: usize, name: &str) {
+        if !self.terminal {
+            eprintln!("[{index}/{total}] {name}");
+            return;
+        }
+        let mut run = self.run.lock().unwrap_or_else(|e| e.into_inner());
+        let b = run.get_or_insert_with(|| {
+            let b = self.multi.add(indicatif::ProgressBar::new(total as u64));
+            if let Ok(style) = indicatif::ProgressStyle::with_template(
+                "{prefix:.bold} [{bar:30}] {pos}/{len} workloads, {elapsed} so far, ~{eta} left: {wide_msg}",
+            ) {
+                b.set_style(style.progress_chars("=> "));
+            }
+            b.set_prefix("run");
+            b.enable_steady_tick(std::time::Duration::from_millis(500));
+            b
+        });
+        b.set_position(index.saturating_sub(1) as u64);
+        b.set_message(name.to_owned());
+    }
+
     fn begin(&self, workload: &str, samples: usize) {
         *self.began.lock().unwrap_or_else(|e| e.into_inner()) = std::time::Instant::now();
         let mut bar = self.bar.lock().unwrap_or_else(|e| e.into_inner());
@@ -483,7 +509,7 @@ impl run::Observer for Live {
             eprintln!("{workload}:");
             return;
         }
-        let b = indicatif::ProgressBar::new(samples as u64);
+        let b = self.multi.add(indicatif::ProgressBar::new(samples as u64));
         if let Ok(style) = indicatif::ProgressStyle::with_template(
             "{spinner} {prefix:.bold} [{bar:30}] {pos}/{len} {elapsed} {wide_msg}",
         ) {
@@ -532,6 +558,15 @@ impl run::Observer for Live {
         self.line(&format!("  ({:.1} s)", took.as_secs_f64()));
         if let Some(b) = self.bar.lock().unwrap_or_else(|e| e.into_inner()).take() {
             b.finish_and_clear();
+            self.multi.remove(&b);
+        }
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        if let Some(b) = self.run.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            b.finish_and_clear();
         }
     }
 }
@@ -560,6 +595,8 @@ fn bench_run(opts: &run::Options, output: &std::path::Path, format: Format) -> O
         }
     }
     let live = Live {
+        multi: indicatif::MultiProgress::new(),
+        run: std::sync::Mutex::new(None),
         bar: std::sync::Mutex::new(None),
         terminal: std::io::stderr().is_terminal(),
         began: std::sync::Mutex::new(std::time::Instant::now()),
@@ -568,6 +605,8 @@ fn bench_run(opts: &run::Options, output: &std::path::Path, format: Format) -> O
         Ok(f) => f,
         Err(e) => return run_error(e),
     };
+    // The bars go before the summary is printed.
+    drop(live);
     if let Err(e) = std::fs::create_dir_all(output) {
         return error(
             ErrorKind::Internal,

@@ -83,7 +83,11 @@ impl LoopFs {
 impl Drop for LoopFs {
     fn drop(&mut self) {
         unmount_below(&self.mount_point);
-        let _ = Command::new("umount").arg(&self.mount_point).status();
+        let _ = Command::new("umount")
+            .arg(&self.mount_point)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
         let _ = std::fs::remove_file(&self.image);
     }
 }

@@ -305,6 +305,9 @@ pub struct Options {
 
 /// What the run tells the live view.
 pub trait Observer: Sync {
+    /// Workload `index` (from 1) of `total` begins (a workload may have several steps, each
+    /// with its own [`Observer::begin`]).
+    fn workload(&self, _index: usize, _total: usize, _name: &str) {}
     /// A workload begins; `samples` is the most it will take (warm-ups included).
     fn begin(&self, workload: &str, samples: usize);
     /// One sample of a side was taken.
@@ -343,15 +346,19 @@ pub fn run(opts: &Options, obs: &dyn Observer, stop: &AtomicBool) -> Result<Resu
     let mut workloads = opts.workloads.clone();
     workloads.sort();
     workloads.dedup();
-    for w in workloads {
+    let total = workloads.len();
+    for (i, w) in workloads.into_iter().enumerate() {
         if stop.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(RunError::Interrupted);
         }
+        obs.workload(i + 1, total, w.name());
         workloads::run(w, &env, &ctx, &mut out)?;
     }
     let mut settings = opts.settings.clone();
     settings.insert("profile".into(), opts.profile.name.into());
     settings.insert("image".into(), env.image.describe.clone());
+    // Whether the page cache was really dropped before samples (`--cold` as root).
+    settings.insert("cold caches".into(), env.cold.to_string());
     drop(env);
     Ok(ResultFile {
         schema: SCHEMA.into(),
