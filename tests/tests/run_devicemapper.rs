@@ -12,6 +12,9 @@ use strata_tests::{fixtures, require_kernel, KernelFeature, Strata};
 
 const RUNTIMES: &[&str] = &["crun", "runc"];
 
+/// The tests count the machine's thin devices: one at a time.
+static DEVICES: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// The store's thin devices, by name (`dmsetup ls`).
 fn thin_devices() -> Vec<String> {
     let out = std::process::Command::new("dmsetup")
@@ -34,6 +37,7 @@ fn privileged_devicemapper_runs_containers_on_thin_devices() {
     ) {
         return;
     }
+    let _one_at_a_time = DEVICES.lock().unwrap_or_else(|e| e.into_inner());
     let s = Strata::new("devicemapper");
     std::fs::write(
         &s.config,
@@ -130,6 +134,7 @@ fn privileged_bench_measures_devicemapper_and_gives_the_devices_back() {
     ) {
         return;
     }
+    let _one_at_a_time = DEVICES.lock().unwrap_or_else(|e| e.into_inner());
     let s = Strata::new("devicemapper");
     let scratch = s.scratch().join("bench-scratch");
     std::fs::create_dir_all(&scratch).expect("scratch");

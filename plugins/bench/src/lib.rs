@@ -436,10 +436,10 @@ fn run_error(e: run::RunError) -> Outcome {
     }
 }
 
-/// The live view: on a terminal, a bar for the whole run (workloads done, elapsed time and an
-/// estimate of what is left, from the pace so far) above a bar for the current step (its
-/// samples; the count is the most it may take, as the policy may stop early); a line per
-/// result either way.
+/// The live view: on a terminal, a bar for the whole run (workloads done and the time so far;
+/// no estimate of what is left, as workloads differ in length by orders of magnitude) above a
+/// bar for the current step (its samples; the count is the most it may take, as the policy
+/// may stop early); a line per result either way.
 struct Live {
     multi: indicatif::MultiProgress,
     run: std::sync::Mutex<Option<indicatif::ProgressBar>>,
@@ -490,7 +490,7 @@ impl run::Observer for Live {
         let b = run.get_or_insert_with(|| {
             let b = self.multi.add(indicatif::ProgressBar::new(total as u64));
             if let Ok(style) = indicatif::ProgressStyle::with_template(
-                "{prefix:.bold} [{bar:30}] {pos}/{len} workloads, {elapsed} so far, ~{eta} left: {wide_msg}",
+                "{prefix:.bold} [{bar:30}] {pos}/{len} workloads, {elapsed} so far: {wide_msg}",
             ) {
                 b.set_style(style.progress_chars("=> "));
             }
@@ -565,8 +565,11 @@ impl run::Observer for Live {
 
 impl Drop for Live {
     fn drop(&mut self) {
-        if let Some(b) = self.run.lock().unwrap_or_else(|e| e.into_inner()).take() {
-            b.finish_and_clear();
+        // A step bar is left when the run was interrupted inside a step.
+        for bar in [&self.bar, &self.run] {
+            if let Some(b) = bar.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                b.finish_and_clear();
+            }
         }
     }
 }

@@ -12,9 +12,9 @@
 //!
 //! What a cold sample made (the image and its step images) is removed after it, untimed, so
 //! vfs copies do not pile up and every sample finds the store as the first did; cold and
-//! cached cases are therefore measured apart (the clean-up removes the cache). The cached
-//! sides build once untimed first, whatever the warm-up count, so their first sample has
-//! its cache.
+//! cached cases are therefore measured apart (the clean-up removes the cache). Before the
+//! cached cases every tool builds their contexts once, untimed, whatever `--warmup` and
+//! `--cold` say, so their first sample has its cache.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -141,7 +141,7 @@ fn clean(tool: &str, s: &Store) -> Result<(), RunError> {
 }
 
 /// A side building `ctx` with `tool` on `s`: cold (`--no-cache`, cleaned up after) or
-/// cached (built once untimed before the first sample).
+/// cached (its cache made by [`prime`] first).
 fn side<'a>(
     workload: &str,
     tool: &'a str,
@@ -150,19 +150,39 @@ fn side<'a>(
     ctx: &'a Context,
     cold: bool,
 ) -> Side<'a> {
-    let mut primed = false;
     Side::new(workload, tool, Some(driver), move || {
+        let secs = timed(&mut command(tool, s, ctx, cold))?;
         if cold {
-            let secs = timed(&mut command(tool, s, ctx, true))?;
             clean(tool, s)?;
-            return Ok(secs);
         }
-        if !primed {
-            output(&mut command(tool, s, ctx, false))?;
-            primed = true;
-        }
-        timed(&mut command(tool, s, ctx, false))
+        Ok(secs)
     })
+}
+
+/// Builds `contexts` once with every tool, untimed, before the cached cases are measured
+/// (whatever `--warmup` and `--cold` say, their first sample then finds its cache). A tool
+/// that cannot is left out and said so.
+fn prime<'a>(
+    stores: &'a [(&'a str, String, Store)],
+    contexts: &[&Context],
+    what: &str,
+    out: &mut Outcome,
+) -> Vec<&'a (&'a str, String, Store)> {
+    stores
+        .iter()
+        .filter(|(t, d, s)| {
+            let r = contexts
+                .iter()
+                .try_for_each(|c| output(&mut command(t, s, c, false)).map(drop));
+            match r {
+                Ok(()) => true,
+                Err(e) => {
+                    out.skip(format!("{what} [{t} on {d}]"), format!("setup failed: {e}"));
+                    false
+                }
+            }
+        })
+        .collect()
 }
 
 pub(super) fn build(env: &Env, ctx: &Ctx<'_>, out: &mut Outcome) -> Result<(), RunError> {
@@ -171,11 +191,25 @@ pub(super) fn build(env: &Env, ctx: &Ctx<'_>, out: &mut Outcome) -> Result<(), R
         return Ok(());
     }
     let dir = env.work().join("build");
-    let five = Context::make(dir.join("five"), FIVE)?;
+    let contexts = (|| -> Result<[Context; 3], RunError> {
+        let five = Context::make(dir.join("five"), FIVE)?;
+        let many = Context::make(dir.join("many"), &many_steps(env.profile.build_steps))?;
+        let big = Context::make(dir.join("context"), "COPY . /ctx/\n")?;
+        big.fill(env.profile.build_context, env.profile.build_files)?;
+        Ok([five, many, big])
+    })();
+    let [five, many, big] = match contexts {
+        Ok(c) => c,
+        Err(e) => {
+            out.skip(
+                "workload build",
+                format!("making the build contexts failed: {e}"),
+            );
+            let _ = std::fs::remove_dir_all(&dir);
+            return Ok(());
+        }
+    };
     let steps = env.profile.build_steps;
-    let many = Context::make(dir.join("many"), &many_steps(steps))?;
-    let big = Context::make(dir.join("context"), "COPY . /ctx/\n")?;
-    big.fill(env.profile.build_context, env.profile.build_files)?;
     let stores = loaded_stores(env, out, "build", &["buildah", "podman"], &env.image.source);
     let cold = || env.drop_caches();
     let r = (|| -> Result<(), RunError> {
@@ -185,7 +219,7 @@ pub(super) fn build(env: &Env, ctx: &Ctx<'_>, out: &mut Outcome) -> Result<(), R
             .collect();
         measure(ctx, &cold, "build: 5 steps, --no-cache", sides, out)?;
         let mut sides = Vec::new();
-        for (t, d, s) in &stores {
+        for (t, d, s) in prime(&stores, &[&five, &many], "build-cached", out) {
             sides.push(side("build-cached", t, d, s, &five, false).param("steps", 5));
             sides.push(side("build-cached", t, d, s, &many, false).param("steps", steps));
         }
@@ -202,8 +236,8 @@ pub(super) fn build(env: &Env, ctx: &Ctx<'_>, out: &mut Outcome) -> Result<(), R
             })
             .collect();
         measure(ctx, &cold, "build: COPY of a context, cold", sides, out)?;
-        let sides = stores
-            .iter()
+        let sides = prime(&stores, &[&big], "build-context", out)
+            .into_iter()
             .map(|(t, d, s)| {
                 side("build-context", t, d, s, &big, false)
                     .param("cache", "cached")

@@ -21,6 +21,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::future::Future;
 use std::io::Write;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::rc::Rc;
@@ -74,7 +75,10 @@ impl Client {
         let path = socket.to_path_buf();
         let channel = rt
             .block_on(async move {
+                // A hung server fails its call instead of hanging the run.
                 Endpoint::from_static("http://[::]:50051")
+                    .connect_timeout(Duration::from_secs(30))
+                    .timeout(Duration::from_secs(300))
                     .connect_with_connector(tower::service_fn(move |_: Uri| {
                         let path = path.clone();
                         async move {
@@ -138,22 +142,30 @@ impl Client {
             self.runtime()
                 .list_pod_sandbox(api::ListPodSandboxRequest { filter: None }),
         )?;
+        // Every pod is tried; the first error is returned.
+        let mut first = Ok(());
         for p in pods.items {
-            self.call(
-                "StopPodSandbox",
-                self.runtime().stop_pod_sandbox(api::StopPodSandboxRequest {
-                    pod_sandbox_id: p.id.clone(),
-                }),
-            )?;
-            self.call(
-                "RemovePodSandbox",
-                self.runtime()
-                    .remove_pod_sandbox(api::RemovePodSandboxRequest {
-                        pod_sandbox_id: p.id,
+            let r = self
+                .call(
+                    "StopPodSandbox",
+                    self.runtime().stop_pod_sandbox(api::StopPodSandboxRequest {
+                        pod_sandbox_id: p.id.clone(),
                     }),
-            )?;
+                )
+                .and_then(|_| {
+                    self.call(
+                        "RemovePodSandbox",
+                        self.runtime()
+                            .remove_pod_sandbox(api::RemovePodSandboxRequest {
+                                pod_sandbox_id: p.id,
+                            }),
+                    )
+                });
+            if let (Err(e), true) = (r, first.is_ok()) {
+                first = Err(e);
+            }
         }
-        Ok(())
+        first
     }
 }
 
@@ -337,6 +349,9 @@ fn start_strata(env: &Env, driver: &str, i: usize) -> Result<Server, RunError> {
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log)
+        // Its own process group: a terminal's Ctrl-C reaches the bench (which then takes the
+        // pods down through it), not the server.
+        .process_group(0)
         .spawn()
         .map_err(RunError::io("start strata cri serve"))?;
     let logs = store.dir.join("logs");
@@ -435,6 +450,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log)
+        .process_group(0)
         .spawn()
         .map_err(RunError::io("start containerd"))?;
     let logs = dir.join("logs");
@@ -584,14 +600,30 @@ impl<'s> Lifecycle<'s> {
         Ok(())
     }
 
-    /// Times call `k`, after bringing the pod to it untimed.
+    /// Times call `k`, after bringing the pod to it untimed. After a failure the server's
+    /// pods are removed and the next sample starts a new pod, so one failed call does not
+    /// leave the others retrying what cannot be retried (a second start, a taken name).
     fn sample(&mut self, k: usize) -> Result<f64, RunError> {
+        let r = self.timed(k);
+        if r.is_err() {
+            self.reset();
+        }
+        r
+    }
+
+    fn timed(&mut self, k: usize) -> Result<f64, RunError> {
         while self.stage != k {
             self.step()?;
         }
         let t = Instant::now();
         self.step()?;
         Ok(t.elapsed().as_secs_f64())
+    }
+
+    /// Every pod of the server removed (as far as it goes), the next call a RunPodSandbox.
+    fn reset(&mut self) {
+        let _ = self.server.client().remove_all_pods();
+        self.stage = 0;
     }
 
     /// Takes the pod through to its removal (untimed).
@@ -765,12 +797,12 @@ pub(super) fn cri(env: &Env, ctx: &Ctx<'_>, out: &mut Outcome) -> Result<(), Run
     }
     // Servers (strata's first, so its pause image exists for containerd).
     let mut servers: Vec<Server> = Vec::new();
-    for (i, d) in env
+    let drivers: Vec<&String> = env
         .drivers
         .iter()
         .filter(|d| CRI_DRIVERS.contains(&d.as_str()))
-        .enumerate()
-    {
+        .collect();
+    for (i, d) in drivers.iter().enumerate() {
         let what = format!("cri [strata on {d}]");
         match start_strata(env, d, i).and_then(|s| {
             // First-use costs (the pause image, the bridge) before anything is timed.
@@ -816,7 +848,8 @@ pub(super) fn cri(env: &Env, ctx: &Ctx<'_>, out: &mut Outcome) -> Result<(), Run
                 )?;
                 archives.push(a);
             }
-            let s = start_containerd(env, servers.len(), &pause, &archives)?;
+            // The index after every strata server's, started or not: bridges never repeat.
+            let s = start_containerd(env, drivers.len(), &pause, &archives)?;
             Lifecycle::new(&s).finish_one()?;
             Ok(s)
         })();
@@ -861,7 +894,10 @@ fn measure_servers(
     }
     measure(ctx, &cold, "cri: the pod lifecycle", sides, out)?;
     for l in &lifecycles {
-        l.borrow_mut().finish()?;
+        let mut l = l.borrow_mut();
+        if l.finish().is_err() {
+            l.reset();
+        }
     }
     drop(lifecycles);
 
@@ -901,8 +937,8 @@ fn measure_servers(
         let names = &names;
         sides.push(
             Side::new("cri", s.tool, Some(s.driver.as_str()), move || {
-                i += 1;
                 let name = &names[i % names.len()];
+                i += 1;
                 timed_call(
                     "ImageStatus",
                     || c.image_status(name),
@@ -922,7 +958,9 @@ fn measure_servers(
     if let Err(e) = create_list_containers(servers, m) {
         out.skip("cri call=ListContainers", format!("setup failed: {e}"));
         for s in servers {
-            s.client().remove_all_pods()?;
+            // Dropping the server tries again and says nothing: failing here would lose the
+            // whole run's results.
+            let _ = s.client().remove_all_pods();
         }
         return Ok(());
     }
@@ -952,7 +990,7 @@ fn measure_servers(
         .collect();
     let r = measure(ctx, &cold, "cri: container lists", sides, out);
     for s in servers {
-        s.client().remove_all_pods()?;
+        let _ = s.client().remove_all_pods();
     }
     r
 }

@@ -572,6 +572,12 @@ pub(crate) struct Store {
     strata: PathBuf,
 }
 
+impl Drop for Store {
+    fn drop(&mut self) {
+        self.remove();
+    }
+}
+
 /// Removes the device-mapper devices of a strata store below `dir` on devicemapper (its
 /// thin devices, then its pool) and detaches the loop devices of the pool's files. A real
 /// store keeps its devices active between processes; the bench's stores are thrown away.
@@ -745,8 +751,12 @@ impl Store {
         )
     }
 
-    /// Unmounts what the store's tools left mounted and removes it.
+    /// Unmounts what the store's tools left mounted and removes it (once; dropping the
+    /// store does it too, so a store whose setup failed half-way goes as well).
     pub fn remove(&self) {
+        if !self.dir.exists() && !self.run.exists() {
+            return;
+        }
         unmount_below(&self.run);
         unmount_below(&self.dir);
         if self.driver == "devicemapper" {
