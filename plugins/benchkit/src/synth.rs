@@ -364,7 +364,7 @@ fn put_blob(blobs: &Path, bytes: &[u8]) -> Result<Digest, SynthError> {
 }
 
 /// A ustar header with everything but the path (`append_data` sets that and the checksum).
-fn header(kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
+pub(crate) fn header(kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
     let mut h = tar::Header::new_ustar();
     h.set_entry_type(kind);
     h.set_mode(mode);

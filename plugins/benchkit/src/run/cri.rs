@@ -31,7 +31,7 @@ use k8s_cri::v1 as api;
 use k8s_cri::v1::image_service_client::ImageServiceClient;
 use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
 use serde_json::json;
-use sha2::{Digest as _, Sha256};
+use strata_types::Digest;
 use tonic::transport::{Channel, Endpoint, Uri};
 
 use super::env::{is_root, output, unmount_below, Env, Store};
@@ -688,21 +688,15 @@ fn container_config(name: &str, command: &[&str]) -> api::ContainerConfig {
 
 /// Appends a regular file to an archive being written.
 fn append<W: Write>(tar: &mut tar::Builder<W>, name: &str, data: &[u8]) -> std::io::Result<()> {
-    let mut h = tar::Header::new_ustar();
-    h.set_size(data.len() as u64);
-    h.set_mode(0o644);
-    h.set_uid(0);
-    h.set_gid(0);
-    h.set_mtime(0);
-    h.set_entry_type(tar::EntryType::Regular);
+    let mut h = crate::synth::header(tar::EntryType::Regular, 0o644, data.len() as u64);
     tar.append_data(&mut h, name, data)
 }
 
 /// Appends a blob of an OCI layout; returns its digest.
 fn blob<W: Write>(tar: &mut tar::Builder<W>, data: &[u8]) -> std::io::Result<String> {
-    let hex = hex_of(data);
-    append(tar, &format!("blobs/sha256/{hex}"), data)?;
-    Ok(format!("sha256:{hex}"))
+    let d = Digest::of(data);
+    append(tar, &format!("blobs/sha256/{}", d.hex()), data)?;
+    Ok(d.as_str().to_owned())
 }
 
 /// An OCI archive of `n` one-layer images of a file each, named
@@ -725,7 +719,7 @@ fn list_images(path: &Path, n: usize) -> Result<Vec<String>, RunError> {
             let layer = layer.into_inner()?;
             let layer_digest = blob(&mut tar, &layer)?;
             let config = json!({
-                "architecture": go_arch(),
+                "architecture": strata_types::arch::go_arch(),
                 "os": "linux",
                 "config": {},
                 "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
@@ -767,21 +761,6 @@ fn list_images(path: &Path, n: usize) -> Result<Vec<String>, RunError> {
         .and_then(|mut w| w.flush())
         .map_err(RunError::io(format!("write {}", path.display())))?;
     Ok(names)
-}
-
-fn hex_of(data: &[u8]) -> String {
-    Sha256::digest(data)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-fn go_arch() -> &'static str {
-    match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        other => other,
-    }
 }
 
 pub(super) fn cri(env: &Env, ctx: &Ctx<'_>, out: &mut Outcome) -> Result<(), RunError> {
@@ -1098,7 +1077,7 @@ mod tests {
             // Every blob is there under its digest.
             let digest = m["digest"].as_str().unwrap_or_default();
             let blob = &entries[&format!("blobs/sha256/{}", &digest[7..])];
-            assert_eq!(format!("sha256:{}", hex_of(blob)), digest);
+            assert_eq!(Digest::of(blob).as_str(), digest);
         }
         // Three layers, configs and manifests of distinct images.
         assert_eq!(entries.len(), 2 + 3 * 3);
